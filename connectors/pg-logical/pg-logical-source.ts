@@ -1,0 +1,365 @@
+import pg from 'pg';
+import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
+import { BranchlineError } from '../../src/core/errors.js';
+import type { Logger } from '../../src/core/logger.js';
+import { Lsn } from '../../src/core/lsn.js';
+import type { Source, SourceStream } from '../../src/core/source.js';
+import { clientConfig, connect, connectionError, describeUrl, isConnectionError } from '../../src/db/connect.js';
+import { LSN_CODEC } from './lsn-codec.js';
+import { WalStream } from './wal-stream.js';
+
+export interface PgLogicalSourceOptions {
+  readonly url: string;
+  /** For messages: "store S001". */
+  readonly role: string;
+  readonly slot: string;
+  readonly publication: string;
+  readonly logger: Logger;
+  readonly statusIntervalMs?: number;
+  readonly silenceTimeoutMs?: number;
+  /** Messages buffered before the socket is paused (bounds memory for any transaction size). */
+  readonly highWaterMark?: number;
+  /**
+   * Replication origins whose transactions are not captured (no echo of
+   * what branchline itself applied to this database).
+   */
+  readonly ignoreOrigins?: readonly string[];
+}
+
+/**
+ * A store's logical replication slot, decoded with `pgoutput` (protocol 1).
+ * The slot is the store's durable queue: nothing is released until the
+ * consumer acknowledges a position, after its target transaction committed.
+ */
+export class PgLogicalSource implements Source<Lsn> {
+  readonly connector = 'pg-logical';
+  readonly positions = LSN_CODEC;
+
+  constructor(private readonly options: PgLogicalSourceOptions) {}
+
+  async open(after: Lsn | null): Promise<SourceStream<Lsn>> {
+    await this.checkSlot();
+    const client = new pg.Client(clientConfig(this.options.url, { role: this.options.role, replication: true, applicationName: `branchline-${this.options.slot}` }));
+    const stream = new PgLogicalStream(client, after, this.options);
+    try {
+      await client.connect();
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw connectionError(e, this.options.url, this.options.role);
+    }
+    stream.start();
+    return stream;
+  }
+
+  /** Clear errors before streaming: slot missing, lost, or held by another connection. */
+  private async checkSlot(): Promise<void> {
+    const { url, role, slot, publication } = this.options;
+    const db = await connect(url, { role, applicationName: 'branchline-check', connectTimeoutMs: 10_000 });
+    try {
+      const res = await db.query<{ active_pid: number | null; wal_status: string | null; plugin: string; reason: string | null }>(
+        `SELECT active_pid, wal_status, plugin,
+                ${(await serverVersion(db)) >= 170000 ? 'invalidation_reason' : "CASE WHEN wal_status = 'lost' THEN 'wal_removed' END"} AS reason
+           FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`,
+        [slot],
+      );
+      const row = res.rows[0];
+      if (!row)
+        throw new BranchlineError({
+          code: 'BL-S001',
+          message: `the replication slot "${slot}" does not exist at the ${role} database (${describeUrl(url)}).`,
+          hint: 'Run `branchline install` to create it. If it was dropped after changes were made, those changes are gone from the store\'s WAL: reload the store with an initial load.',
+        });
+      if (row.reason || row.wal_status === 'lost')
+        throw new BranchlineError({
+          code: 'BL-S003',
+          message: `the replication slot "${slot}" at the ${role} database was invalidated (${row.reason ?? 'wal_removed'}): the store removed WAL branchline had not applied yet, so HQ cannot be brought in step from the slot.`,
+          hint: 'Re-create the slot (`branchline uninstall` then `install` for this store) and run an initial load of the store\'s tables into HQ; consider raising max_slot_wal_keep_size.',
+        });
+      if (row.plugin !== 'pgoutput')
+        throw new BranchlineError({
+          code: 'BL-S001',
+          message: `the replication slot "${slot}" uses the plugin "${row.plugin}", not pgoutput.`,
+          hint: 'Drop it or configure another `slot:` name for this store, then run `branchline install`.',
+        });
+      const pub = await db.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [publication]);
+      if (pub.rowCount === 0)
+        throw new BranchlineError({
+          code: 'BL-S004',
+          message: `the publication "${publication}" does not exist at the ${role} database.`,
+          hint: 'Run `branchline install` to create it.',
+        });
+      if (row.active_pid !== null) {
+        // A previous connection of ours can linger after a network cut until
+        // the server notices (wal_sender_timeout). The caller holds the HQ
+        // lock for this pipeline, so any other reader of the slot is stale.
+        this.options.logger.warn('replication slot held by a stale connection; terminating it', { slot, pid: row.active_pid });
+        await db.query('SELECT pg_terminate_backend($1)', [row.active_pid]);
+        for (let i = 0; i < 50; i++) {
+          const again = await db.query<{ active_pid: number | null }>(`SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+          if (again.rows[0]?.active_pid == null) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new BranchlineError({
+          code: 'BL-S002',
+          message: `the replication slot "${slot}" is in use by another connection (pid ${row.active_pid}) at the ${role} database.`,
+          hint: 'Another process reads this slot. Stop it, or give this store its own `slot:`.',
+        });
+      }
+    } catch (e) {
+      if (isConnectionError(e)) throw connectionError(e, url, role);
+      throw e;
+    } finally {
+      await db.end().catch(() => undefined);
+    }
+  }
+}
+
+async function serverVersion(db: pg.Client): Promise<number> {
+  const res = await db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+  return Number(res.rows[0]?.v ?? 0);
+}
+
+type Waiter = { resolve: (r: IteratorResult<SourceMessage<Lsn>>) => void; reject: (e: unknown) => void };
+
+const identity = (s: string): string => s;
+
+/** One replication connection, exposed as an async iterator of source messages with bounded buffering. */
+class PgLogicalStream implements SourceStream<Lsn> {
+  readonly messages: AsyncIterator<SourceMessage<Lsn>>;
+  private readonly plugin: PgoutputPlugin;
+  private readonly wal: WalStream;
+  private readonly queue: SourceMessage<Lsn>[] = [];
+  private head = 0;
+  private waiter: Waiter | null = null;
+  private failure: unknown = null;
+  private ended = false;
+  private inTransaction = false;
+  private skipping = false;
+  private readonly highWater: number;
+  private readonly lowWater: number;
+  private readonly relations = new Map<number, TableId>();
+  private readonly ignoreOrigins: Set<string>;
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly after: Lsn | null,
+    private readonly options: PgLogicalSourceOptions,
+  ) {
+    this.plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [options.publication] });
+    this.highWater = options.highWaterMark ?? 5_000;
+    this.lowWater = Math.floor(this.highWater / 4);
+    this.ignoreOrigins = new Set(options.ignoreOrigins ?? []);
+    this.wal = new WalStream({
+      client,
+      logger: options.logger,
+      statusIntervalMs: options.statusIntervalMs ?? 10_000,
+      silenceTimeoutMs: options.silenceTimeoutMs ?? 45_000,
+      onData: (payload) => this.onData(payload),
+      onKeepalive: (walEnd) => this.onKeepalive(walEnd),
+      onSilence: () =>
+        this.fail(
+          new BranchlineError({
+            code: 'BL-S005',
+            message: `the ${options.role} database sent nothing for ${Math.round((options.silenceTimeoutMs ?? 45_000) / 1000)} s, not even an answer to a ping.`,
+            hint: 'The connection is treated as lost and re-opened; check the network between this agent and the store if this repeats.',
+          }),
+        ),
+    });
+    client.on('error', (e) => this.fail(e));
+    client.on('end', () => this.fail(new Error('Connection terminated')));
+    this.messages = { next: () => this.next() };
+  }
+
+  start(): void {
+    const start = this.after ?? Lsn.ZERO;
+    this.options.logger.info('replication starting', { slot: this.options.slot, from: this.after?.toString() ?? 'slot position' });
+    this.plugin
+      .start(this.client, this.options.slot, start.toString())
+      .then(() => this.fail(new Error('Connection terminated: replication ended by the server')))
+      .catch((e: unknown) => this.fail(e));
+    this.wal.start();
+  }
+
+  ack(position: Lsn): void {
+    this.wal.confirm(position);
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      this.wal.stop();
+      this.settle({ done: true, value: undefined });
+    }
+    // end() waits for the server to finish the copy; a broken link must not hang us.
+    const conn = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
+    await Promise.race([this.client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    conn?.stream?.destroy();
+  }
+
+  poll(): SourceMessage<Lsn> | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const value = this.queue[this.head]!;
+    this.head++;
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.queue.length - this.head <= this.lowWater) this.wal.resume();
+    return value;
+  }
+
+  private next(): Promise<IteratorResult<SourceMessage<Lsn>>> {
+    const value = this.poll();
+    if (value) return Promise.resolve({ done: false, value });
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    this.wal.resume();
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  private push(msg: SourceMessage<Lsn>): void {
+    if (this.ended) return;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve({ done: false, value: msg });
+      return;
+    }
+    this.queue.push(msg);
+    if (this.queue.length - this.head >= this.highWater) this.wal.pause();
+  }
+
+  private settle(result: IteratorResult<SourceMessage<Lsn>>): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.resolve(result);
+  }
+
+  private fail(e: unknown): void {
+    if (this.failure || this.ended) return;
+    this.failure = mapStreamError(e, this.options);
+    this.wal.stop();
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(this.failure);
+    const conn = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
+    conn?.stream?.destroy();
+  }
+
+  private onKeepalive(walEnd: Lsn): void {
+    if (this.inTransaction) return;
+    // Coalesce consecutive idle notes: only the newest position matters.
+    const last = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
+    if (last && last.kind === 'idle') {
+      this.queue[this.queue.length - 1] = { kind: 'idle', position: walEnd };
+      return;
+    }
+    this.push({ kind: 'idle', position: walEnd });
+  }
+
+  private onData(payload: Buffer): void {
+    let msg: Pgoutput.Message;
+    try {
+      msg = this.plugin.parse(payload) as Pgoutput.Message;
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    switch (msg.tag) {
+      case 'begin': {
+        this.inTransaction = true;
+        // Redelivered: committed at or before the position HQ already holds.
+        // `commitLsn` is where the commit record starts; our position is
+        // where the last applied one ended.
+        const commitStart = msg.commitLsn ? Lsn.parse(msg.commitLsn) : null;
+        this.skipping = this.after !== null && commitStart !== null && commitStart.isBefore(this.after);
+        if (!this.skipping) this.push({ kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) });
+        return;
+      }
+      case 'origin':
+        if (!this.skipping && this.ignoreOrigins.has(msg.originName)) this.skipping = true;
+        return;
+      case 'relation':
+        // Keep every value in PostgreSQL's text form: exact numerics,
+        // microsecond timestamps, no Date/number conversion.
+        for (const c of msg.columns) (c as { parser: (s: string) => unknown }).parser = identity;
+        this.relations.set(msg.relationOid, { schema: msg.schema, table: msg.name });
+        return;
+      case 'insert':
+        if (!this.skipping) this.pushChange({ op: 'insert', table: this.table(msg.relation), after: msg.new as RowValues });
+        return;
+      case 'update':
+        if (!this.skipping) {
+          const before = (msg.old ?? msg.key ?? undefined) as RowValues | undefined;
+          this.pushChange(
+            before
+              ? { op: 'update', table: this.table(msg.relation), before, after: msg.new as RowValues }
+              : { op: 'update', table: this.table(msg.relation), after: msg.new as RowValues },
+          );
+        }
+        return;
+      case 'delete':
+        if (!this.skipping)
+          this.pushChange({ op: 'delete', table: this.table(msg.relation), before: (msg.old ?? msg.key ?? {}) as RowValues });
+        return;
+      case 'truncate':
+        if (!this.skipping) this.pushChange({ op: 'truncate', tables: msg.relations.map((r) => this.table(r)) });
+        return;
+      case 'commit':
+        this.inTransaction = false;
+        if (this.skipping) {
+          this.skipping = false;
+          return;
+        }
+        this.push({ kind: 'commit', position: Lsn.parse(msg.commitEndLsn!), commitTime: micros(msg.commitTime) });
+        return;
+      default:
+        return; // type, message: nothing to replicate
+    }
+  }
+
+  private pushChange(change: RowChange): void {
+    this.push({ kind: 'change', change });
+  }
+
+  private table(relation: Pgoutput.MessageRelation): TableId {
+    return this.relations.get(relation.relationOid) ?? { schema: relation.schema, table: relation.name };
+  }
+}
+
+function micros(us: bigint | BigInt): Date {
+  return new Date(Number((us as bigint) / 1000n));
+}
+
+function mapStreamError(e: unknown, options: PgLogicalSourceOptions): unknown {
+  if (e instanceof BranchlineError) return e;
+  const err = e as { code?: string; message?: string };
+  if (err?.code === '55006')
+    return new BranchlineError(
+      { code: 'BL-S002', message: `the replication slot "${options.slot}" is in use by another connection at the ${options.role} database.`, hint: 'branchline retries; if this persists, another process reads this slot.' },
+      { cause: e },
+    );
+  if (err?.code === '42704' && /publication/i.test(err.message ?? ''))
+    return new BranchlineError(
+      { code: 'BL-S004', message: `the publication "${options.publication}" does not exist at the ${options.role} database.`, hint: 'Run `branchline install`.' },
+      { cause: e },
+    );
+  if (err?.code === '42704')
+    return new BranchlineError(
+      { code: 'BL-S001', message: `the replication slot "${options.slot}" does not exist at the ${options.role} database.`, hint: 'Run `branchline install`.' },
+      { cause: e },
+    );
+  if (err?.code === '55000' && /invalidated|wal_removed|can no longer/i.test(err.message ?? ''))
+    return new BranchlineError(
+      { code: 'BL-S003', message: `the replication slot "${options.slot}" at the ${options.role} database can no longer be read: ${err.message}.`, hint: 'Re-create the slot and run an initial load of the store into HQ.' },
+      { cause: e },
+    );
+  if (isConnectionError(e)) return connectionError(e, options.url, options.role);
+  return e;
+}

@@ -1,0 +1,78 @@
+import type { TableInfo } from '../catalog/pg-catalog.js';
+import type { TargetTable } from '../core/target-op.js';
+import { qualified, quoteIdent } from '../db/connect.js';
+
+/**
+ * Set-based SQL for one target table: every statement takes one text[]
+ * parameter per column and casts to the column's type at the target, so a
+ * whole batch for a table is one round trip whatever its size.
+ */
+export class TableStatements {
+  private readonly upserts = new Map<string, string>();
+  private deleteSql: string | null = null;
+  private readonly types: Map<string, string>;
+  private readonly name: string;
+
+  constructor(
+    readonly target: TargetTable,
+    info: TableInfo,
+  ) {
+    this.types = new Map(info.columns.map((c) => [c.name, c.type]));
+    this.name = qualified(target.schema, target.table);
+  }
+
+  typeOf(column: string): string {
+    const t = this.types.get(column);
+    if (!t) throw new Error(`column ${column} not in ${this.name}`);
+    return t;
+  }
+
+  /**
+   * INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO UPDATE, writing
+   * only rows whose values differ (a redelivered or no-op change leaves the
+   * target row, and its MVCC history, alone).
+   */
+  upsert(columns: readonly string[]): string {
+    const signature = columns.join('\u0001');
+    let sql = this.upserts.get(signature);
+    if (sql) return sql;
+    const cols = columns.map(quoteIdent);
+    const casts = columns.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
+    const params = columns.map((_, i) => `$${i + 1}::text[]`);
+    const keySet = new Set(this.target.key);
+    const rest = columns.filter((c) => !keySet.has(c));
+    let conflict: string;
+    if (rest.length === 0) {
+      conflict = 'DO NOTHING';
+    } else {
+      const set = rest.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ');
+      const cur = rest.map((c) => `t.${quoteIdent(c)}`).join(', ');
+      const inc = rest.map((c) => `EXCLUDED.${quoteIdent(c)}`).join(', ');
+      conflict = `DO UPDATE SET ${set} WHERE (${cur}) IS DISTINCT FROM (${inc})`;
+      if (rest.length === 1) conflict = `DO UPDATE SET ${set} WHERE ${cur} IS DISTINCT FROM ${inc}`;
+    }
+    sql =
+      `INSERT INTO ${this.name} AS t (${cols.join(', ')}) ` +
+      `SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) ` +
+      `ON CONFLICT (${this.target.key.map(quoteIdent).join(', ')}) ${conflict}`;
+    this.upserts.set(signature, sql);
+    return sql;
+  }
+
+  /** DELETE ... USING unnest(keys). */
+  delete(): string {
+    if (this.deleteSql) return this.deleteSql;
+    const key = this.target.key;
+    const cols = key.map(quoteIdent);
+    const params = key.map((_, i) => `$${i + 1}::text[]`);
+    const match = key.map((c) => `t.${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`).join(' AND ');
+    this.deleteSql = `DELETE FROM ${this.name} AS t USING unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
+    return this.deleteSql;
+  }
+
+  /** DELETE ... WHERE col = $1 AND ... (e.g. every row of one store, for a TRUNCATE). */
+  deleteWhere(columns: readonly string[]): string {
+    const match = columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
+    return `DELETE FROM ${this.name} WHERE ${match}`;
+  }
+}

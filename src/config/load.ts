@@ -1,0 +1,197 @@
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { isScalar, visit } from 'yaml';
+import { BranchlineError, ProblemsError, type Problem } from '../core/errors.js';
+import { ConfigSchema, type RawConfig } from './schema.js';
+import { schemaProblems, YamlDoc } from './yaml-doc.js';
+
+/** A store, with every default filled. */
+export interface StoreConfig {
+  readonly code: string;
+  readonly name: string;
+  readonly url: string;
+  readonly connector: 'pg-logical';
+  readonly slot: string;
+  readonly publication: string;
+  readonly enabled: boolean;
+}
+
+/** The resolved configuration that travels inward. */
+export interface Config {
+  readonly file: string;
+  readonly hq: { readonly url: string };
+  readonly stores: readonly StoreConfig[];
+  readonly mappingsDir: string;
+  readonly batch: { readonly maxRows: number; readonly maxDelayMs: number; readonly chunkRows: number };
+  readonly apply: { readonly concurrency: number; readonly statementTimeoutMs: number };
+  readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number };
+  readonly log: { readonly level: string };
+}
+
+export const DEFAULTS = {
+  batch: { maxRows: 20_000, maxDelayMs: 200, chunkRows: 5_000 },
+  apply: { concurrency: 8, statementTimeoutMs: 300_000 },
+  retry: { initialMs: 500, maxMs: 30_000 },
+  source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
+} as const;
+
+export function defaultSlotName(storeCode: string): string {
+  return `branchline_${storeCode.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
+}
+export const DEFAULT_PUBLICATION = 'branchline';
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateConfig = ajv.compile(ConfigSchema);
+
+/** Where the CLI looks for the configuration when --config is not given. */
+export function defaultConfigPath(): string {
+  return process.env['BRANCHLINE_CONFIG'] ?? 'branchline.yml';
+}
+
+/**
+ * Reads, checks and resolves a configuration file. Every problem is
+ * reported at once with its file:line:column; nothing half-valid escapes.
+ */
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new BranchlineError({
+      code: 'BL-C001',
+      message: `cannot read the configuration file ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
+      hint: 'Pass --config <file>, set BRANCHLINE_CONFIG, or create one with `branchline init`.',
+    });
+  }
+  return parseConfig(file, text, env);
+}
+
+export async function parseConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const { doc, problems } = YamlDoc.parse(file, text, 'BL-C002');
+  if (!doc) throw new ProblemsError(`The configuration file ${file} is not valid YAML.`, problems);
+
+  const envProblems = substituteEnv(doc, env);
+  if (envProblems.length) throw new ProblemsError(`The configuration file ${file} needs environment variables.`, envProblems);
+
+  const raw = doc.toJS();
+  if (!validateConfig(raw)) {
+    throw new ProblemsError(
+      `The configuration file ${file} has problems.`,
+      schemaProblems(doc, validateConfig, 'BL-C003', 'configuration file'),
+    );
+  }
+  const config = raw as RawConfig;
+  const more: Problem[] = [];
+  const seen = new Map<string, number>();
+  config.stores.forEach((s, i) => {
+    const prev = seen.get(s.code);
+    if (prev !== undefined)
+      more.push({
+        code: 'BL-C003',
+        message: `store code "${s.code}" appears twice (stores ${prev + 1} and ${i + 1}).`,
+        hint: 'Each store needs its own code.',
+        location: doc.location(['stores', i, 'code']),
+      });
+    seen.set(s.code, i);
+  });
+  const slots = new Map<string, string>();
+  config.stores.forEach((s, i) => {
+    const slot = s.slot ?? defaultSlotName(s.code);
+    const other = slots.get(`${s.url}|${slot}`);
+    if (other)
+      more.push({
+        code: 'BL-C003',
+        message: `stores "${other}" and "${s.code}" would share the replication slot "${slot}" on the same database.`,
+        hint: 'Give one of them its own `slot:`.',
+        location: doc.location(['stores', i]),
+      });
+    slots.set(`${s.url}|${slot}`, s.code);
+  });
+  const mappingsDir = path.resolve(path.dirname(path.resolve(file)), config.mappings);
+  try {
+    if (!(await stat(mappingsDir)).isDirectory()) throw new Error('not a directory');
+  } catch {
+    more.push({
+      code: 'BL-C006',
+      message: `the mapping directory "${config.mappings}" (${mappingsDir}) does not exist.`,
+      hint: 'Point `mappings:` at the folder that holds your *.yml mapping files (relative to this configuration file).',
+      location: doc.location(['mappings']),
+    });
+  }
+  if (more.length) throw new ProblemsError(`The configuration file ${file} has problems.`, more);
+
+  return {
+    file: path.resolve(file),
+    hq: { url: config.hq.url },
+    stores: config.stores.map((s) => ({
+      code: s.code,
+      name: s.name ?? s.code,
+      url: s.url,
+      connector: s.connector ?? 'pg-logical',
+      slot: s.slot ?? defaultSlotName(s.code),
+      publication: s.publication ?? DEFAULT_PUBLICATION,
+      enabled: s.enabled ?? true,
+    })),
+    mappingsDir,
+    batch: {
+      maxRows: config.batch?.max_rows ?? DEFAULTS.batch.maxRows,
+      maxDelayMs: config.batch?.max_delay_ms ?? DEFAULTS.batch.maxDelayMs,
+      chunkRows: config.batch?.chunk_rows ?? DEFAULTS.batch.chunkRows,
+    },
+    apply: {
+      concurrency: config.apply?.concurrency ?? DEFAULTS.apply.concurrency,
+      statementTimeoutMs: config.apply?.statement_timeout_ms ?? DEFAULTS.apply.statementTimeoutMs,
+    },
+    retry: {
+      initialMs: config.retry?.initial_ms ?? DEFAULTS.retry.initialMs,
+      maxMs: config.retry?.max_ms ?? DEFAULTS.retry.maxMs,
+    },
+    source: {
+      statusIntervalMs: config.source?.status_interval_ms ?? DEFAULTS.source.statusIntervalMs,
+      silenceTimeoutMs: config.source?.silence_timeout_ms ?? DEFAULTS.source.silenceTimeoutMs,
+    },
+    log: { level: config.log?.level ?? 'info' },
+  };
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string scalar, in place. */
+function substituteEnv(doc: YamlDoc, env: NodeJS.ProcessEnv): Problem[] {
+  const problems: Problem[] = [];
+  visit(doc.doc, {
+    Scalar(_key, node) {
+      if (!isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+        const v = env[name];
+        if (v !== undefined && v !== '') return v;
+        if (fallback !== undefined) return fallback;
+        problems.push({
+          code: 'BL-C004',
+          message: `the environment variable ${name} is not set.`,
+          hint: `Set ${name} before starting branchline, or write \${${name}:-default} to give a default.`,
+          location: doc.locationOfOffset(node.range?.[0] ?? 0),
+        });
+        return '';
+      });
+    },
+  });
+  return problems;
+}
+
+/** The stores a command should act on: all enabled ones, or those named with --store. */
+export function selectStores(config: Config, codes: readonly string[] | undefined): StoreConfig[] {
+  if (!codes || codes.length === 0) return config.stores.filter((s) => s.enabled);
+  return codes.map((code) => {
+    const store = config.stores.find((s) => s.code === code);
+    if (!store)
+      throw new BranchlineError({
+        code: 'BL-C005',
+        message: `store "${code}" is not in ${config.file}.`,
+        hint: `Configured stores: ${config.stores.map((s) => s.code).join(', ')}.`,
+      });
+    return store;
+  });
+}

@@ -1,0 +1,91 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The configuration file, declared once: the TypeScript type, the JSON
+ * Schema (published as schemas/config.schema.json for editors) and the
+ * validation all come from here. Defaults are filled by `normalize`.
+ */
+const PgUrl = Type.String({
+  minLength: 1,
+  description: 'a PostgreSQL connection URL, e.g. postgres://user:password@host:5432/database (use ${ENV_VAR} for secrets)',
+});
+
+export const StoreSchema = Type.Object(
+  {
+    code: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$',
+      description: 'the store code: letters, digits, "_" or "-", up to 32 characters, e.g. S001',
+    }),
+    name: Type.Optional(Type.String({ description: 'a display name' })),
+    url: PgUrl,
+    connector: Type.Optional(Type.Union([Type.Literal('pg-logical')], { description: 'how changes are captured at this store' })),
+    slot: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9_]{1,63}$', description: 'replication slot name: lower-case letters, digits and "_"' }),
+    ),
+    publication: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'publication name' })),
+    enabled: Type.Optional(Type.Boolean({ description: 'false stops this store\'s pipelines without removing it' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    hq: Type.Object({ url: PgUrl }, { additionalProperties: false }),
+    stores: Type.Array(StoreSchema, { minItems: 1, description: 'the stores this agent serves' }),
+    mappings: Type.String({ minLength: 1, description: 'directory of mapping files, relative to this file' }),
+    batch: Type.Optional(
+      Type.Object(
+        {
+          max_rows: Type.Optional(Type.Integer({ minimum: 1, description: 'commit an HQ transaction after this many rows' })),
+          max_delay_ms: Type.Optional(
+            Type.Integer({ minimum: 0, description: 'commit an HQ transaction at the latest this long after its first row' }),
+          ),
+          chunk_rows: Type.Optional(
+            Type.Integer({ minimum: 1, description: 'rows sent to HQ per statement round (bounds memory for huge transactions)' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    apply: Type.Optional(
+      Type.Object(
+        {
+          concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'HQ transactions open at once across stores' })),
+          statement_timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, description: 'HQ statement timeout' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    retry: Type.Optional(
+      Type.Object(
+        {
+          initial_ms: Type.Optional(Type.Integer({ minimum: 10 })),
+          max_ms: Type.Optional(Type.Integer({ minimum: 100 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    source: Type.Optional(
+      Type.Object(
+        {
+          status_interval_ms: Type.Optional(
+            Type.Integer({ minimum: 100, description: 'how often the agent reports its position to a store' }),
+          ),
+          silence_timeout_ms: Type.Optional(
+            Type.Integer({ minimum: 1000, description: 'reconnect when a store sends nothing for this long' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        { level: Type.Optional(Type.Union(['error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type RawConfig = Static<typeof ConfigSchema>;

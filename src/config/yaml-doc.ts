@@ -1,0 +1,222 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorCode, Problem, SourceLocation } from '../core/errors.js';
+
+/**
+ * A parsed YAML document that remembers where every value came from, so a
+ * problem found in any later step can be reported as file:line:column.
+ */
+export class YamlDoc {
+  private constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /**
+   * Parses `text`. Syntax errors come back as problems (all of them, with
+   * positions) under `code`; the document is then `null`.
+   */
+  static parse(file: string, text: string, code: ErrorCode): { doc: YamlDoc | null; problems: Problem[] } {
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const yamlDoc = new YamlDoc(file, text, doc, lines);
+    const problems: Problem[] = doc.errors.map((e) => ({
+      code,
+      message: `is not valid YAML: ${firstLine(e.message)}.`,
+      hint: 'Fix the YAML syntax at this position (indentation, a missing colon, or an unclosed quote are the usual causes).',
+      location: yamlDoc.locationOfOffset(e.pos[0]),
+    }));
+    return { doc: problems.length > 0 ? null : yamlDoc, problems };
+  }
+
+  /** The plain JavaScript value of the document. */
+  toJS(): unknown {
+    return this.doc.toJS({ maxAliasCount: 100 });
+  }
+
+  locationOfOffset(offset: number): SourceLocation {
+    const pos = this.lines.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    return { file: this.file, line: pos.line, column: pos.col };
+  }
+
+  /** Start of the document (for problems about the whole file). */
+  get start(): SourceLocation {
+    const node = this.doc.contents as Node | null;
+    return this.locationOfOffset(node?.range?.[0] ?? 0);
+  }
+
+  /** The node at a path of keys / indexes, or undefined. */
+  nodeAt(path: readonly (string | number)[]): Node | undefined {
+    let node: unknown = this.doc.contents;
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        node = pair?.value ?? undefined;
+      } else if (isSeq(node)) {
+        node = node.items[Number(seg)];
+      } else {
+        return undefined;
+      }
+    }
+    return (node ?? undefined) as Node | undefined;
+  }
+
+  /** Where the key `key` is written inside the map at `path`. */
+  keyLocation(path: readonly (string | number)[], key: string): SourceLocation | undefined {
+    const map = path.length === 0 ? this.doc.contents : this.nodeAt(path);
+    if (!isMap(map)) return undefined;
+    const pair = map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);
+    const range = (pair?.key as Node | undefined)?.range;
+    return range ? this.locationOfOffset(range[0]) : undefined;
+  }
+
+  /**
+   * The best position for a path: the value there, else the nearest parent
+   * that exists (so "missing property" points at the map that lacks it).
+   */
+  location(path: readonly (string | number)[]): SourceLocation {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? (this.doc.contents as Node | null) : this.nodeAt(path.slice(0, n));
+      if (node?.range) return this.locationOfOffset(node.range[0]);
+    }
+    return this.start;
+  }
+
+  /**
+   * Position of character `index` of a scalar's *value*; quoted scalars
+   * start one character after their quote. Used to point inside expressions.
+   */
+  locationInScalar(path: readonly (string | number)[], index: number): SourceLocation {
+    const node = this.nodeAt(path);
+    if (!node || !isScalar(node) || !node.range) return this.location(path);
+    const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+    const plainOneLine = node.type === 'PLAIN' || quoted;
+    if (!plainOneLine) return this.locationOfOffset(node.range[0]);
+    return this.locationOfOffset(node.range[0] + (quoted ? 1 : 0) + index);
+  }
+}
+
+function firstLine(s: string): string {
+  return (s.split('\n')[0] ?? s).replace(/\s+at line \d+, column \d+:?$/, '').replace(/\.$/, '');
+}
+
+/** Splits an Ajv instancePath (`/columns/total`) into path segments. */
+export function pointerToPath(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/**
+ * Turns Ajv errors into problems with positions and sentences an integrator
+ * understands. `describe` names the kind of file ("mapping file", ...).
+ */
+export function schemaProblems(
+  doc: YamlDoc,
+  validate: ValidateFunction,
+  code: ErrorCode,
+  describe: string,
+): Problem[] {
+  const errors = (validate.errors ?? []).filter(keepError);
+  const seen = new Set<string>();
+  const problems: Problem[] = [];
+  for (const e of errors) {
+    const path = pointerToPath(e.instancePath);
+    const p = toProblem(doc, e, path, code, describe);
+    const key = `${p.location?.line}:${p.location?.column}:${p.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(p);
+  }
+  return problems;
+}
+
+/** Drops Ajv's noise: the "must match a schema in anyOf" summary when a branch error explains more. */
+function keepError(e: ErrorObject): boolean {
+  return e.keyword !== 'anyOf' && e.keyword !== 'oneOf' && e.keyword !== 'if';
+}
+
+function where(path: readonly string[]): string {
+  return path.length === 0 ? 'at the top level' : `at "${path.join('.')}"`;
+}
+
+function toProblem(doc: YamlDoc, e: ErrorObject, path: string[], code: ErrorCode, describe: string): Problem {
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const prop = String(params['additionalProperty']);
+      const allowed = allowedProperties(e);
+      return {
+        code,
+        message: `unknown setting "${prop}" ${where(path)} in this ${describe}.`,
+        hint: allowed.length
+          ? `Remove it or use one of: ${allowed.join(', ')}.`
+          : 'Remove it.',
+        location: doc.keyLocation(path, prop) ?? doc.location(path),
+      };
+    }
+    case 'required': {
+      const prop = String(params['missingProperty']);
+      return {
+        code,
+        message: `"${prop}" is missing ${where(path)} in this ${describe}.`,
+        hint: `Add "${prop}:" here.`,
+        location: doc.location(path),
+      };
+    }
+    case 'type':
+      return {
+        code,
+        message: `${where(path)} must be ${article(String(params['type']))} in this ${describe}.`,
+        hint: `Write ${article(String(params['type']))} here.`,
+        location: doc.location(path),
+      };
+    case 'enum':
+      return {
+        code,
+        message: `${where(path)} has a value this ${describe} does not accept.`,
+        hint: `Write one of: ${(params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}.`,
+        location: doc.location(path),
+      };
+    case 'pattern':
+      return {
+        code,
+        message: `${where(path)} is not in the expected form (${e.message ?? 'pattern'}).`,
+        hint: schemaDescription(e) ?? 'See docs/configuration.md for the form.',
+        location: doc.location(path),
+      };
+    default:
+      return {
+        code,
+        message: `${where(path)} ${e.message ?? 'is not valid'} in this ${describe}.`,
+        hint: schemaDescription(e) ?? undefined,
+        location: doc.location(path),
+      };
+  }
+}
+
+function article(type: string): string {
+  const map: Record<string, string> = {
+    object: 'a map of settings (key: value lines)',
+    array: 'a list',
+    string: 'a text value',
+    integer: 'a whole number',
+    number: 'a number',
+    boolean: 'true or false',
+  };
+  return map[type] ?? type;
+}
+
+function allowedProperties(e: ErrorObject): string[] {
+  const schema = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
+  return schema?.properties ? Object.keys(schema.properties) : [];
+}
+
+function schemaDescription(e: ErrorObject): string | undefined {
+  const d = (e.parentSchema as { description?: string } | undefined)?.description;
+  return d ? `Expected: ${d}` : undefined;
+}

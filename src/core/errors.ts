@@ -1,0 +1,107 @@
+/**
+ * User-facing errors: each has a stable code (documented in docs/errors.md),
+ * a sentence that says what happened, and a hint that says what to do.
+ * The CLI prints them without a stack trace; anything that is not a
+ * BranchlineError is a bug and is printed with its stack.
+ */
+export const ERROR_CODES = {
+  // configuration (BL-C)
+  'BL-C001': 'configuration file not found or unreadable',
+  'BL-C002': 'configuration file is not valid YAML',
+  'BL-C003': 'configuration does not match the schema',
+  'BL-C004': 'configuration refers to an environment variable that is not set',
+  'BL-C005': 'store named on the command line is not configured',
+  'BL-C006': 'mapping directory not found',
+  // mapping files (BL-M)
+  'BL-M001': 'mapping file is not valid YAML',
+  'BL-M002': 'mapping file does not match the mapping schema',
+  'BL-M003': 'source table not found at the store',
+  'BL-M004': 'target table not found at HQ',
+  'BL-M005': 'unknown source column',
+  'BL-M006': 'unknown target column',
+  'BL-M007': 'expression does not parse',
+  'BL-M008': 'expression type does not fit the target column',
+  'BL-M009': 'target key is not unique at HQ',
+  'BL-M010': 'target key column cannot be computed from the source key',
+  'BL-M011': 'two mapping files map the same source table to the same target table',
+  'BL-M012': 'unknown function in an expression',
+  'BL-M013': 'source table has no primary key or replica identity',
+  'BL-M014': 'required target column is not mapped',
+  'BL-M015': 'expression failed on a row',
+  // databases and connectivity (BL-D)
+  'BL-D001': 'database unreachable',
+  'BL-D002': 'database refused the credentials',
+  'BL-D003': 'database is not configured for logical replication',
+  'BL-D004': 'database user lacks a required privilege',
+  'BL-D005': 'branchline is not installed on this database',
+  // sources (BL-S)
+  'BL-S001': 'replication slot is missing',
+  'BL-S002': 'replication slot is in use by another connection',
+  'BL-S003': 'replication slot was invalidated',
+  'BL-S004': 'publication is missing',
+  'BL-S005': 'replication stream went silent',
+  // apply (BL-A)
+  'BL-A001': 'HQ rejected a batch',
+  'BL-A002': 'another agent is already running this pipeline',
+  // usage (BL-U)
+  'BL-U001': 'invalid command-line arguments',
+  'BL-U002': 'demo verification failed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface SourceLocation {
+  readonly file: string;
+  /** 1-based */
+  readonly line: number;
+  /** 1-based */
+  readonly column: number;
+}
+
+export interface Problem {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly hint?: string;
+  readonly location?: SourceLocation;
+}
+
+export function formatLocation(loc: SourceLocation): string {
+  return `${loc.file}:${loc.line}:${loc.column}`;
+}
+
+export function formatProblem(p: Problem): string {
+  const where = p.location ? `${formatLocation(p.location)}: ` : '';
+  const hint = p.hint ? ` ${p.hint}` : '';
+  return `${where}${p.code} ${p.message}${hint}`;
+}
+
+export class BranchlineError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly location: SourceLocation | undefined;
+
+  constructor(problem: Problem, options?: { cause?: unknown }) {
+    super(formatProblem(problem), options);
+    this.name = 'BranchlineError';
+    this.code = problem.code;
+    this.hint = problem.hint;
+    this.location = problem.location;
+  }
+}
+
+/** Several problems found at once (e.g. every error of every mapping file). */
+export class ProblemsError extends BranchlineError {
+  readonly problems: readonly Problem[];
+
+  constructor(summary: string, problems: readonly Problem[]) {
+    const first = problems[0];
+    super({ code: first?.code ?? 'BL-M002', message: summary });
+    this.name = 'ProblemsError';
+    this.problems = problems;
+    this.message = [summary, ...problems.map((p) => `  ${formatProblem(p)}`)].join('\n');
+  }
+}
+
+export function isBranchlineError(e: unknown): e is BranchlineError {
+  return e instanceof BranchlineError;
+}

@@ -1,0 +1,34 @@
+import type { PositionCodec } from './position.js';
+import type { SourceMessage, TableId } from './change.js';
+
+/**
+ * A source of committed transactions from one database (a store's ERP, or
+ * HQ for the down channel). Implementations live in `connectors/`.
+ */
+export interface Source<P> {
+  readonly connector: string;
+  readonly positions: PositionCodec<P>;
+  /**
+   * Opens a stream of transactions committed strictly after `after`
+   * (`null`: from wherever the source's own durable cursor is). Anything the
+   * source redelivers at or before `after` is dropped by the source.
+   */
+  open(after: P | null): Promise<SourceStream<P>>;
+}
+
+export interface SourceStream<P> {
+  /** Messages in commit order. Ends (or throws) when the connection is lost. */
+  readonly messages: AsyncIterator<SourceMessage<P>>;
+  /** A message that is already buffered, without waiting; undefined when none is. */
+  poll(): SourceMessage<P> | undefined;
+  /** Everything up to `position` is durably applied at the target: the source may release it. */
+  ack(position: P): void;
+  /** Stops reading and closes the connection; pending `next()` calls settle. */
+  close(): Promise<void>;
+}
+
+/** What `install` prepares at a source and `uninstall` removes. */
+export interface SourceInstaller {
+  install(tables: readonly TableId[]): Promise<string[]>;
+  uninstall(): Promise<string[]>;
+}

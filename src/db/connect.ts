@@ -1,0 +1,114 @@
+import pg from 'pg';
+import { BranchlineError } from '../core/errors.js';
+import { redact } from '../core/logger.js';
+
+export interface ConnectOptions {
+  /** Who is connecting, for messages: "HQ", "store S001". */
+  readonly role: string;
+  readonly applicationName?: string;
+  readonly connectTimeoutMs?: number;
+  readonly statementTimeoutMs?: number;
+  readonly replication?: boolean;
+}
+
+/** host:port/database of a URL, never its password. */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const db = u.pathname.replace(/^\//, '') || '(default database)';
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}/${db}`;
+  } catch {
+    return redact(url);
+  }
+}
+
+/**
+ * Session settings that make text values unambiguous both ways: ISO dates,
+ * full float precision, and UTC so timestamptz text carries +00.
+ */
+const SESSION_OPTIONS = '-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c TimeZone=UTC';
+
+export function clientConfig(url: string, options: ConnectOptions): pg.ClientConfig {
+  const cfg: pg.ClientConfig & { replication?: string } = {
+    connectionString: url,
+    application_name: options.applicationName ?? 'branchline',
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    options: SESSION_OPTIONS,
+  };
+  if (options.statementTimeoutMs) cfg.statement_timeout = options.statementTimeoutMs;
+  if (options.replication) cfg.replication = 'database';
+  return cfg;
+}
+
+/** Connects a client, turning connection failures into sentences. */
+export async function connect(url: string, options: ConnectOptions): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(url, options));
+  // An error on an idle client must not crash the process; the next query reports it.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw connectionError(e, url, options.role);
+  }
+  return client;
+}
+
+export function newPool(url: string, options: ConnectOptions & { max?: number }): pg.Pool {
+  const pool = new pg.Pool({ ...clientConfig(url, options), max: options.max ?? 4, idleTimeoutMillis: 30_000 });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN', 'EPIPE']);
+
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: string; message?: string } | null;
+  if (!err) return false;
+  if (err.code && UNREACHABLE.has(err.code)) return true;
+  if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true; // connection exception, admin shutdown, crash shutdown, cannot connect now
+  return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error|not queryable|socket hang up/i.test(
+    err.message ?? '',
+  );
+}
+
+/** A user-facing error for a failed connection attempt. */
+export function connectionError(e: unknown, url: string, role: string): BranchlineError {
+  const err = e as { code?: string; message?: string };
+  const where = `${role} database at ${describeUrl(url)}`;
+  if (err?.code === '28P01' || err?.code === '28000') {
+    return new BranchlineError(
+      { code: 'BL-D002', message: `the ${where} refused the user name or password.`, hint: 'Check the user and password in the URL (or the environment variable that holds it).' },
+      { cause: e },
+    );
+  }
+  if (err?.code === '3D000') {
+    return new BranchlineError(
+      { code: 'BL-D001', message: `the ${where} does not exist (${redact(err.message ?? '')}).`, hint: 'Check the database name at the end of the URL.' },
+      { cause: e },
+    );
+  }
+  return new BranchlineError(
+    {
+      code: 'BL-D001',
+      message: `cannot reach the ${where}: ${redact(err?.message ?? String(e))}.`,
+      hint: 'Check that the server is running, the host and port are right, and a firewall lets this machine in; branchline retries on its own while running.',
+    },
+    { cause: e },
+  );
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new Error('NUL in SQL literal');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export function qualified(schema: string, table: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(table)}`;
+}

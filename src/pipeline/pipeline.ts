@@ -1,0 +1,324 @@
+import type { SourceMessage } from '../core/change.js';
+import { BranchlineError, isBranchlineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Source, SourceStream } from '../core/source.js';
+import type { TargetOp } from '../core/target-op.js';
+import type { MappingContext, MappingSet } from '../mapping/mapping.js';
+import { ApplyRejected, type PgSink, type PipelineIdentity } from '../apply/pg-sink.js';
+import type { PlanMode } from '../apply/plan.js';
+import { Backoff } from './backoff.js';
+import type { ApplyGate } from './apply-gate.js';
+
+export interface BatchSettings {
+  /** Commit the HQ transaction once it holds this many rows (at a source commit). */
+  readonly maxRows: number;
+  /** ... or once its first row is this old. */
+  readonly maxDelayMs: number;
+  /** Rows sent per statement round; a bigger source transaction is applied in several rounds. */
+  readonly chunkRows: number;
+}
+
+export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'stopped';
+
+export interface PipelineSnapshot {
+  readonly state: PipelineState;
+  readonly txnsApplied: number;
+  readonly rowsApplied: number;
+  readonly batchesApplied: number;
+  readonly lastAppliedAt: Date | null;
+  readonly lastSourceCommitTime: Date | null;
+  /** Commit time of the oldest transaction received but not yet committed at the target. */
+  readonly oldestUnapplied: Date | null;
+  readonly lastError: { code: string; message: string; at: Date } | null;
+  readonly position: string | null;
+}
+
+export interface PipelineHooks {
+  /** After every committed batch (metrics, tests). */
+  onBatch?(b: { txns: number; rows: number; durationMs: number; lagMs: number | null }): void;
+  onState?(state: PipelineState, error?: unknown): void;
+}
+
+export interface PipelineOptions<P> {
+  readonly id: PipelineIdentity;
+  readonly source: Source<P>;
+  /** A fresh sink per session (connection + pipeline lock). */
+  readonly sink: () => PgSink;
+  readonly mappings: MappingSet;
+  readonly context: MappingContext;
+  readonly batch: BatchSettings;
+  readonly retry: { readonly initialMs: number; readonly maxMs: number };
+  readonly gate?: ApplyGate;
+  readonly logger: Logger;
+  readonly hooks?: PipelineHooks;
+}
+
+/** A grouped batch failed on the data: redo up to (and including) this position in exact order. */
+interface SafeMode<P> {
+  /** Last commit seen before the failure; null if it failed in the first transaction. */
+  readonly through: P | null;
+}
+
+/**
+ * Source -> mapping -> sink for one store and one direction.
+ *
+ * Many source transactions go into one target transaction (by rows and by
+ * time); a huge source transaction is applied in chunks into the open
+ * target transaction as it arrives and committed at its source commit, so
+ * memory stays bounded. The position is committed with the rows; the source
+ * is acknowledged only after that commit. Any failure ends the session: the
+ * open target transaction rolls back, and after a back-off the next session
+ * resumes from the position stored at the target.
+ */
+export class Pipeline<P> {
+  private state: PipelineState = 'stopped';
+  private txnsApplied = 0;
+  private rowsApplied = 0;
+  private batchesApplied = 0;
+  private lastAppliedAt: Date | null = null;
+  private lastSourceCommitTime: Date | null = null;
+  private oldestUnapplied: Date | null = null;
+  private lastError: PipelineSnapshot['lastError'] = null;
+  private position: string | null = null;
+  private safeMode: SafeMode<P> | null = null;
+
+  constructor(private readonly options: PipelineOptions<P>) {}
+
+  snapshot(): PipelineSnapshot {
+    return {
+      state: this.state,
+      txnsApplied: this.txnsApplied,
+      rowsApplied: this.rowsApplied,
+      batchesApplied: this.batchesApplied,
+      lastAppliedAt: this.lastAppliedAt,
+      lastSourceCommitTime: this.lastSourceCommitTime,
+      oldestUnapplied: this.oldestUnapplied,
+      lastError: this.lastError,
+      position: this.position,
+    };
+  }
+
+  /** Runs sessions until `signal` aborts; never throws for runtime failures. */
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff(this.options.retry);
+    const log = this.options.logger;
+    while (!signal.aborted) {
+      this.setState('starting');
+      const startedAt = Date.now();
+      try {
+        await this.session(signal);
+      } catch (e) {
+        if (signal.aborted) break;
+        if (Date.now() - startedAt > 60_000) backoff.reset();
+        const delay = backoff.next();
+        this.recordError(e);
+        const level = isBranchlineError(e) ? 'warn' : 'error';
+        log.log(level, 'pipeline session ended; retrying', {
+          code: isBranchlineError(e) ? e.code : undefined,
+          error: (e as Error)?.message ?? String(e),
+          ...(isBranchlineError(e) ? {} : { stack: (e as Error)?.stack }),
+          retryInMs: delay,
+          safeMode: this.safeMode !== null,
+        });
+        this.setState('backoff', e);
+        await sleep(delay, signal);
+      }
+    }
+    this.setState('stopped');
+  }
+
+  private async session(signal: AbortSignal): Promise<void> {
+    const { source, mappings, context, batch, logger, gate } = this.options;
+    const codec = source.positions;
+    const sink = this.options.sink();
+    let stream: SourceStream<P> | null = null;
+    let pending: Promise<IteratorResult<SourceMessage<P>>> | null = null;
+    let releaseGate: (() => void) | null = null;
+    const onAbort = () => void stream?.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    try {
+      await sink.connect();
+      const stored = await sink.storedPosition();
+      const after = stored === null ? null : codec.parse(stored);
+      this.position = stored;
+      stream = await source.open(after);
+      this.setState('streaming');
+      await sink.reportStatus('streaming', { error: null });
+      const safe = this.safeMode;
+      let mode: PlanMode = safe ? 'ordered' : 'grouped';
+      if (safe) logger.info('redoing the failed batch in exact source order', { through: safe.through === null ? 'first transaction' : codec.format(safe.through) });
+
+      let chunk: TargetOp[] = [];
+      let inTxn = false;
+      let batchStarted = 0; // ms; 0 = no open batch
+      let batchTxns = 0;
+      let batchRows = 0;
+      let lastCommit: { position: P; commitTime: Date } | null = null;
+      let firstCommitTime: Date | null = null;
+      let lastStatusAt = Date.now();
+
+      const flushChunk = async () => {
+        if (chunk.length === 0) return;
+        if (!releaseGate && gate) releaseGate = await gate.acquire();
+        const ops = chunk;
+        chunk = [];
+        await sink.apply(ops, mode);
+      };
+
+      const commitBatch = async () => {
+        if (!lastCommit) return;
+        const started = Date.now();
+        await flushChunk();
+        if (!releaseGate && gate) releaseGate = await gate.acquire();
+        const pos = codec.format(lastCommit.position);
+        await sink.commit(pos, { txns: batchTxns, rows: batchRows, sourceCommitTime: lastCommit.commitTime });
+        const release = releaseGate as (() => void) | null;
+        releaseGate = null;
+        release?.();
+        stream!.ack(lastCommit.position);
+        const now = new Date();
+        this.position = pos;
+        this.txnsApplied += batchTxns;
+        this.rowsApplied += batchRows;
+        this.batchesApplied++;
+        this.lastAppliedAt = now;
+        this.lastSourceCommitTime = lastCommit.commitTime;
+        this.oldestUnapplied = null;
+        this.options.hooks?.onBatch?.({
+          txns: batchTxns,
+          rows: batchRows,
+          durationMs: now.getTime() - started,
+          lagMs: now.getTime() - lastCommit.commitTime.getTime(),
+        });
+        if (this.safeMode && (this.safeMode.through === null || codec.compare(lastCommit.position, this.safeMode.through) > 0)) {
+          this.safeMode = null;
+          mode = 'grouped';
+          logger.info('batch applied in exact order; back to grouped apply');
+        }
+        this.lastError = null;
+        lastCommit = null;
+        firstCommitTime = null;
+        batchStarted = 0;
+        batchTxns = 0;
+        batchRows = 0;
+      };
+
+      const due = () => batchStarted !== 0 && (batchRows >= batch.maxRows || Date.now() - batchStarted >= batch.maxDelayMs);
+
+      try {
+        for (;;) {
+          if (signal.aborted) return;
+          // Buffered messages are taken synchronously: no promise or timer per row.
+          let msg = pending ? undefined : stream.poll();
+          if (!msg) {
+            pending ??= stream.messages.next();
+            const waitMs = batchStarted !== 0 && !inTxn ? Math.max(0, batch.maxDelayMs - (Date.now() - batchStarted)) : 1_000;
+            const result = await raceTimeout(pending, waitMs);
+            if (result === TIMEOUT) {
+              if (!inTxn && lastCommit && due()) await commitBatch();
+              if (Date.now() - lastStatusAt > 5_000 && !sink.open) {
+                lastStatusAt = Date.now();
+                await sink.reportStatus('streaming', { oldestUnapplied: this.oldestUnapplied });
+              }
+              continue;
+            }
+            pending = null;
+            if (result.done) throw new BranchlineError({ code: 'BL-D001', message: 'the source stream ended.', hint: 'branchline reconnects on its own.' });
+            msg = result.value;
+          }
+          switch (msg.kind) {
+            case 'begin':
+              inTxn = true;
+              if (batchStarted === 0) batchStarted = Date.now();
+              firstCommitTime ??= msg.commitTime;
+              this.oldestUnapplied ??= msg.commitTime;
+              break;
+            case 'change': {
+              const change = msg.change;
+              if (change.op === 'truncate') {
+                for (const t of change.tables) for (const m of mappings.forSource(t)) for (const op of m.mapTruncate(context)) chunk.push(op);
+              } else {
+                const ms = mappings.forSource(change.table);
+                for (let i = 0; i < ms.length; i++) {
+                  const ops = ms[i]!.map(change, context);
+                  for (let j = 0; j < ops.length; j++) chunk.push(ops[j]!);
+                }
+              }
+              batchRows++;
+              if (chunk.length >= batch.chunkRows) await flushChunk();
+              break;
+            }
+            case 'commit':
+              inTxn = false;
+              batchTxns++;
+              lastCommit = { position: msg.position, commitTime: msg.commitTime };
+              if (due()) await commitBatch();
+              break;
+            case 'idle':
+              if (!inTxn && lastCommit && due()) await commitBatch();
+              // Nothing held anywhere: let the source release what it keeps.
+              if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) stream.ack(msg.position);
+              break;
+          }
+        }
+      } catch (e) {
+        if (e instanceof ApplyRejected && mode === 'grouped') {
+          this.safeMode = { through: lastCommit ? (lastCommit as { position: P }).position : this.position === null ? null : codec.parse(this.position) };
+        }
+        throw e;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      const release = releaseGate as (() => void) | null;
+      release?.();
+      await sink.rollback().catch(() => undefined);
+      if (stream) await stream.close().catch(() => undefined);
+      pending?.catch(() => undefined);
+      if (signal.aborted) await sink.reportStatus('stopped', {}).catch(() => undefined);
+      await sink.close();
+    }
+  }
+
+  private recordError(e: unknown): void {
+    const code = isBranchlineError(e) ? e.code : 'internal';
+    const message = (e as Error)?.message ?? String(e);
+    this.lastError = { code, message, at: new Date() };
+  }
+
+  private setState(state: PipelineState, error?: unknown): void {
+    this.state = state;
+    this.options.hooks?.onState?.(state, error);
+  }
+}
+
+const TIMEOUT = Symbol('timeout');
+
+function raceTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve(TIMEOUT), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,70 @@
+import knexFactory, { type Knex } from 'knex';
+import * as pipelineState from '../../migrations/20261123000001_pipeline_state.js';
+import { connectionError, clientConfig, isConnectionError } from '../db/connect.js';
+
+export const STATE_SCHEMA = 'branchline';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** Every migration in `migrations/`, in order. Listed here so compiled and tsx runs see the same set. */
+const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [['20261123000001_pipeline_state', pipelineState]];
+
+class StaticMigrationSource implements Knex.MigrationSource<Migration> {
+  getMigrations(): Promise<Migration[]> {
+    return Promise.resolve(MIGRATIONS.map(([, m]) => m));
+  }
+  getMigrationName(migration: Migration): string {
+    const found = MIGRATIONS.find(([, m]) => m === migration);
+    if (!found) throw new Error('unknown migration');
+    return found[0];
+  }
+  getMigration(migration: Migration): Promise<Migration> {
+    return Promise.resolve(migration);
+  }
+}
+
+function knexFor(url: string): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: clientConfig(url, { role: 'HQ', applicationName: 'branchline-migrate' }) as Knex.PgConnectionConfig,
+    pool: { min: 0, max: 1 },
+  });
+}
+
+/**
+ * Brings branchline's schema at a database up to date (idempotent; knex's
+ * lock makes concurrent runs safe). Returns the migrations it applied.
+ */
+export async function migrateLatest(url: string, role = 'HQ'): Promise<string[]> {
+  const knex = knexFor(url);
+  try {
+    await knex.raw(`CREATE SCHEMA IF NOT EXISTS ${STATE_SCHEMA}`);
+    const [, applied] = (await knex.migrate.latest({
+      migrationSource: new StaticMigrationSource(),
+      schemaName: STATE_SCHEMA,
+      tableName: 'knex_migrations',
+    })) as [number, string[]];
+    return applied;
+  } catch (e) {
+    if (isConnectionError(e)) throw connectionError(e, url, role);
+    throw e;
+  } finally {
+    await knex.destroy();
+  }
+}
+
+/** Removes branchline's schema and everything in it. */
+export async function dropState(url: string, role = 'HQ'): Promise<void> {
+  const knex = knexFor(url);
+  try {
+    await knex.raw(`DROP SCHEMA IF EXISTS ${STATE_SCHEMA} CASCADE`);
+  } catch (e) {
+    if (isConnectionError(e)) throw connectionError(e, url, role);
+    throw e;
+  } finally {
+    await knex.destroy();
+  }
+}
