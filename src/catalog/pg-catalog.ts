@@ -35,7 +35,9 @@ export interface ColumnInfo {
   readonly typeName: string;
   readonly category: TypeCategory;
   readonly notNull: boolean;
+  /** Has a default value or is an identity column: may be left out of an insert. */
   readonly hasDefault: boolean;
+  /** Computed by the database (GENERATED ... STORED, or GENERATED ALWAYS AS IDENTITY): must not be written. */
   readonly generated: boolean;
 }
 
@@ -140,9 +142,11 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
     attnotnull: boolean;
     atthasdef: boolean;
     attgenerated: string;
+    attidentity: string;
   }>(
     `SELECT a.attrelid::int AS attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-            t.typname, t.typcategory, a.attnotnull, a.atthasdef, a.attgenerated::text AS attgenerated
+            t.typname, t.typcategory, a.attnotnull, a.atthasdef, a.attgenerated::text AS attgenerated,
+            a.attidentity::text AS attidentity
        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
       WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attrelid, a.attnum`,
@@ -191,8 +195,8 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
         typeName: c.typname,
         category: categorize(c.typname, c.typcategory),
         notNull: c.attnotnull,
-        hasDefault: c.atthasdef,
-        generated: c.attgenerated !== '',
+        hasDefault: c.atthasdef || c.attidentity !== '',
+        generated: c.attgenerated !== '' || c.attidentity === 'a',
       }));
     const indexes = idx.rows.filter((i) => i.indrelid === rel.oid);
     const pk = indexes.find((i) => i.indisprimary)?.cols ?? null;

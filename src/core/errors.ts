@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   'BL-D003': 'database is not configured for logical replication',
   'BL-D004': 'database user lacks a required privilege',
   'BL-D005': 'branchline is not installed on this database',
+  'BL-D006': 'an embedded PostgreSQL server could not start',
   // sources (BL-S)
   'BL-S001': 'replication slot is missing',
   'BL-S002': 'replication slot is in use by another connection',

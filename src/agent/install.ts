@@ -1,0 +1,58 @@
+import { PgLogicalInstaller } from '../../connectors/pg-logical/index.js';
+import type { Config, StoreConfig } from '../config/load.js';
+import type { Logger } from '../core/logger.js';
+import { dropState, migrateLatest } from '../state/migrate.js';
+import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf } from './prepare.js';
+
+export interface InstallReport {
+  readonly database: string;
+  readonly actions: readonly string[];
+}
+
+function installerFor(store: StoreConfig, logger: Logger): PgLogicalInstaller {
+  return new PgLogicalInstaller({ url: store.url, role: storeRole(store), slot: store.slot, publication: store.publication, logger });
+}
+
+/**
+ * Prepares HQ (branchline's schema, by knex migrations) and each store (a
+ * publication of the mapped tables and a slot). Idempotent. The mappings are
+ * checked against both sides first: nothing is installed for a mapping that
+ * would not run.
+ */
+export async function install(config: Config, stores: readonly StoreConfig[], logger: Logger): Promise<InstallReport[]> {
+  const files = await loadMappings(config);
+  const { sources, targets } = tablesOf(files);
+  const hq = await readCatalog(config.hq.url, 'HQ', targets);
+  checkAndCompile(files, hq, null, 'HQ');
+  const reports: InstallReport[] = [];
+  const applied = await migrateLatest(config.hq.url);
+  reports.push({
+    database: 'HQ',
+    actions: applied.length ? applied.map((m) => `applied migration ${m}`) : ['branchline schema is up to date'],
+  });
+  for (const store of stores) {
+    const catalog = await readCatalog(store.url, storeRole(store), sources);
+    checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
+    const actions = await installerFor(store, logger).install(sources);
+    reports.push({ database: storeRole(store), actions });
+  }
+  return reports;
+}
+
+/** Removes the slot and publication at each store; with `hq`, branchline's schema at HQ too. */
+export async function uninstall(
+  config: Config,
+  stores: readonly StoreConfig[],
+  logger: Logger,
+  options: { hq?: boolean; force?: boolean },
+): Promise<InstallReport[]> {
+  const reports: InstallReport[] = [];
+  for (const store of stores) {
+    reports.push({ database: storeRole(store), actions: await installerFor(store, logger).uninstall({ force: options.force ?? false }) });
+  }
+  if (options.hq) {
+    await dropState(config.hq.url);
+    reports.push({ database: 'HQ', actions: ['dropped schema branchline (positions and status of every pipeline)'] });
+  }
+  return reports;
+}

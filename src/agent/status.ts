@@ -1,0 +1,127 @@
+import type { Config, StoreConfig } from '../config/load.js';
+import { isBranchlineError } from '../core/errors.js';
+import { Lsn } from '../core/lsn.js';
+import { connect } from '../db/connect.js';
+import { storeRole } from './prepare.js';
+
+/** What `branchline status` reports for one store's up pipeline. */
+export interface StoreStatus {
+  readonly store: string;
+  /** streaming | backoff | starting | stopped | not running | never ran */
+  readonly state: string;
+  readonly position: string | null;
+  /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
+  readonly lagSeconds: number | null;
+  /** Store WAL not yet confirmed by HQ (bytes); null when the store is unreachable. */
+  readonly lagBytes: number | null;
+  /** WAL the store keeps for the slot (bytes). */
+  readonly walRetainedBytes: number | null;
+  readonly txnsApplied: number;
+  readonly rowsApplied: number;
+  readonly lastApplyAt: string | null;
+  readonly lastSourceCommitAt: string | null;
+  readonly storeReachable: boolean;
+  readonly slotState: string | null;
+  readonly lastError: { code: string; message: string; at: string } | null;
+}
+
+interface PipelineRow {
+  pipeline: string;
+  position: string;
+  source_commit_time: Date | null;
+  applied_at: Date;
+  txns_applied: string;
+  rows_applied: string;
+}
+
+interface StatusRow {
+  pipeline: string;
+  state: string;
+  oldest_unapplied_commit_time: Date | null;
+  last_error_code: string | null;
+  last_error: string | null;
+  last_error_at: Date | null;
+  updated_at: Date;
+  fresh: boolean;
+}
+
+/** Reads positions and agent reports at HQ and the slots at each store (briefly; an unreachable store is reported, not waited for). */
+export async function readStatus(config: Config, stores: readonly StoreConfig[]): Promise<StoreStatus[]> {
+  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-status' });
+  let pipelines: PipelineRow[];
+  let statuses: StatusRow[];
+  try {
+    const installed = await hq.query<{ ok: boolean }>(`SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok`);
+    if (!installed.rows[0]?.ok) {
+      pipelines = [];
+      statuses = [];
+    } else {
+      pipelines = (await hq.query<PipelineRow>(`SELECT * FROM branchline.pipelines`)).rows;
+      statuses = (
+        await hq.query<StatusRow>(
+          `SELECT *, updated_at > clock_timestamp() - interval '30 seconds' AS fresh FROM branchline.pipeline_status`,
+        )
+      ).rows;
+    }
+  } finally {
+    await hq.end().catch(() => undefined);
+  }
+
+  return Promise.all(
+    stores.map(async (store): Promise<StoreStatus> => {
+      const name = `up:${store.code}`;
+      const p = pipelines.find((r) => r.pipeline === name);
+      const s = statuses.find((r) => r.pipeline === name);
+      let storeReachable = false;
+      let lagBytes: number | null = null;
+      let walRetained: number | null = null;
+      let slotState: string | null = null;
+      try {
+        const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
+        try {
+          storeReachable = true;
+          const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
+            `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
+                    s.wal_status, s.active
+               FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+            [store.slot],
+          );
+          const row = r.rows[0]!;
+          const current = Lsn.parse(row.current);
+          if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
+          if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
+          slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+        } finally {
+          await db.end().catch(() => undefined);
+        }
+      } catch (e) {
+        if (!isBranchlineError(e)) throw e;
+      }
+      const agentState = s ? (s.fresh ? s.state : 'not running') : p ? 'not running' : 'never ran';
+      let lagSeconds: number | null = null;
+      if (s?.fresh && s.state === 'streaming') {
+        lagSeconds = s.oldest_unapplied_commit_time ? Math.max(0, (Date.now() - s.oldest_unapplied_commit_time.getTime()) / 1000) : 0;
+      }
+      if (lagSeconds === null && lagBytes === 0) lagSeconds = 0;
+      if (lagSeconds === null && p?.source_commit_time && lagBytes !== null && lagBytes > 0)
+        lagSeconds = Math.max(0, (Date.now() - p.source_commit_time.getTime()) / 1000);
+      return {
+        store: store.code,
+        state: agentState,
+        position: p?.position ?? null,
+        lagSeconds,
+        lagBytes,
+        walRetainedBytes: walRetained,
+        txnsApplied: Number(p?.txns_applied ?? 0),
+        rowsApplied: Number(p?.rows_applied ?? 0),
+        lastApplyAt: p?.applied_at.toISOString() ?? null,
+        lastSourceCommitAt: p?.source_commit_time?.toISOString() ?? null,
+        storeReachable,
+        slotState,
+        lastError: s?.last_error_code
+          ? { code: s.last_error_code, message: s.last_error ?? '', at: s.last_error_at?.toISOString() ?? '' }
+          : null,
+      };
+    }),
+  );
+}

@@ -1,0 +1,194 @@
+import { cp, mkdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent } from '../../agent/agent.js';
+import { install, uninstall } from '../../agent/install.js';
+import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf } from '../../agent/prepare.js';
+import { readStatus } from '../../agent/status.js';
+import { loadConfig, selectStores } from '../../config/load.js';
+import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import { RETAIL_EXAMPLE_DIR } from '../../demo/retail-example.js';
+import { EXIT, formatAgo, formatBytes, table } from '../output.js';
+
+export interface GlobalArgs {
+  config: string;
+  'log-level'?: string;
+}
+
+export interface StoreArgs extends GlobalArgs {
+  store?: string[];
+}
+
+const out = (s: string) => process.stdout.write(s);
+
+/** `init`: writes a starter configuration and copies the example mappings. */
+export async function initCommand(args: GlobalArgs & { mappings: string; force: boolean }): Promise<number> {
+  const file = path.resolve(args.config);
+  const exists = await stat(file).then(
+    () => true,
+    () => false,
+  );
+  if (exists && !args.force)
+    throw new BranchlineError({
+      code: 'BL-U001',
+      message: `${args.config} already exists.`,
+      hint: 'Pass --force to overwrite it, or --config to write another file.',
+    });
+  const mappingsDir = path.resolve(path.dirname(file), args.mappings);
+  const haveMappings = await stat(mappingsDir).then(
+    () => true,
+    () => false,
+  );
+  if (!haveMappings) {
+    await mkdir(mappingsDir, { recursive: true });
+    await cp(RETAIL_EXAMPLE_DIR, mappingsDir, { recursive: true, filter: (src) => !src.endsWith('.sql') && !src.endsWith('.md') });
+  }
+  const rel = path.relative(path.dirname(file), mappingsDir) || '.';
+  await writeFile(
+    file,
+    `# branchline configuration. Reference: docs/configuration.md
+# Secrets: write \${ENV_VAR} and set the variable where the service runs.
+hq:
+  url: \${BRANCHLINE_HQ_URL}
+stores:
+  - code: S001
+    name: Store 001
+    url: \${BRANCHLINE_S001_URL}
+    # connector: pg-logical        # default
+    # slot: branchline_s001        # default: branchline_<code>
+    # publication: branchline      # default
+mappings: ${rel}
+batch:
+  max_rows: 20000      # commit an HQ transaction after this many rows
+  max_delay_ms: 200    # ... or this long after its first row
+  chunk_rows: 5000     # rows per statement round (bounds memory)
+log:
+  level: info
+`,
+  );
+  out(`wrote ${args.config}${haveMappings ? '' : ` and example mappings in ${rel}/`}\n`);
+  out('next: set BRANCHLINE_HQ_URL and BRANCHLINE_S001_URL, then run `branchline validate` and `branchline install`.\n');
+  return EXIT.ok;
+}
+
+export async function installCommand(args: StoreArgs): Promise<number> {
+  const config = await loadConfig(args.config);
+  const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const reports = await install(config, selectStores(config, args.store), logger);
+  for (const r of reports) {
+    out(`${r.database}:\n`);
+    for (const a of r.actions) out(`  - ${a}\n`);
+  }
+  return EXIT.ok;
+}
+
+export async function uninstallCommand(args: StoreArgs & { hq: boolean; force: boolean }): Promise<number> {
+  const config = await loadConfig(args.config);
+  const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const reports = await uninstall(config, selectStores(config, args.store), logger, { hq: args.hq, force: args.force });
+  for (const r of reports) {
+    out(`${r.database}:\n`);
+    for (const a of r.actions) out(`  - ${a}\n`);
+  }
+  return EXIT.ok;
+}
+
+/**
+ * `validate`: every mapping file against HQ's schema and each reachable
+ * store's, every problem at once. A store that does not answer is named and
+ * its side is not checked (exit 3 if nothing could be checked at all).
+ */
+export async function validateCommand(args: StoreArgs): Promise<number> {
+  const config = await loadConfig(args.config);
+  const files = await loadMappings(config);
+  const { sources, targets } = tablesOf(files);
+  const hq = await readCatalog(config.hq.url, 'HQ', targets);
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  const add = (ps: readonly Problem[]) => {
+    for (const p of ps) {
+      const k = `${p.location?.file}:${p.location?.line}:${p.location?.column}:${p.code}:${p.message}`;
+      if (!seen.has(k)) {
+        seen.add(k);
+        problems.push(p);
+      }
+    }
+  };
+  const collect = (fn: () => void) => {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof ProblemsError) add(e.problems);
+      else throw e;
+    }
+  };
+  collect(() => checkAndCompile(files, hq, null, 'HQ'));
+  const checked: string[] = [];
+  const unreachable: string[] = [];
+  for (const store of selectStores(config, args.store)) {
+    try {
+      const catalog = await readCatalog(store.url, storeRole(store), sources, 5_000);
+      collect(() => checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`));
+      checked.push(store.code);
+    } catch (e) {
+      if (isBranchlineError(e) && e.code.startsWith('BL-D')) unreachable.push(`${store.code} (${e.message})`);
+      else throw e;
+    }
+  }
+  for (const u of unreachable) process.stderr.write(`warning: store ${u}; its side of the mappings was not checked.\n`);
+  if (problems.length) {
+    problems.sort((a, b) => (a.location?.file ?? '').localeCompare(b.location?.file ?? '') || (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0));
+    throw new ProblemsError(`The mapping files in ${config.mappingsDir} have problems.`, problems);
+  }
+  out(`${files.length} mapping files are valid against HQ${checked.length ? ` and store${checked.length > 1 ? 's' : ''} ${checked.join(', ')}` : ''}.\n`);
+  return checked.length === 0 && unreachable.length > 0 ? EXIT.environment : EXIT.ok;
+}
+
+/** `run`: the service. Stops cleanly on SIGINT/SIGTERM (the open batch rolls back and is re-read next time). */
+export async function runCommand(args: StoreArgs): Promise<number> {
+  const config = await loadConfig(args.config);
+  const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const stores = selectStores(config, args.store);
+  const controller = new AbortController();
+  const stop = (signal: string) => {
+    if (controller.signal.aborted) return;
+    logger.info('stopping', { signal });
+    controller.abort();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  const agent = new Agent({ config, logger, stores });
+  await agent.prepare(controller.signal);
+  logger.info('agent started', { stores: stores.map((s) => s.code), config: config.file });
+  await agent.run(controller.signal);
+  logger.info('agent stopped');
+  return EXIT.ok;
+}
+
+export async function statusCommand(args: StoreArgs & { json: boolean }): Promise<number> {
+  const config = await loadConfig(args.config);
+  const rows = await readStatus(config, selectStores(config, args.store));
+  if (args.json) {
+    out(JSON.stringify(rows, null, 2) + '\n');
+    return EXIT.ok;
+  }
+  out(
+    table(
+      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'LAST APPLY', 'LAST ERROR'],
+      rows.map((r) => [
+        r.store,
+        r.storeReachable ? r.state : `${r.state} (store unreachable)`,
+        r.position ?? '-',
+        r.lagSeconds === null ? '-' : `${r.lagSeconds.toFixed(1)}s`,
+        formatBytes(r.lagBytes),
+        formatBytes(r.walRetainedBytes),
+        String(r.txnsApplied),
+        String(r.rowsApplied),
+        formatAgo(r.lastApplyAt),
+        r.lastError ? `${r.lastError.code} ${formatAgo(r.lastError.at)}` : '-',
+      ]),
+    ),
+  );
+  for (const r of rows) if (r.lastError) out(`${r.store}: ${r.lastError.message}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { defaultConfigPath } from '../config/load.js';
+import { BranchlineError } from '../core/errors.js';
+import { EXIT, exitCodeFor, printError } from './output.js';
+import {
+  initCommand,
+  installCommand,
+  runCommand,
+  statusCommand,
+  uninstallCommand,
+  validateCommand,
+  type StoreArgs,
+} from './commands/basic.js';
+
+function storeOption<T>(y: Argv<T>) {
+  return y.option('store', {
+    type: 'string',
+    array: true,
+    describe: 'act on these store codes only (repeatable); default: every enabled store',
+  });
+}
+
+/** Runs a command and turns its outcome into an exit code. */
+function handle<A>(fn: (args: A) => Promise<number>) {
+  return async (args: A) => {
+    let code: number;
+    try {
+      code = await fn(args);
+    } catch (e) {
+      printError(e);
+      code = exitCodeFor(e);
+    }
+    process.exitCode = code;
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('branchline')
+    .usage('$0 <command> [options]\n\nKeeps a retail chain\'s store databases and HQ in step. See docs/cli.md.')
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      default: defaultConfigPath(),
+      defaultDescription: 'branchline.yml or $BRANCHLINE_CONFIG',
+      describe: 'configuration file',
+      global: true,
+    })
+    .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'], describe: 'override log.level', global: true })
+    .command(
+      'init',
+      'write a starter configuration file (and the example mappings if the mapping folder does not exist)',
+      (y) =>
+        y
+          .option('mappings', { type: 'string', default: 'mappings', describe: 'mapping folder to point the configuration at' })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing configuration file' }),
+      handle(initCommand),
+    )
+    .command(
+      'install',
+      'prepare HQ (branchline schema) and each store (publication + replication slot); idempotent',
+      (y) => storeOption(y),
+      handle<StoreArgs>(installCommand),
+    )
+    .command(
+      'uninstall',
+      'remove the slot and publication at each store (and, with --hq, branchline\'s schema at HQ)',
+      (y) =>
+        storeOption(y)
+          .option('hq', { type: 'boolean', default: false, describe: 'also drop the branchline schema at HQ (positions are lost)' })
+          .option('force', { type: 'boolean', default: false, describe: 'disconnect a running agent from the slot first' }),
+      handle(uninstallCommand),
+    )
+    .command(
+      'validate',
+      'check every mapping file against HQ and the stores; report all problems with file:line:column',
+      (y) => storeOption(y),
+      handle<StoreArgs>(validateCommand),
+    )
+    .command('run', 'run the pipelines until stopped (SIGINT/SIGTERM)', (y) => storeOption(y), handle<StoreArgs>(runCommand))
+    .command(
+      'status',
+      'per store: position, lag in seconds and bytes, rows applied, last apply',
+      (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(statusCommand),
+    )
+    .command(
+      'demo',
+      'start an embedded HQ and two stores, replicate live sales for a while, verify HQ equals the stores',
+      (y) =>
+        y
+          .option('seconds', { type: 'number', default: 20, describe: 'how long the stores sell' })
+          .option('keep', { type: 'boolean', default: false, describe: 'leave everything running and print the connection URLs' })
+          .option('dir', { type: 'string', describe: 'where the demo servers keep their data (default: a temporary folder)' }),
+      handle(async (args: { seconds: number; keep: boolean; dir?: string }) => {
+        const { runDemo } = await import('../demo/demo.js');
+        return runDemo(args);
+      }),
+    )
+    .demandCommand(1, 'Name a command; `branchline --help` lists them.')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      printError(new BranchlineError({ code: 'BL-U001', message: msg, hint: 'See `branchline --help`.' }));
+      process.stderr.write('\n' + y.help.toString());
+      process.exit(EXIT.usage);
+    })
+    .parseAsync();
+}
+
+main(hideBin(process.argv)).catch((e: unknown) => {
+  printError(e);
+  process.exitCode = exitCodeFor(e);
+});

@@ -1,0 +1,47 @@
+/**
+ * The example retail ERP shipped in `mappings/retail-example/`: where it is,
+ * its two schemas, and which store tables go up to HQ.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findExampleDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // src/demo/ when run from source; dist/src/demo/ when run from a build.
+  const candidates = [
+    path.resolve(here, '../../mappings/retail-example'),
+    path.resolve(here, '../../../mappings/retail-example'),
+  ];
+  return candidates.find((dir) => existsSync(path.join(dir, 'store.sql'))) ?? candidates[0]!;
+}
+
+/** Absolute path of `mappings/retail-example` (mapping files, store.sql, hq.sql). */
+export const RETAIL_EXAMPLE_DIR: string = findExampleDir();
+
+/** DDL of one store's database (schema public): run once on an empty database. */
+export function storeSchemaSql(): Promise<string> {
+  return readFile(path.join(RETAIL_EXAMPLE_DIR, 'store.sql'), 'utf8');
+}
+
+/** DDL of the HQ database (schema public): run once on an empty database. */
+export function hqSchemaSql(): Promise<string> {
+  return readFile(path.join(RETAIL_EXAMPLE_DIR, 'hq.sql'), 'utf8');
+}
+
+/**
+ * Store tables (schema public) that have a mapping file and go up to HQ,
+ * parents first: a referenced table comes before the tables that refer to it.
+ */
+export const UP_TABLES = [
+  'customer',
+  'sale',
+  'sale_line',
+  'fiscal_coupon',
+  'fiscal_coupon_item',
+  'receivable',
+  'z_closing',
+] as const;
+
+export type UpTable = (typeof UP_TABLES)[number];
