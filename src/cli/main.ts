@@ -4,15 +4,10 @@ import { hideBin } from 'yargs/helpers';
 import { defaultConfigPath } from '../config/load.js';
 import { BranchlineError } from '../core/errors.js';
 import { EXIT, exitCodeFor, printError } from './output.js';
-import {
-  initCommand,
-  installCommand,
-  runCommand,
-  statusCommand,
-  uninstallCommand,
-  validateCommand,
-  type StoreArgs,
-} from './commands/basic.js';
+import type { InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
+
+/** Command modules load on demand: `run` starts faster without the rest. */
+const commands = () => import('./commands/basic.js');
 
 function storeOption<T>(y: Argv<T>) {
   return y.option('store', {
@@ -56,13 +51,13 @@ export async function main(argv: string[]): Promise<void> {
         y
           .option('mappings', { type: 'string', default: 'mappings', describe: 'mapping folder to point the configuration at' })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing configuration file' }),
-      handle(initCommand),
+      handle(async (a: InitArgs) => (await commands()).initCommand(a)),
     )
     .command(
       'install',
       'prepare HQ (branchline schema) and each store (publication + replication slot); idempotent',
       (y) => storeOption(y),
-      handle<StoreArgs>(installCommand),
+      handle<StoreArgs>(async (a) => (await commands()).installCommand(a)),
     )
     .command(
       'uninstall',
@@ -71,20 +66,20 @@ export async function main(argv: string[]): Promise<void> {
         storeOption(y)
           .option('hq', { type: 'boolean', default: false, describe: 'also drop the branchline schema at HQ (positions are lost)' })
           .option('force', { type: 'boolean', default: false, describe: 'disconnect a running agent from the slot first' }),
-      handle(uninstallCommand),
+      handle(async (a: UninstallArgs) => (await commands()).uninstallCommand(a)),
     )
     .command(
       'validate',
       'check every mapping file against HQ and the stores; report all problems with file:line:column',
       (y) => storeOption(y),
-      handle<StoreArgs>(validateCommand),
+      handle<StoreArgs>(async (a) => (await commands()).validateCommand(a)),
     )
-    .command('run', 'run the pipelines until stopped (SIGINT/SIGTERM)', (y) => storeOption(y), handle<StoreArgs>(runCommand))
+    .command('run', 'run the pipelines until stopped (SIGINT/SIGTERM)', (y) => storeOption(y), handle<StoreArgs>(async (a) => (await commands()).runCommand(a)))
     .command(
       'status',
       'per store: position, lag in seconds and bytes, rows applied, last apply',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-      handle(statusCommand),
+      handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
     )
     .command(
       'demo',

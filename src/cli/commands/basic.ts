@@ -1,7 +1,6 @@
 import { cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from '../../agent/agent.js';
-import { install, uninstall } from '../../agent/install.js';
 import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf } from '../../agent/prepare.js';
 import { readStatus } from '../../agent/status.js';
 import { loadConfig, selectStores } from '../../config/load.js';
@@ -19,10 +18,14 @@ export interface StoreArgs extends GlobalArgs {
   store?: string[];
 }
 
+export type InitArgs = GlobalArgs & { mappings: string; force: boolean };
+export type UninstallArgs = StoreArgs & { hq: boolean; force: boolean };
+export type StatusArgs = StoreArgs & { json: boolean };
+
 const out = (s: string) => process.stdout.write(s);
 
 /** `init`: writes a starter configuration and copies the example mappings. */
-export async function initCommand(args: GlobalArgs & { mappings: string; force: boolean }): Promise<number> {
+export async function initCommand(args: InitArgs): Promise<number> {
   const file = path.resolve(args.config);
   const exists = await stat(file).then(
     () => true,
@@ -74,6 +77,7 @@ log:
 export async function installCommand(args: StoreArgs): Promise<number> {
   const config = await loadConfig(args.config);
   const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const { install } = await import('../../agent/install.js');
   const reports = await install(config, selectStores(config, args.store), logger);
   for (const r of reports) {
     out(`${r.database}:\n`);
@@ -82,9 +86,10 @@ export async function installCommand(args: StoreArgs): Promise<number> {
   return EXIT.ok;
 }
 
-export async function uninstallCommand(args: StoreArgs & { hq: boolean; force: boolean }): Promise<number> {
+export async function uninstallCommand(args: UninstallArgs): Promise<number> {
   const config = await loadConfig(args.config);
   const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const { uninstall } = await import('../../agent/install.js');
   const reports = await uninstall(config, selectStores(config, args.store), logger, { hq: args.hq, force: args.force });
   for (const r of reports) {
     out(`${r.database}:\n`);
@@ -165,7 +170,7 @@ export async function runCommand(args: StoreArgs): Promise<number> {
   return EXIT.ok;
 }
 
-export async function statusCommand(args: StoreArgs & { json: boolean }): Promise<number> {
+export async function statusCommand(args: StatusArgs): Promise<number> {
   const config = await loadConfig(args.config);
   const rows = await readStatus(config, selectStores(config, args.store));
   if (args.json) {

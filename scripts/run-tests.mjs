@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// The README's test command (`npm test`): type-checks and compiles everything
+// (child-process agents in the tests run the compiled CLI, as in production),
+// then runs the pure tests (*.test.ts) and the PostgreSQL tests (*.pg.test.ts).
+// Usage: node scripts/run-tests.mjs [--unit | --pg] [test files...]
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const only = args.find((a) => a === '--unit' || a === '--pg');
+const files = args.filter((a) => !a.startsWith('--'));
+
+function run(cmd, cmdArgs, env = {}) {
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+const started = Date.now();
+console.log('# compiling (tsc: type check + build into dist/)');
+run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
+
+const all = readdirSync(path.join(root, 'test'))
+  .filter((f) => f.endsWith('.test.ts'))
+  .sort()
+  .map((f) => path.join('test', f));
+const unit = all.filter((f) => !f.endsWith('.pg.test.ts'));
+const pg = all.filter((f) => f.endsWith('.pg.test.ts'));
+const groups = files.length ? [['selected', files]] : [
+  ...(only !== '--pg' ? [['pure tests', unit]] : []),
+  ...(only !== '--unit' ? [['PostgreSQL tests', pg]] : []),
+];
+for (const [name, list] of groups) {
+  if (!list.length) continue;
+  console.log(`# ${name}: ${list.length} files`);
+  run(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-concurrency=1', '--test-reporter=spec', ...list], {
+    BRANCHLINE_AGENT_DIST: '1',
+  });
+}
+console.log(`# all tests passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);

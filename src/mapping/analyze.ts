@@ -1,0 +1,364 @@
+import { isScalar } from 'yaml';
+import { column, type ColumnInfo, type TableInfo } from '../catalog/pg-catalog.js';
+import { formatTable, tableKey, type TableId } from '../core/change.js';
+import type { ErrorCode, Problem, SourceLocation } from '../core/errors.js';
+import { walk } from './expr/ast.js';
+import { checkExpression, type CheckedExpr, type ColumnScope } from './expr/check.js';
+import { ExprSyntaxError } from './expr/lexer.js';
+import { parseExpression } from './expr/parser.js';
+import { columnType, conversionHint, describeType, fits, type ExprType } from './expr/types.js';
+import type { LoadedMappingFile, MappingColumn } from './load.js';
+import { sortProblems } from './problems.js';
+import { didYouMean, editDistance } from './suggest.js';
+
+/** The catalogs a set of mapping files is checked and compiled against. */
+export interface MappingCatalogs {
+  /**
+   * The store's tables (from `describeTables`), or null when the store is not
+   * reachable: source-side checks are skipped and source columns have an
+   * unknown type.
+   */
+  readonly source: ReadonlyMap<string, TableInfo> | null;
+  /** Every table at the store, for "did you mean" (default: the keys of `source`). */
+  readonly sourceTables?: readonly TableId[];
+  /** HQ's tables (from `describeTables`). */
+  readonly target: ReadonlyMap<string, TableInfo>;
+  /** Every table at HQ, for "did you mean" (default: the keys of `target`). */
+  readonly targetTables?: readonly TableId[];
+}
+
+export interface AnalyzedColumn {
+  readonly column: MappingColumn;
+  /** Null when the expression does not parse. */
+  readonly checked: CheckedExpr | null;
+  /** Where the expression is written. */
+  readonly location: SourceLocation;
+}
+
+/** One enabled file, resolved against the catalogs. Complete only when no problem was found. */
+export interface AnalyzedMapping {
+  readonly file: LoadedMappingFile;
+  readonly source: TableInfo | null;
+  readonly target: TableInfo | null;
+  /** The target key: the `key` setting or the target's primary key. */
+  readonly key: readonly string[] | null;
+  readonly columns: readonly AnalyzedColumn[];
+}
+
+/**
+ * Checks every enabled file against the catalogs and collects every problem
+ * (BL-M003..BL-M014), sorted by file, line and column.
+ */
+export function analyzeMappings(
+  files: readonly LoadedMappingFile[],
+  catalogs: MappingCatalogs,
+): { mappings: AnalyzedMapping[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const mappings: AnalyzedMapping[] = [];
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    if (!f.spec.enabled) continue;
+    const a = new FileAnalysis(f, catalogs, problems);
+    mappings.push(a.run());
+    const pair = `${tableKey(f.spec.source)} -> ${tableKey(f.spec.target)}`;
+    const first = seen.get(pair);
+    if (first === undefined) {
+      seen.set(pair, f.file);
+    } else {
+      problems.push({
+        code: 'BL-M011',
+        message: `this file maps ${formatTable(f.spec.source)} to ${formatTable(f.spec.target)}, as ${first} already does.`,
+        hint: 'Merge the two files into one, or switch one off with "enabled: false".',
+        location: f.doc.location(['target']),
+      });
+    }
+  }
+  return { mappings, problems: sortProblems(problems) };
+}
+
+function list(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(', ');
+}
+
+function tableSuggestion(wanted: TableId, known: readonly TableId[]): string | null {
+  const names = known.map(formatTable);
+  const near = didYouMean(formatTable(wanted), names);
+  if (near.length === 0) {
+    // "sales" for public.sale, or the right name in another schema.
+    const byName = known.filter((t) => t.table === wanted.table || editDistance(t.table, wanted.table) <= 1).map(formatTable);
+    near.push(...byName.slice(0, 3));
+  }
+  return near.length > 0 ? `Did you mean ${near.join(' or ')}?` : null;
+}
+
+class FileAnalysis {
+  private readonly doc;
+  private readonly spec;
+
+  constructor(
+    private readonly f: LoadedMappingFile,
+    private readonly catalogs: MappingCatalogs,
+    private readonly problems: Problem[],
+  ) {
+    this.doc = f.doc;
+    this.spec = f.spec;
+  }
+
+  private report(code: ErrorCode, location: SourceLocation, message: string, hint: string): void {
+    this.problems.push({ code, message, hint, location });
+  }
+
+  run(): AnalyzedMapping {
+    const source = this.resolveSource();
+    const target = this.resolveTarget();
+    const columns = this.spec.columns.map((c) => this.analyzeColumn(c, source, target));
+    const key = target ? this.resolveKey(target) : null;
+    if (target && key) this.checkKeyComputable(key, columns, source, target);
+    if (target) this.checkRequired(target, key);
+    return { file: this.f, source, target, key, columns };
+  }
+
+  private resolveSource(): TableInfo | null {
+    const catalog = this.catalogs.source;
+    if (catalog === null) return null;
+    const name = formatTable(this.spec.source);
+    const info = catalog.get(tableKey(this.spec.source));
+    if (!info) {
+      const known = this.catalogs.sourceTables ?? [...catalog.values()].map((t) => t.id);
+      this.report(
+        'BL-M003',
+        this.doc.location(['source']),
+        `source table ${name} does not exist at the store.`,
+        tableSuggestion(this.spec.source, known) ?? 'Check the name; write "schema.table" when the table is not in schema public.',
+      );
+      return null;
+    }
+    if (info.replicaIdentity === 'nothing') {
+      this.report(
+        'BL-M013',
+        this.doc.location(['source']),
+        `source table ${name} has REPLICA IDENTITY NOTHING, so its deletes and key changes carry no key.`,
+        `At the store, run ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (it needs a primary key) or REPLICA IDENTITY FULL.`,
+      );
+    } else if (info.identityColumns.length === 0) {
+      this.report(
+        'BL-M013',
+        this.doc.location(['source']),
+        `source table ${name} has no primary key, so its deletes and key changes carry no key.`,
+        `At the store, add a primary key to ${name}, or run ALTER TABLE ${name} REPLICA IDENTITY FULL (or USING INDEX on a unique index).`,
+      );
+    }
+    return info;
+  }
+
+  private resolveTarget(): TableInfo | null {
+    const info = this.catalogs.target.get(tableKey(this.spec.target));
+    if (info) return info;
+    const known = this.catalogs.targetTables ?? [...this.catalogs.target.values()].map((t) => t.id);
+    this.report(
+      'BL-M004',
+      this.doc.location(['target']),
+      `target table ${formatTable(this.spec.target)} does not exist at HQ.`,
+      tableSuggestion(this.spec.target, known) ?? 'Check the name; write "schema.table" when the table is not in schema public.',
+    );
+    return null;
+  }
+
+  private scope(source: TableInfo | null): ColumnScope | null {
+    if (source === null) return null;
+    return {
+      table: formatTable(source.id),
+      names: source.columns.map((c) => c.name),
+      lookup: (name) => {
+        const c = column(source, name);
+        return c ? columnType(c) : undefined;
+      },
+    };
+  }
+
+  private analyzeColumn(c: MappingColumn, source: TableInfo | null, target: TableInfo | null): AnalyzedColumn {
+    const path = ['columns', c.name];
+    const location = this.doc.location(path);
+    const targetCol = target ? this.targetColumn(c.name, target) : undefined;
+    let checked: CheckedExpr | null = null;
+    try {
+      const expr = parseExpression(c.expression);
+      const expected = targetCol ? columnType(targetCol) : undefined;
+      checked = checkExpression(expr, this.scope(source), expected);
+    } catch (e) {
+      if (!(e instanceof ExprSyntaxError)) throw e;
+      this.report(
+        'BL-M007',
+        this.inExpression(path, e.index),
+        `the expression for "${c.name}" does not parse: ${e.message}.`,
+        e.hint,
+      );
+      return { column: c, checked: null, location };
+    }
+    for (const issue of checked.issues) {
+      let hint = issue.hint;
+      if (issue.code === 'BL-M005' && checked.expr.kind === 'column' && this.wasQuotedInYaml(path)) {
+        hint = `YAML took away the quotes: to write the text '${checked.expr.name}', quote it twice: "'${checked.expr.name}'".`;
+      }
+      this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, hint);
+    }
+    if (checked.issues.length === 0 && targetCol && target && !fits(checked.type, columnType(targetCol))) {
+      this.report(
+        'BL-M008',
+        location,
+        `the expression for "${c.name}" gives ${describeType(checked.type)}, but column "${c.name}" of ${formatTable(target.id)} is ${targetCol.type}.`,
+        conversionHint(checked.type, columnType(targetCol)) ?? this.fittingColumnsHint(c.name, targetCol, source),
+      );
+    }
+    return { column: c, checked, location };
+  }
+
+  /**
+   * Where character `index` of a column's expression is. An expression
+   * written over several lines is reported at its start: YAML folded its
+   * lines, so indexes no longer match columns.
+   */
+  private inExpression(path: readonly string[], index: number): SourceLocation {
+    const node = this.doc.nodeAt(path);
+    const range = node?.range;
+    if (!range || this.doc.text.slice(range[0], range[1]).includes('\n')) return this.doc.location(path);
+    return this.doc.locationInScalar(path, index);
+  }
+
+  private wasQuotedInYaml(path: readonly string[]): boolean {
+    const node = this.doc.nodeAt(path);
+    return isScalar(node) && (node.type === 'QUOTE_SINGLE' || node.type === 'QUOTE_DOUBLE');
+  }
+
+  private targetColumn(name: string, target: TableInfo): ColumnInfo | undefined {
+    const t = formatTable(target.id);
+    const where = this.doc.keyLocation(['columns'], name) ?? this.doc.location(['columns', name]);
+    const info = column(target, name);
+    if (!info) {
+      const near = didYouMean(name, target.columns.map((c) => c.name));
+      this.report(
+        'BL-M006',
+        where,
+        `unknown target column "${name}": table ${t} has no such column.`,
+        near.length > 0 ? `Did you mean ${near.map((n) => `"${n}"`).join(' or ')}?` : `Its columns are: ${target.columns.map((c) => c.name).join(', ')}.`,
+      );
+      return undefined;
+    }
+    if (info.generated) {
+      this.report(
+        'BL-M006',
+        where,
+        `target column "${name}" of ${t} is a generated column; it cannot be written.`,
+        'Remove this line: HQ computes the column itself.',
+      );
+      return undefined;
+    }
+    return info;
+  }
+
+  private fittingColumnsHint(name: string, targetCol: ColumnInfo, source: TableInfo | null): string {
+    const want: ExprType = columnType(targetCol);
+    if (source === null) return `Write an expression of type ${targetCol.type}.`;
+    const fitting = source.columns
+      .filter((c) => fits(columnType(c), want))
+      .map((c) => c.name)
+      .sort((a, b) => editDistance(a, name) - editDistance(b, name))
+      .slice(0, 5);
+    return fitting.length > 0
+      ? `Source columns of a fitting type: ${fitting.join(', ')}.`
+      : `No column of ${formatTable(source.id)} has a fitting type; write an expression of type ${targetCol.type}.`;
+  }
+
+  private resolveKey(target: TableInfo): readonly string[] | null {
+    const t = formatTable(target.id);
+    const key = this.spec.key ?? target.primaryKey;
+    const uniqueKeys = target.uniqueKeys.filter((k) => k.length > 0);
+    if (!key || key.length === 0) {
+      this.report(
+        'BL-M009',
+        this.doc.location(['target']),
+        `target table ${t} has no primary key, and this file does not say which columns identify a row.`,
+        uniqueKeys.length > 0
+          ? `Add "key: [${uniqueKeys[0]!.join(', ')}]" (a unique key of ${t}).`
+          : `Add a primary key or a unique index to ${t} at HQ, and name its columns with "key: [...]".`,
+      );
+      return null;
+    }
+    let ok = true;
+    key.forEach((k, i) => {
+      if (column(target, k)) return;
+      ok = false;
+      const near = didYouMean(k, target.columns.map((c) => c.name));
+      this.report(
+        'BL-M006',
+        this.doc.location(['key', i]),
+        `key column "${k}" is not a column of ${t}.`,
+        near.length > 0 ? `Did you mean ${list(near)}?` : `Its columns are: ${target.columns.map((c) => c.name).join(', ')}.`,
+      );
+    });
+    if (!ok) return null;
+    const set = new Set(key);
+    const unique = uniqueKeys.some((u) => u.length === set.size && u.every((c) => set.has(c)));
+    if (!unique) {
+      this.report(
+        'BL-M009',
+        this.spec.key ? this.doc.location(['key']) : this.doc.location(['target']),
+        `the key (${key.join(', ')}) is not a unique key of ${t} at HQ.`,
+        uniqueKeys.length > 0
+          ? `Use one of its unique keys: ${uniqueKeys.map((u) => `[${u.join(', ')}]`).join(', ')}; or create a unique index on (${key.join(', ')}) at HQ.`
+          : `${t} has no unique key: create a unique index on (${key.join(', ')}) at HQ.`,
+      );
+      return null;
+    }
+    return key;
+  }
+
+  /** BL-M010: a delete carries only the source's identity columns, so keys may read nothing else. */
+  private checkKeyComputable(key: readonly string[], columns: readonly AnalyzedColumn[], source: TableInfo | null, target: TableInfo): void {
+    const t = formatTable(target.id);
+    key.forEach((k, i) => {
+      const mapped = columns.find((c) => c.column.name === k);
+      if (!mapped) {
+        const identity = source && source.identityColumns.length > 0 ? ` (${source.identityColumns.join(', ')})` : '';
+        this.report(
+          'BL-M010',
+          this.spec.key ? this.doc.location(['key', i]) : (this.doc.keyLocation([], 'columns') ?? this.doc.location(['columns'])),
+          `key column "${k}" of ${t} is not mapped.`,
+          `Add "${k}: <expression>" under columns, computed from the source key${identity}, store.code or constants.`,
+        );
+        return;
+      }
+      if (!source || source.identityColumns.length === 0 || !mapped.checked) return;
+      const identity = new Set(source.identityColumns);
+      const s = formatTable(source.id);
+      const reported = new Set<string>();
+      walk(mapped.checked.expr, (n) => {
+        if (n.kind !== 'column' || identity.has(n.name) || reported.has(n.name)) return;
+        if (!source.columns.some((c) => c.name === n.name)) return; // already BL-M005
+        reported.add(n.name);
+        this.report(
+          'BL-M010',
+          this.inExpression(['columns', k], n.start),
+          `key column "${k}" reads "${n.name}", which a delete of ${s} does not carry.`,
+          `A key may read only ${s}'s identity columns (${source.identityColumns.join(', ')}), store.code and constants: compute it from those, choose another key, or set REPLICA IDENTITY FULL on ${s} at the store.`,
+        );
+      });
+    });
+  }
+
+  /** BL-M014: NOT NULL target columns without a default must be written. */
+  private checkRequired(target: TableInfo, key: readonly string[] | null): void {
+    // Unmapped key columns are already BL-M010.
+    const mapped = new Set([...this.spec.columns.map((c) => c.name), ...(key ?? [])]);
+    const where = this.doc.keyLocation([], 'columns') ?? this.doc.location(['columns']);
+    for (const c of target.columns) {
+      if (!c.notNull || c.hasDefault || c.generated || mapped.has(c.name)) continue;
+      this.report(
+        'BL-M014',
+        where,
+        `target column "${c.name}" of ${formatTable(target.id)} is NOT NULL and has no default, but this file does not map it.`,
+        `Add "${c.name}: <expression>" under columns (a constant such as "'X'" will do).`,
+      );
+    }
+  }
+}

@@ -1,0 +1,159 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isScalar } from 'yaml';
+import { tableKey, type TableId } from '../core/change.js';
+import { BranchlineError, type Problem } from '../core/errors.js';
+import { pointerToPath, schemaProblems, YamlDoc } from '../config/yaml-doc.js';
+import { MappingFileSchema, type MappingFileDoc } from './schema.js';
+import { sortProblems } from './problems.js';
+
+/** One `target column: expression` line of a mapping file. */
+export interface MappingColumn {
+  /** Target column name. */
+  readonly name: string;
+  /** The expression's text as the integrator wrote it (YAML quoting removed). */
+  readonly expression: string;
+}
+
+/** A mapping file after the schema and defaults: what later steps read. */
+export interface MappingSpec {
+  readonly source: TableId;
+  readonly target: TableId;
+  /** The `key` setting, or null for the target's primary key. */
+  readonly key: readonly string[] | null;
+  readonly enabled: boolean;
+  readonly description: string | null;
+  /** In the order written. */
+  readonly columns: readonly MappingColumn[];
+}
+
+export interface LoadedMappingFile {
+  /** The path as given (used in every message about this file). */
+  readonly file: string;
+  /** The parsed YAML, for positions. */
+  readonly doc: YamlDoc;
+  readonly spec: MappingSpec;
+}
+
+let validator: ValidateFunction | undefined;
+function validate(): ValidateFunction {
+  // verbose: the problems quote the schema's descriptions and list the allowed settings.
+  validator ??= new Ajv({ allErrors: true, allowUnionTypes: true, strict: true, verbose: true }).compile(MappingFileSchema);
+  return validator;
+}
+
+/** `sale` -> public.sale; `erp.sale` -> erp.sale. */
+export function parseTableName(name: string): TableId {
+  const dot = name.indexOf('.');
+  return dot < 0 ? { schema: 'public', table: name } : { schema: name.slice(0, dot), table: name.slice(dot + 1) };
+}
+
+/**
+ * Parses one mapping file: YAML syntax (BL-M001) and the schema (BL-M002).
+ * The file comes back only when it has neither kind of problem.
+ */
+export function parseMappingFile(file: string, text: string): { file: LoadedMappingFile | null; problems: Problem[] } {
+  const parsed = YamlDoc.parse(file, text, 'BL-M001');
+  const doc = parsed.doc;
+  if (!doc) return { file: null, problems: sortProblems(parsed.problems) };
+  const value = doc.toJS();
+  spellExpressions(doc, value);
+  const check = validate();
+  if (!check(value)) return { file: null, problems: sortProblems(mappingSchemaProblems(doc, check)) };
+  const m = value as MappingFileDoc;
+  const spec: MappingSpec = {
+    source: parseTableName(m.source),
+    target: parseTableName(m.target),
+    key: m.key ?? null,
+    enabled: m.enabled ?? true,
+    description: m.description ?? null,
+    columns: Object.entries(m.columns).map(([name, expression]) => ({ name, expression: String(expression ?? '') })),
+  };
+  return { file: { file, doc, spec }, problems: [] };
+}
+
+/** Ajv's problems, with a plain sentence for an expression written as a list or a map. */
+function mappingSchemaProblems(doc: YamlDoc, check: ValidateFunction): Problem[] {
+  const problems: Problem[] = [];
+  const rest: ErrorObject[] = [];
+  for (const e of check.errors ?? []) {
+    const path = pointerToPath(e.instancePath);
+    if (e.keyword === 'type' && path.length === 2 && path[0] === 'columns') {
+      const name = path[1]!;
+      problems.push({
+        code: 'BL-M002',
+        message: `the expression for "${name}" must be text, not a list or a map.`,
+        hint: `Write it after "${name}:" on the same line, e.g. ${name}: upper(name); put it in double quotes when it contains ": " or " #", or starts with one of ' [ { * & ! | >.`,
+        location: doc.location(path),
+      });
+    } else {
+      rest.push(e);
+    }
+  }
+  check.errors = rest;
+  return [...problems, ...schemaProblems(doc, check, 'BL-M002', 'mapping file')];
+}
+
+/**
+ * YAML turns `qty: 1` into a number and `flag: true` into a boolean; an
+ * expression is the text as written, so put the source text back (`12.50`
+ * stays `12.50`). An empty value becomes an empty expression (reported by
+ * the parser), `null` the null expression.
+ */
+function spellExpressions(doc: YamlDoc, value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  const columns = (value as Record<string, unknown>)['columns'];
+  if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) return;
+  const record = columns as Record<string, unknown>;
+  for (const [name, v] of Object.entries(record)) {
+    if (typeof v === 'string') continue;
+    const node = doc.nodeAt(['columns', name]);
+    if (v === null) record[name] = isScalar(node) && node.source !== '' && node.source !== undefined ? 'null' : '';
+    else if (typeof v === 'number' || typeof v === 'boolean') record[name] = isScalar(node) && node.source ? node.source : String(v);
+  }
+}
+
+/**
+ * Reads every `*.yml` / `*.yaml` file of `dir` (not recursive) in name
+ * order, with syntax and schema checks. Files with problems are left out
+ * of `files`. Throws BL-C006 when the directory cannot be read.
+ */
+export async function loadMappingDir(dir: string): Promise<{ files: LoadedMappingFile[]; problems: Problem[] }> {
+  let names: string[];
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    names = entries.filter((e) => e.isFile() && /\.ya?ml$/i.test(e.name)).map((e) => e.name);
+  } catch (cause) {
+    throw new BranchlineError(
+      {
+        code: 'BL-C006',
+        message: `mapping directory ${dir} cannot be read (${(cause as NodeJS.ErrnoException).code ?? 'error'}).`,
+        hint: 'Create it, or point the configuration\'s mapping directory at the folder that holds the *.yml mapping files.',
+      },
+      { cause },
+    );
+  }
+  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const files: LoadedMappingFile[] = [];
+  const problems: Problem[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    const r = parseMappingFile(path, await readFile(path, 'utf8'));
+    if (r.file) files.push(r.file);
+    problems.push(...r.problems);
+  }
+  return { files, problems: sortProblems(problems) };
+}
+
+/** The tables the enabled files read and write, without duplicates, so the caller knows what to describe. */
+export function mappedTables(files: readonly LoadedMappingFile[]): { sources: TableId[]; targets: TableId[] } {
+  const sources = new Map<string, TableId>();
+  const targets = new Map<string, TableId>();
+  for (const f of files) {
+    if (!f.spec.enabled) continue;
+    if (!sources.has(tableKey(f.spec.source))) sources.set(tableKey(f.spec.source), f.spec.source);
+    if (!targets.has(tableKey(f.spec.target))) targets.set(tableKey(f.spec.target), f.spec.target);
+  }
+  return { sources: [...sources.values()], targets: [...targets.values()] };
+}

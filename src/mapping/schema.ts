@@ -1,0 +1,64 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The mapping file schema, declared once: TypeBox gives the TypeScript type,
+ * Ajv checks files against it, and `scripts/write-mapping-schema.ts` writes
+ * it to `schemas/mapping.schema.json` for editors (yaml-language-server).
+ */
+const TABLE_NAME = '^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*)?$';
+
+const TableName = (what: string, example: string) =>
+  Type.String({
+    pattern: TABLE_NAME,
+    description: `${what}: "table" (schema public) or "schema.table", e.g. ${example}.`,
+  });
+
+/**
+ * One column expression. YAML numbers, booleans and null (`qty: 1`,
+ * `active: true`, `note: null`) are read as the expression they spell; an
+ * empty value is reported as an empty expression.
+ */
+const Expression = Type.Unsafe<string | number | boolean | null>({
+  type: ['string', 'number', 'boolean', 'null'],
+  description:
+    "An expression over the source row, e.g. id, upper(trim(name)), store.code, 'constant text' (quote the whole value in YAML: \"'text'\").",
+});
+
+export const MappingFileSchema = Type.Object(
+  {
+    source: TableName('Source table at the store', 'sale or erp.sale'),
+    target: TableName('Target table at HQ', 'store_sale or hq.store_sale'),
+    key: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description: 'Target key columns (a unique key at HQ). Default: the target primary key.',
+      }),
+    ),
+    enabled: Type.Optional(Type.Boolean({ default: true, description: 'false skips this file. Default: true.' })),
+    description: Type.Optional(Type.String({ description: 'Free text for people reading the file.' })),
+    columns: Type.Record(Type.String({ minLength: 1 }), Expression, {
+      minProperties: 1,
+      description: 'Target column -> expression over the source row.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    title: 'branchline mapping file',
+    description: 'Maps one source table at the store to one target table at HQ. See docs/mapping.md.',
+  },
+);
+
+/** A mapping file as decoded by the schema (before defaults and name resolution). */
+export type MappingFileDoc = Static<typeof MappingFileSchema>;
+
+/** The JSON Schema (draft-07) of a mapping file, as plain JSON. */
+export function mappingJsonSchema(): Record<string, unknown> {
+  const plain = JSON.parse(JSON.stringify(MappingFileSchema)) as Record<string, unknown>;
+  return { $schema: 'http://json-schema.org/draft-07/schema#', ...plain };
+}
+
+/** The committed file's text: the schema, 2-space indented, newline-terminated. */
+export function mappingJsonSchemaText(): string {
+  return `${JSON.stringify(mappingJsonSchema(), null, 2)}\n`;
+}

@@ -1,0 +1,46 @@
+/** "Did you mean ...?" suggestions for misspelt column, table and function names. */
+
+/**
+ * Edit distance where inserting, deleting or replacing a character, or
+ * swapping two neighbours ("nmae" -> "name"), each count 1 (optimal string
+ * alignment distance).
+ */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a.length === 0) return b.length;
+  if (b.length === 0) return a.length;
+  const width = b.length + 1;
+  const d = new Array<number>((a.length + 1) * width);
+  for (let i = 0; i <= a.length; i++) d[i * width] = i;
+  for (let j = 0; j <= b.length; j++) d[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[(i - 1) * width + j]! + 1, d[i * width + j - 1]! + 1, d[(i - 1) * width + j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[(i - 2) * width + j - 2]! + 1);
+      d[i * width + j] = v;
+    }
+  }
+  return d[a.length * width + b.length]!;
+}
+
+/**
+ * The candidates close to `name` (case-insensitive edit distance of at most
+ * a third of the name's length, at least 1, at most 3, or the name is the
+ * start of the candidate), closest first, at most `limit` of them.
+ */
+export function didYouMean(name: string, candidates: readonly string[], limit = 3): string[] {
+  const lower = name.toLowerCase();
+  const max = Math.min(3, Math.max(1, Math.floor(name.length / 3)));
+  const scored: { c: string; d: number }[] = [];
+  for (const c of new Set(candidates)) {
+    if (c === name) continue;
+    const other = c.toLowerCase();
+    const d = editDistance(lower, other);
+    // A name cut short counts too ("sale" -> "sale_id"), ranked after closer spellings.
+    const prefix = lower.length >= 3 && other.startsWith(lower);
+    if (d <= max || prefix) scored.push({ c, d: d <= max ? d : max + d });
+  }
+  scored.sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : x.c > y.c ? 1 : 0));
+  return scored.slice(0, limit).map((s) => s.c);
+}

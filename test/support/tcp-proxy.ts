@@ -1,0 +1,87 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy between the agent and a database, for network faults:
+ * `cut()` drops every open connection at once (as a broken link does), and
+ * `refuse()` makes new connections fail until `accept()`.
+ */
+export class TcpProxy {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private refusing = false;
+  private dropUpstream = false;
+  port = 0;
+  connections = 0;
+
+  constructor(private readonly targetPort: number, private readonly targetHost = '127.0.0.1') {
+    this.server = net.createServer((client) => this.onClient(client));
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  private onClient(client: net.Socket): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    this.connections++;
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    // Client -> server bytes can be swallowed (see `swallowClientBytes`).
+    client.on('data', (d: Buffer) => {
+      if (!this.dropUpstream) upstream.write(d);
+    });
+    upstream.pipe(client);
+  }
+
+  /** Drops every open connection (both directions, with a reset). */
+  cut(): number {
+    const n = this.sockets.size / 2;
+    for (const s of this.sockets) s.resetAndDestroy();
+    this.sockets.clear();
+    return n;
+  }
+
+  /**
+   * While on, what clients send is discarded and what servers send still
+   * arrives: e.g. a replication client receives data but its
+   * acknowledgements never reach the server.
+   */
+  swallowClientBytes(on: boolean): void {
+    this.dropUpstream = on;
+  }
+
+  refuse(): void {
+    this.refusing = true;
+  }
+
+  accept(): void {
+    this.refusing = false;
+  }
+
+  /** Replaces the host:port of a PostgreSQL URL with the proxy's. */
+  url(target: string): string {
+    const u = new URL(target);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
