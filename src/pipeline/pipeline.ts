@@ -31,6 +31,8 @@ export interface PipelineSnapshot {
   readonly oldestUnapplied: Date | null;
   readonly lastError: { code: string; message: string; at: Date } | null;
   readonly position: string | null;
+  /** Batches the grouped plan could not apply and that were redone in exact source order. */
+  readonly batchesRedone: number;
 }
 
 export interface PipelineHooks {
@@ -81,6 +83,7 @@ export class Pipeline<P> {
   private lastError: PipelineSnapshot['lastError'] = null;
   private position: string | null = null;
   private safeMode: SafeMode<P> | null = null;
+  private batchesRedone = 0;
 
   constructor(private readonly options: PipelineOptions<P>) {}
 
@@ -95,6 +98,7 @@ export class Pipeline<P> {
       oldestUnapplied: this.oldestUnapplied,
       lastError: this.lastError,
       position: this.position,
+      batchesRedone: this.batchesRedone,
     };
   }
 
@@ -197,6 +201,10 @@ export class Pipeline<P> {
           logger.info('batch applied in exact order; back to grouped apply');
         }
         this.lastError = null;
+        if (Date.now() - lastStatusAt > 5_000) {
+          lastStatusAt = Date.now();
+          await sink.reportStatus('streaming', { receivedPosition: pos, oldestUnapplied: null });
+        }
         lastCommit = null;
         firstCommitTime = null;
         batchStarted = 0;
@@ -263,7 +271,10 @@ export class Pipeline<P> {
           }
         }
       } catch (e) {
+        await sink.rollback().catch(() => undefined);
+        await sink.reportStatus('backoff', { error: { code: isBranchlineError(e) ? e.code : 'internal', message: (e as Error)?.message ?? String(e) } });
         if (e instanceof ApplyRejected && mode === 'grouped') {
+          this.batchesRedone++;
           this.safeMode = { through: lastCommit ? (lastCommit as { position: P }).position : this.position === null ? null : codec.parse(this.position) };
         }
         throw e;
