@@ -4,12 +4,11 @@ import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Lsn } from '../core/lsn.js';
-import type { LoadedMappingFile } from '../mapping/index.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
-import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf, type Catalog } from './prepare.js';
+import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf, type Catalog, type MappingFiles } from './prepare.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -25,7 +24,7 @@ export interface AgentOptions {
  * (a broken mapping file); unreachable databases are waited for.
  */
 export class Agent {
-  private files: LoadedMappingFile[] = [];
+  private files: MappingFiles | null = null;
   private hq: Catalog | null = null;
   private readonly pipelines = new Map<string, Pipeline<Lsn>>();
   private readonly gate: ApplyGate;
@@ -43,8 +42,9 @@ export class Agent {
    */
   async prepare(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
-    this.files = await loadMappings(config);
-    const { sources, targets } = tablesOf(this.files);
+    const files = await loadMappings(config);
+    this.files = files;
+    const { sources, targets } = tablesOf(files);
     const backoff = new Backoff(config.retry);
     while (!signal.aborted) {
       try {
@@ -52,6 +52,8 @@ export class Agent {
         break;
       } catch (e) {
         if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) throw e;
+        // Broken files need no HQ to be reported: do not wait for it first.
+        requireReadable(files);
         const delay = backoff.next();
         logger.warn('HQ not reachable at start-up; waiting', { code: e.code, error: e.message, retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
@@ -59,11 +61,11 @@ export class Agent {
     }
     if (!this.hq) return;
     // Checked against HQ alone first, so a mapping problem is reported even with every store down.
-    checkAndCompile(this.files, this.hq, null, 'HQ');
+    checkAndCompile(files, this.hq, null, 'HQ');
     for (const store of this.stores) {
       try {
         const catalog = await readCatalog(store.url, storeRole(store), sources, 5_000);
-        checkAndCompile(this.files, this.hq, catalog, `HQ and ${storeRole(store)}`);
+        checkAndCompile(files, this.hq, catalog, `HQ and ${storeRole(store)}`);
       } catch (e) {
         if (isBranchlineError(e) && e.code.startsWith('BL-D')) {
           logger.warn('store not reachable at start-up; its pipeline will connect when it can', { store: store.code, code: e.code, error: e.message });
@@ -77,12 +79,13 @@ export class Agent {
   /** Runs every pipeline until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     if (!this.hq) await this.prepare(signal);
-    if (signal.aborted || !this.hq) return;
+    if (signal.aborted || !this.hq || !this.files) return;
     const { config, logger } = this.options;
     const hq = this.hq;
+    const files = this.files;
     const runs = this.stores.map((store) => {
       const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
-      const mappings: MappingSet = checkAndCompile(this.files, hq, null, 'HQ');
+      const mappings: MappingSet = checkAndCompile(files, hq, null, 'HQ');
       const source = new PgLogicalSource({
         url: store.url,
         role: storeRole(store),

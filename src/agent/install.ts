@@ -2,7 +2,7 @@ import { PgLogicalInstaller } from '../../connectors/pg-logical/index.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import { dropState, migrateLatest } from '../state/migrate.js';
-import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf } from './prepare.js';
+import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from './prepare.js';
 
 export interface InstallReport {
   readonly database: string;
@@ -21,6 +21,7 @@ function installerFor(store: StoreConfig, logger: Logger): PgLogicalInstaller {
  */
 export async function install(config: Config, stores: readonly StoreConfig[], logger: Logger): Promise<InstallReport[]> {
   const files = await loadMappings(config);
+  requireReadable(files);
   const { sources, targets } = tablesOf(files);
   const hq = await readCatalog(config.hq.url, 'HQ', targets);
   checkAndCompile(files, hq, null, 'HQ');

@@ -7,11 +7,23 @@ import { connect } from '../db/connect.js';
 import { compileMappings, loadMappingDir, mappedTables, validateMappings, type LoadedMappingFile } from '../mapping/index.js';
 import type { MappingSet } from '../mapping/mapping.js';
 
-/** Mapping files read and checked for syntax and schema (no database needed). */
-export async function loadMappings(config: Config): Promise<LoadedMappingFile[]> {
+/** The mapping files of a configuration: those that parsed, and the problems of those that did not. */
+export interface MappingFiles {
+  readonly dir: string;
+  readonly files: readonly LoadedMappingFile[];
+  /** Syntax and schema problems (BL-M001, BL-M002): their files are not in `files`. */
+  readonly problems: readonly Problem[];
+}
+
+/** Reads every mapping file (no database needed). Never throws for problems in the files. */
+export async function loadMappings(config: Config): Promise<MappingFiles> {
   const { files, problems } = await loadMappingDir(config.mappingsDir);
-  if (problems.length) throw new ProblemsError(`The mapping files in ${config.mappingsDir} have problems.`, problems);
-  return files;
+  return { dir: config.mappingsDir, files, problems };
+}
+
+/** Throws the syntax and schema problems, if any (when nothing more can be checked). */
+export function requireReadable(m: MappingFiles): void {
+  if (m.problems.length) throw new ProblemsError(`The mapping files in ${m.dir} have problems.`, m.problems);
 }
 
 export interface Catalog {
@@ -30,27 +42,40 @@ export async function readCatalog(url: string, role: string, tables: readonly Ta
 }
 
 /**
- * Checks the mapping files against HQ and, when given, a store's schema,
- * and compiles them for that store. Throws every problem at once.
+ * Every problem of the mapping files: syntax and schema problems of the files
+ * that did not parse, and the problems of the others against HQ and, when
+ * given, a store's schema. Sorted by file, line and column.
  */
-export function checkAndCompile(
-  files: readonly LoadedMappingFile[],
-  hq: Catalog,
-  store: Catalog | null,
-  context: string,
-): MappingSet {
-  const problems: Problem[] = validateMappings(files, {
-    source: store?.tables ?? null,
-    ...(store ? { sourceTables: store.all } : {}),
-    target: hq.tables,
-    targetTables: hq.all,
-  });
-  if (problems.length) throw new ProblemsError(`The mapping files do not fit ${context}.`, problems);
-  return compileMappings(files, { source: store?.tables ?? null, target: hq.tables });
+export function mappingProblems(m: MappingFiles, hq: Catalog, store: Catalog | null): Problem[] {
+  const problems: Problem[] = [
+    ...m.problems,
+    ...validateMappings(m.files, {
+      source: store?.tables ?? null,
+      ...(store ? { sourceTables: store.all } : {}),
+      target: hq.tables,
+      targetTables: hq.all,
+    }),
+  ];
+  return problems.sort(
+    (a, b) =>
+      (a.location?.file ?? '').localeCompare(b.location?.file ?? '') ||
+      (a.location?.line ?? 0) - (b.location?.line ?? 0) ||
+      (a.location?.column ?? 0) - (b.location?.column ?? 0),
+  );
 }
 
-export function tablesOf(files: readonly LoadedMappingFile[]): { sources: TableId[]; targets: TableId[] } {
-  return mappedTables(files);
+/** Checks everything (see mappingProblems) and compiles; throws every problem at once. */
+export function checkAndCompile(m: MappingFiles, hq: Catalog, store: Catalog | null, context: string): MappingSet {
+  const problems = mappingProblems(m, hq, store);
+  if (problems.length) {
+    const onlyUnreadable = problems.every((p) => p.code === 'BL-M001' || p.code === 'BL-M002');
+    throw new ProblemsError(`The mapping files in ${m.dir} ${onlyUnreadable ? 'have problems' : `do not fit ${context}`}.`, problems);
+  }
+  return compileMappings(m.files, { source: store?.tables ?? null, target: hq.tables });
+}
+
+export function tablesOf(m: MappingFiles): { sources: TableId[]; targets: TableId[] } {
+  return mappedTables(m.files);
 }
 
 export function storeRole(store: StoreConfig): string {

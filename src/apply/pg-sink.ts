@@ -161,10 +161,10 @@ export class PgSink {
         [p.name, p.storeCode, p.direction, p.connector, this.options.positionKind, position, stats.sourceCommitTime, stats.txns, stats.rows],
       );
       await db.query('COMMIT');
-    } catch (e) {
-      throw this.mapError(e);
-    } finally {
       this.inTransaction = false;
+    } catch (e) {
+      // Still "in a transaction" for rollback(), which ends it on a live connection.
+      throw this.mapError(e);
     }
   }
 
@@ -215,10 +215,11 @@ export class PgSink {
   }
 
   private statementsFor(t: TargetTable): TableStatements {
-    const id = `${t.schema}.${t.table}`;
+    // Two mapping files may write one HQ table by different unique keys.
+    const id = `${t.schema}.${t.table}|${t.key.join(',')}`;
     let s = this.tables.get(id);
     if (!s) {
-      const info = this.options.catalog.get(id);
+      const info = this.options.catalog.get(`${t.schema}.${t.table}`);
       if (!info) throw new Error(`target table ${id} not described`);
       s = new TableStatements(t, info);
       this.tables.set(id, s);

@@ -33,8 +33,9 @@ type NetOp = { kind: 'upsert'; key: readonly string[]; row: Record<string, strin
 
 const SEP = '\u0001';
 
+/** A target as the plan groups it: table and key (two mappings may write one table by different keys). */
 function tableId(t: TargetTable): string {
-  return `${t.schema}.${t.table}`;
+  return `${t.schema}.${t.table}|${t.key.join(',')}`;
 }
 
 export function planChunk(ops: readonly TargetOp[], mode: PlanMode, ctx: PlanContext): PlannedStatement[] {

@@ -110,8 +110,10 @@ export async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err, y) => {
       if (err) throw err;
-      printError(new BranchlineError({ code: 'BL-U001', message: msg, hint: 'See `branchline --help`.' }));
-      process.stderr.write('\n' + y.help.toString());
+      const sentence = /[.!?]$/.test(msg.trim()) ? msg.trim() : `${msg.trim()}.`;
+      printError(new BranchlineError({ code: 'BL-U001', message: sentence, hint: 'See `branchline --help`.' }));
+      process.stderr.write('\n');
+      y.showHelp((text: string) => process.stderr.write(`${text}\n`));
       process.exit(EXIT.usage);
     })
     .parseAsync();

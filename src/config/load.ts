@@ -4,7 +4,7 @@ import { Ajv } from 'ajv';
 import { isScalar, visit } from 'yaml';
 import { BranchlineError, ProblemsError, type Problem } from '../core/errors.js';
 import { ConfigSchema, type RawConfig } from './schema.js';
-import { schemaProblems, YamlDoc } from './yaml-doc.js';
+import { pointerToPath, schemaProblems, YamlDoc } from './yaml-doc.js';
 
 /** A store, with every default filled. */
 export interface StoreConfig {
@@ -42,7 +42,8 @@ export function defaultSlotName(storeCode: string): string {
 }
 export const DEFAULT_PUBLICATION = 'branchline';
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// verbose: errors carry their schema, so hints can list the allowed settings and forms.
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateConfig = ajv.compile(ConfigSchema);
 
 /** Where the CLI looks for the configuration when --config is not given. */
@@ -73,14 +74,21 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
   if (!doc) throw new ProblemsError(`The configuration file ${file} is not valid YAML.`, problems);
 
   const envProblems = substituteEnv(doc, env);
-  if (envProblems.length) throw new ProblemsError(`The configuration file ${file} needs environment variables.`, envProblems);
-
-  const raw = doc.toJS();
-  if (!validateConfig(raw)) {
-    throw new ProblemsError(
-      `The configuration file ${file} has problems.`,
-      schemaProblems(doc, validateConfig, 'BL-C003', 'configuration file'),
-    );
+  let raw = doc.toJS();
+  let valid = validateConfig(raw);
+  if (!valid && coerceEnvScalars(doc, validateConfig.errors ?? [])) {
+    raw = doc.toJS();
+    valid = validateConfig(raw);
+  }
+  if (!valid || envProblems.length) {
+    // A missing variable also fails the schema where it stood: say it once.
+    const taken = new Set(envProblems.map((p) => `${p.location?.line}:${p.location?.column}`));
+    const schema = validateConfig.errors ? schemaProblems(doc, validateConfig, 'BL-C003', 'configuration file') : [];
+    const rest = schema.filter((p) => !taken.has(`${p.location?.line}:${p.location?.column}`));
+    const problems = [...envProblems, ...rest];
+    problems.sort((a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0));
+    const summary = rest.length ? 'has problems' : 'needs environment variables';
+    throw new ProblemsError(`The configuration file ${file} ${summary}.`, problems);
   }
   const config = raw as RawConfig;
   const more: Problem[] = [];
@@ -156,6 +164,9 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
   };
 }
 
+/** Scalars whose whole text was one ${VAR} (see coerceEnvScalars). */
+const wholeValues = new WeakSet<object>();
+
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Replaces ${VAR} and ${VAR:-default} in every string scalar, in place. */
@@ -164,6 +175,7 @@ function substituteEnv(doc: YamlDoc, env: NodeJS.ProcessEnv): Problem[] {
   visit(doc.doc, {
     Scalar(_key, node) {
       if (!isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const whole = new RegExp(`^${ENV_REF.source}$`).test(node.value);
       node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
         const v = env[name];
         if (v !== undefined && v !== '') return v;
@@ -176,9 +188,31 @@ function substituteEnv(doc: YamlDoc, env: NodeJS.ProcessEnv): Problem[] {
         });
         return '';
       });
+      if (whole) wholeValues.add(node);
     },
   });
   return problems;
+}
+
+/**
+ * `max_rows: ${ROWS}` with ROWS=500 is the number 500, as if written in the
+ * file: where the schema wants a number or boolean and the value came whole
+ * from one variable, read it as YAML would. (Only there: a store code
+ * `${CODE}` = 001 stays the text "001".)
+ */
+function coerceEnvScalars(doc: YamlDoc, errors: readonly { keyword: string; instancePath: string; params: unknown }[]): boolean {
+  let changed = false;
+  for (const e of errors) {
+    const type = (e.params as { type?: string }).type;
+    if (e.keyword !== 'type' || !type || !['integer', 'number', 'boolean'].includes(type)) continue;
+    const node = doc.nodeAt(pointerToPath(e.instancePath));
+    if (!node || !isScalar(node) || !wholeValues.has(node) || typeof node.value !== 'string') continue;
+    if (type === 'boolean' && (node.value === 'true' || node.value === 'false')) node.value = node.value === 'true';
+    else if (type !== 'boolean' && /^-?\d+(\.\d+)?$/.test(node.value)) node.value = Number(node.value);
+    else continue;
+    changed = true;
+  }
+  return changed;
 }
 
 /** The stores a command should act on: all enabled ones, or those named with --store. */

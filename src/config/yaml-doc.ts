@@ -22,10 +22,13 @@ export class YamlDoc {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const yamlDoc = new YamlDoc(file, text, doc, lines);
-    const problems: Problem[] = doc.errors.map((e) => ({
+    // Only the first syntax error: the ones after it are mostly its echoes.
+    const problems: Problem[] = doc.errors.slice(0, 1).map((e) => ({
       code,
       message: `is not valid YAML: ${firstLine(e.message)}.`,
-      hint: 'Fix the YAML syntax at this position (indentation, a missing colon, or an unclosed quote are the usual causes).',
+      hint:
+        'Fix the YAML syntax at this position (indentation, a missing colon, or an unclosed quote are the usual causes)' +
+        (doc.errors.length > 1 ? '; lines after it may be misread until it is fixed.' : '.'),
       location: yamlDoc.locationOfOffset(e.pos[0]),
     }));
     return { doc: problems.length > 0 ? null : yamlDoc, problems };
@@ -121,10 +124,30 @@ export function schemaProblems(
   code: ErrorCode,
   describe: string,
 ): Problem[] {
-  const errors = (validate.errors ?? []).filter(keepError);
+  const all = validate.errors ?? [];
+  // A choice among fixed values (a union of constants) fails once per
+  // constant: report it once, listing them.
+  const constsAt = new Map<string, unknown[]>();
+  for (const e of all) {
+    if (e.keyword !== 'const') continue;
+    const list = constsAt.get(e.instancePath) ?? [];
+    list.push((e.params as { allowedValue?: unknown }).allowedValue);
+    constsAt.set(e.instancePath, list);
+  }
+  const errors = all.filter(keepError);
   const seen = new Set<string>();
   const problems: Problem[] = [];
+  for (const [pointer, values] of constsAt) {
+    const path = pointerToPath(pointer);
+    problems.push({
+      code,
+      message: `${where(path)} has a value this ${describe} does not accept.`,
+      hint: `Write one of: ${values.map((v) => JSON.stringify(v)).join(', ')}.`,
+      location: doc.location(path),
+    });
+  }
   for (const e of errors) {
+    if (e.keyword === 'const') continue;
     const path = pointerToPath(e.instancePath);
     const p = toProblem(doc, e, path, code, describe);
     const key = `${p.location?.line}:${p.location?.column}:${p.message}`;
@@ -132,7 +155,9 @@ export function schemaProblems(
     seen.add(key);
     problems.push(p);
   }
-  return problems;
+  return problems.sort(
+    (a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0),
+  );
 }
 
 /** Drops Ajv's noise: the "must match a schema in anyOf" summary when a branch error explains more. */

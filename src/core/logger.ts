@@ -4,7 +4,8 @@ export type Logger = winston.Logger;
 
 const URL_PASSWORD = /((?:postgres(?:ql)?|mssql|sqlserver|smtp):\/\/[^:/@\s]*:)[^@\s]*@/gi;
 const KV_PASSWORD = /\b(password|passwd|pwd)\s*=\s*('[^']*'|"[^"]*"|\S+)/gi;
-const SECRET_KEYS = /^(password|passwd|pwd|secret|token|authorization)$/i;
+/** Field names whose values are never logged (PGPASSWORD, apiToken, client_secret, ...). */
+const SECRET_KEYS = /(pass(word|wd)?|pwd|secret|token|authorization|credential)/i;
 
 /** Removes passwords from connection strings and key=value text. */
 export function redact(text: string): string {
@@ -13,7 +14,8 @@ export function redact(text: string): string {
 
 function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redact(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 12) return '[nested too deep to log]';
   if (value instanceof Error) return redact(value.message);
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   const out: Record<string, unknown> = {};

@@ -232,7 +232,10 @@ export class Pipeline<P> {
               continue;
             }
             pending = null;
-            if (result.done) throw new BranchlineError({ code: 'BL-D001', message: 'the source stream ended.', hint: 'branchline reconnects on its own.' });
+            if (result.done) {
+              if (signal.aborted) return; // closed by us: a clean stop, not an error
+              throw new BranchlineError({ code: 'BL-D001', message: 'the source stream ended.', hint: 'branchline reconnects on its own.' });
+            }
             msg = result.value;
           }
           switch (msg.kind) {
@@ -272,7 +275,8 @@ export class Pipeline<P> {
         }
       } catch (e) {
         await sink.rollback().catch(() => undefined);
-        await sink.reportStatus('backoff', { error: { code: isBranchlineError(e) ? e.code : 'internal', message: (e as Error)?.message ?? String(e) } });
+        if (signal.aborted) return; // whatever failed, it failed because we were stopping
+        await sink.reportStatus('backoff', { error: errorReport(e) });
         if (e instanceof ApplyRejected && mode === 'grouped') {
           this.batchesRedone++;
           this.safeMode = { through: lastCommit ? (lastCommit as { position: P }).position : this.position === null ? null : codec.parse(this.position) };
@@ -292,15 +296,20 @@ export class Pipeline<P> {
   }
 
   private recordError(e: unknown): void {
-    const code = isBranchlineError(e) ? e.code : 'internal';
-    const message = (e as Error)?.message ?? String(e);
-    this.lastError = { code, message, at: new Date() };
+    this.lastError = { ...errorReport(e), at: new Date() };
   }
 
   private setState(state: PipelineState, error?: unknown): void {
     this.state = state;
     this.options.hooks?.onState?.(state, error);
   }
+}
+
+/** Code and sentence of an error, the code not repeated in the sentence. */
+function errorReport(e: unknown): { code: string; message: string } {
+  const code = isBranchlineError(e) ? e.code : 'internal';
+  const message = ((e as Error)?.message ?? String(e)).replace(/^BL-[A-Z]\d{3} /, '');
+  return { code, message };
 }
 
 const TIMEOUT = Symbol('timeout');

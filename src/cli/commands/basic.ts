@@ -1,7 +1,7 @@
 import { cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from '../../agent/agent.js';
-import { checkAndCompile, loadMappings, readCatalog, storeRole, tablesOf } from '../../agent/prepare.js';
+import { loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from '../../agent/prepare.js';
 import { readStatus } from '../../agent/status.js';
 import { loadConfig, selectStores } from '../../config/load.js';
 import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
@@ -107,33 +107,24 @@ export async function validateCommand(args: StoreArgs): Promise<number> {
   const config = await loadConfig(args.config);
   const files = await loadMappings(config);
   const { sources, targets } = tablesOf(files);
-  const hq = await readCatalog(config.hq.url, 'HQ', targets);
-  const problems: Problem[] = [];
-  const seen = new Set<string>();
+  let hq: Catalog;
+  try {
+    hq = await readCatalog(config.hq.url, 'HQ', targets);
+  } catch (e) {
+    // Without HQ, the files can still be checked on their own.
+    requireReadable(files);
+    throw e;
+  }
+  const problems = new Map<string, Problem>();
   const add = (ps: readonly Problem[]) => {
-    for (const p of ps) {
-      const k = `${p.location?.file}:${p.location?.line}:${p.location?.column}:${p.code}:${p.message}`;
-      if (!seen.has(k)) {
-        seen.add(k);
-        problems.push(p);
-      }
-    }
+    for (const p of ps) problems.set(`${p.location?.file}:${p.location?.line}:${p.location?.column}:${p.code}:${p.message}`, p);
   };
-  const collect = (fn: () => void) => {
-    try {
-      fn();
-    } catch (e) {
-      if (e instanceof ProblemsError) add(e.problems);
-      else throw e;
-    }
-  };
-  collect(() => checkAndCompile(files, hq, null, 'HQ'));
+  add(mappingProblems(files, hq, null));
   const checked: string[] = [];
   const unreachable: string[] = [];
   for (const store of selectStores(config, args.store)) {
     try {
-      const catalog = await readCatalog(store.url, storeRole(store), sources, 5_000);
-      collect(() => checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`));
+      add(mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000)));
       checked.push(store.code);
     } catch (e) {
       if (isBranchlineError(e) && e.code.startsWith('BL-D')) unreachable.push(`${store.code} (${e.message})`);
@@ -141,11 +132,17 @@ export async function validateCommand(args: StoreArgs): Promise<number> {
     }
   }
   for (const u of unreachable) process.stderr.write(`warning: store ${u}; its side of the mappings was not checked.\n`);
-  if (problems.length) {
-    problems.sort((a, b) => (a.location?.file ?? '').localeCompare(b.location?.file ?? '') || (a.location?.line ?? 0) - (b.location?.line ?? 0) || (a.location?.column ?? 0) - (b.location?.column ?? 0));
-    throw new ProblemsError(`The mapping files in ${config.mappingsDir} have problems.`, problems);
+  if (problems.size) {
+    const sorted = [...problems.values()].sort(
+      (a, b) =>
+        (a.location?.file ?? '').localeCompare(b.location?.file ?? '') ||
+        (a.location?.line ?? 0) - (b.location?.line ?? 0) ||
+        (a.location?.column ?? 0) - (b.location?.column ?? 0),
+    );
+    throw new ProblemsError(`The mapping files in ${config.mappingsDir} have problems.`, sorted);
   }
-  out(`${files.length} mapping files are valid against HQ${checked.length ? ` and store${checked.length > 1 ? 's' : ''} ${checked.join(', ')}` : ''}.\n`);
+  const n = files.files.length;
+  out(`${n} mapping file${n === 1 ? ' is' : 's are'} valid against HQ${checked.length ? ` and store${checked.length > 1 ? 's' : ''} ${checked.join(', ')}` : ''}.\n`);
   return checked.length === 0 && unreachable.length > 0 ? EXIT.environment : EXIT.ok;
 }
 

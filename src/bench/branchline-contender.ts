@@ -1,0 +1,150 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { AgentProcess, type AgentCommand } from './agent-process.js';
+import type { Contender, Probe } from './contender.js';
+import type { ProcessRef } from './cpu-tracker.js';
+import { waitFor } from './wait.js';
+import { HQ_DB, type BenchTopology } from './topology.js';
+
+/**
+ * branchline: `branchline run` as a child process serving every store,
+ * started for a phase and stopped (SIGTERM) after it, like an operator would.
+ */
+export class BranchlineContender implements Contender {
+  readonly name = 'branchline' as const;
+  private agent: AgentProcess | null = null;
+  private runs = 0;
+  private spawnedAt = 0;
+
+  private constructor(
+    private readonly topology: BenchTopology,
+    private readonly command: AgentCommand,
+    private readonly cpuProfDir: string | undefined,
+    private readonly storesAdmin: pg.Client,
+    private readonly hqAdmin: pg.Client,
+  ) {}
+
+  static async create(topology: BenchTopology, command: AgentCommand, cpuProfDir: string | undefined): Promise<BranchlineContender> {
+    const clients: pg.Client[] = [];
+    const open = async (url: string) => {
+      const c = new pg.Client({ connectionString: url, application_name: 'bench-control' });
+      c.on('error', () => undefined);
+      clients.push(c);
+      await c.connect();
+      return c;
+    };
+    try {
+      return new BranchlineContender(topology, command, cpuProfDir, await open(topology.storesServer.url('postgres')), await open(topology.hqServer.url(HQ_DB)));
+    } catch (e) {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      throw e;
+    }
+  }
+
+  get logFile(): string | null {
+    return this.agent?.logFile ?? null;
+  }
+
+  async start(): Promise<void> {
+    if (this.agent?.pid) throw new Error('the agent is already running');
+    this.runs++;
+    const prof = this.cpuProfDir ? { dir: path.resolve(this.cpuProfDir), name: `agent-${this.runs}-${process.pid}.cpuprofile` } : null;
+    this.agent = new AgentProcess(this.command, this.topology.configFile, path.join(this.topology.dir, `agent-${this.runs}.log`), prof);
+    this.spawnedAt = Date.now();
+    this.agent.start();
+  }
+
+  async waitStreaming(timeoutMs: number): Promise<void> {
+    const slots = this.slots();
+    await waitFor('the branchline agent to stream', timeoutMs, async () => {
+      const pid = this.agentPid();
+      if (pid === null) throw new Error(`the agent exited; its log ends with:\n${await this.agent?.logTail()}`);
+      const streaming = await this.hqAdmin.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM branchline.pipeline_status WHERE state = 'streaming' AND agent = $1`,
+        [`${os.hostname()}:${pid}`],
+      );
+      const active = await this.storesAdmin.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`,
+        [slots],
+      );
+      return streaming.rows[0]?.n === slots.length && active.rows[0]?.n === slots.length;
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.agent?.stop();
+    await this.agent?.dispose();
+    const slots = this.slots();
+    await waitFor('the agent to release its slots', 60_000, async () => {
+      const r = await this.storesAdmin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, [slots]);
+      return r.rows[0]?.n === 0;
+    });
+  }
+
+  rowsProbes(): Probe[] {
+    return [{ url: this.topology.hqUrl, sql: `SELECT ((SELECT count(*) FROM store_sale) + (SELECT count(*) FROM store_sale_line))::text AS n`, params: [] }];
+  }
+
+  maxSaleProbe(storeIndex: number): Probe {
+    const s = this.topology.stores[storeIndex]!;
+    return { url: this.topology.hqUrl, sql: `SELECT coalesce(max(sale_id), 0)::text AS n FROM store_sale WHERE store_code = $1`, params: [s.code] };
+  }
+
+  async processes(): Promise<ProcessRef[]> {
+    const [senders, backends] = await Promise.all([
+      this.storesAdmin.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, [this.slots()]),
+      this.hqAdmin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'branchline-up:%'`),
+    ]);
+    const agent = this.agentPid();
+    return [
+      ...(agent === null ? [] : [{ role: 'agent', pid: agent }]),
+      ...senders.rows.map((r) => ({ role: 'decode', pid: r.pid })),
+      ...backends.rows.map((r) => ({ role: 'apply', pid: r.pid })),
+    ];
+  }
+
+  agentPid(): number | null {
+    return this.agent?.pid ?? null;
+  }
+
+  /**
+   * From the agent's JSON log: `agent started` (configuration read, mappings
+   * checked against HQ and the stores) and the last `replication starting`
+   * (every store's stream open). Log timestamps have millisecond resolution.
+   */
+  async milestones(): Promise<Record<string, number>> {
+    const file = this.agent?.logFile;
+    if (!file) return {};
+    const text = await readFile(file, 'utf8').catch(() => '');
+    const out: Record<string, number> = {};
+    let streams = 0;
+    for (const line of text.split('\n')) {
+      let entry: { message?: string; timestamp?: string };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        continue;
+      }
+      if (!entry.timestamp) continue;
+      const at = (Date.parse(entry.timestamp) - this.spawnedAt) / 1000;
+      if (entry.message === 'agent started' && out['agentStarted'] === undefined) out['agentStarted'] = at;
+      if (entry.message === 'replication starting' && ++streams === this.topology.stores.length) out['allStreamsOpen'] = at;
+    }
+    return out;
+  }
+
+  async logTail(): Promise<string> {
+    return (await this.agent?.logTail()) ?? '';
+  }
+
+  async dispose(): Promise<void> {
+    await this.agent?.dispose();
+    await Promise.all([this.storesAdmin, this.hqAdmin].map((c) => c.end().catch(() => undefined)));
+  }
+
+  private slots(): string[] {
+    return this.topology.stores.map((s) => s.branchlineSlot);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `npm run bench`: the same store workload through PostgreSQL's own logical
+ * replication and through branchline, one after the other on the same
+ * embedded servers, figures side by side. Results go to stdout (a table, or
+ * one JSON object with --json); progress goes to stderr.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULTS } from '../config/load.js';
+import { agentCommand, ROOT } from './agent-process.js';
+import { BranchlineContender } from './branchline-contender.js';
+import { measureCatchUp, type CatchUpResult } from './catch-up.js';
+import type { Contender } from './contender.js';
+import { measureLive, type LiveResult } from './live.js';
+import { NativeContender } from './native-contender.js';
+import { BENCH_FLAGS, resolveOptions, type BenchOptions, type ContenderName } from './options.js';
+import { machineInfo } from './proc-stats.js';
+import { renderJson, renderText, type BenchResult } from './report.js';
+import { BenchTopology, DURABLE_SETTINGS, type Say } from './topology.js';
+import { verifyHq } from './verify.js';
+
+/** Catch-up polls HQ this often. */
+const CATCH_UP_POLL_MS = 100;
+/** Live polls HQ this often (per store). */
+const LIVE_POLL_MS = 20;
+
+const started = performance.now();
+const say: Say = (line) => process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
+
+/** Stops whatever was started, newest first, once, however the run ends. */
+class Cleanup {
+  private readonly steps: (() => Promise<void>)[] = [];
+  private running: Promise<void> | null = null;
+
+  add(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) await step().catch((e: unknown) => say(`cleanup: ${(e as Error)?.message ?? String(e)}`));
+    })();
+    return this.running;
+  }
+}
+
+async function parse(argv: string[]): Promise<BenchOptions> {
+  const parsed = await yargs(argv)
+    .scriptName('npm run bench --')
+    .usage('$0 [options]\n\nPostgreSQL logical replication vs branchline on embedded servers. See docs/benchmarks.md.')
+    .options(BENCH_FLAGS)
+    .strict()
+    .version(false)
+    .help()
+    .wrap(Math.min(110, process.stderr.columns || 100))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    })
+    .parseAsync();
+  const { options, problems } = resolveOptions(parsed);
+  if (!options) throw new UsageError(problems.join('\n'));
+  return options;
+}
+
+class UsageError extends Error {}
+
+function commandLine(argv: readonly string[]): string {
+  const quoted = argv.map((a) => (/^[\w./:=,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  const base = process.env['npm_lifecycle_event'] === 'bench' ? 'npm run bench' : 'node --import tsx src/bench/main.ts';
+  return quoted.length === 0 ? base : process.env['npm_lifecycle_event'] === 'bench' ? `${base} -- ${quoted.join(' ')}` : `${base} ${quoted.join(' ')}`;
+}
+
+/** The commit and the agent's files that differ from it (the benchmark itself left out). */
+function sourceState(): { commit: string; modified: string[] } {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout ?? '';
+  const commit = git('rev-parse', '--short', 'HEAD').trim() || 'unknown';
+  const modified = git('status', '--porcelain', '--', 'src', 'connectors', 'migrations', 'mappings')
+    .split('\n')
+    .map((l) => l.slice(3).trim())
+    .filter((f) => f && !f.startsWith('src/bench/'));
+  return { commit, modified };
+}
+
+/** `total` split over `parts` as evenly as whole numbers allow. */
+function split(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+async function run(argv: string[], cleanup: Cleanup): Promise<number> {
+  const options = await parse(argv);
+  if (options.agentCpuProf) await mkdir(options.agentCpuProf, { recursive: true });
+  const startedAt = new Date().toISOString();
+  const source = sourceState();
+  const command = await agentCommand(options.agent, say);
+  cleanup.add(() => command.dispose());
+  say(`agent: ${command.note}`);
+
+  const topology = await BenchTopology.create(options, say);
+  cleanup.add(() => topology.dispose());
+  const native = await NativeContender.create(topology);
+  cleanup.add(() => native.dispose());
+  const branchline = await BranchlineContender.create(topology, command, options.agentCpuProf);
+  cleanup.add(() => branchline.dispose());
+  const contenders: Record<ContenderName, Contender> = { native, branchline };
+  const order = options.order.map((n) => contenders[n]);
+
+  // The backlog: every store writes its share at once, nothing replicates.
+  const perStore = split(options.sales, options.stores);
+  say(`writing the backlog: ${options.sales} sales (${perStore.join(' + ')}), ${options.concurrency} connections per store`);
+  const t = performance.now();
+  await Promise.all(topology.stores.map((s, i) => s.workload.sales(perStore[i]!, { lines: options.lines, concurrency: options.concurrency })));
+  const backlogSeconds = (performance.now() - t) / 1000;
+  const rows = (await Promise.all(topology.stores.map((s) => topology.storeRows(s)))).reduce((a, b) => a + b, 0);
+  say(`backlog written in ${backlogSeconds.toFixed(1)} s: ${rows} rows`);
+
+  const catchUp = {} as Record<ContenderName, CatchUpResult>;
+  for (const c of order) {
+    await topology.checkpoint();
+    say(`catch-up: ${c.name}`);
+    catchUp[c.name] = await measureCatchUp(c, { expectedRows: rows, pollMs: CATCH_UP_POLL_MS, timeoutMs: options.timeoutMs, say });
+  }
+  const problems = await verifyHq(topology);
+  say(problems.length ? `verification failed: ${problems.join(' ')}` : 'verified: both HQ sides hold exactly the stores\' sales');
+
+  let live: Record<ContenderName, LiveResult> | null = null;
+  if (options.liveSeconds > 0) {
+    live = {} as Record<ContenderName, LiveResult>;
+    for (const c of order) {
+      await topology.checkpoint();
+      say(`live: ${c.name}`);
+      live[c.name] = await measureLive(c, topology, { seconds: options.liveSeconds, pollMs: LIVE_POLL_MS, timeoutMs: options.timeoutMs, say });
+    }
+  }
+
+  const result: BenchResult = {
+    command: commandLine(argv),
+    startedAt,
+    source,
+    machine: { ...machineInfo(), postgres: await topology.serverVersion() },
+    settings: {
+      servers: { ...DURABLE_SETTINGS, shared_buffers: '64MB' },
+      nativeSubscription: { synchronous_commit: options.nativeSynchronousCommit, copy_data: false },
+      branchline: {
+        agent: command.note,
+        batchMaxRows: options.batchMaxRows ?? DEFAULTS.batch.maxRows,
+        batchMaxDelayMs: options.batchMaxDelayMs ?? DEFAULTS.batch.maxDelayMs,
+      },
+    },
+    workload: { stores: options.stores, sales: options.sales, linesPerSale: options.lines, rows, writersPerStore: options.concurrency, backlogSeconds },
+    order: options.order,
+    catchUp,
+    live,
+    verification: { ok: problems.length === 0, problems },
+  };
+  process.stdout.write(options.json ? renderJson(result) : renderText(result));
+  return problems.length ? 1 : 0;
+}
+
+const cleanup = new Cleanup();
+const onSignal = (signal: NodeJS.Signals, code: number) =>
+  process.once(signal, () => {
+    say(`${signal}: stopping the agent and the servers`);
+    void cleanup.run().finally(() => process.exit(code));
+  });
+onSignal('SIGINT', 130);
+onSignal('SIGTERM', 143);
+
+run(hideBin(process.argv), cleanup)
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\nSee \`npm run bench -- --help\`.\n`);
+      else process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    },
+  )
+  .finally(() => cleanup.run().then(() => say('servers stopped, files removed')));

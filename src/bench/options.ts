@@ -1,0 +1,91 @@
+import type { Options } from 'yargs';
+
+/**
+ * Every flag of `npm run bench`, declared once: type, default and
+ * description. The yargs parser and `--help` come from this table;
+ * `resolveOptions` turns the parsed flags into the checked options below.
+ */
+export const BENCH_FLAGS = {
+  sales: { type: 'number', default: 20_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
+  stores: { type: 'number', default: 2, describe: 'store databases on the stores server' },
+  lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
+  'live-seconds': { type: 'number', default: 15, describe: 'how long every store writes during each live measurement (0 skips it)' },
+  concurrency: { type: 'number', default: 4, describe: 'connections per store writing the backlog' },
+  order: {
+    type: 'string',
+    choices: ['native-first', 'branchline-first'],
+    default: 'native-first',
+    describe: 'which contender runs first in each measurement',
+  },
+  agent: {
+    type: 'string',
+    choices: ['auto', 'dist', 'build', 'tsx'],
+    default: 'auto',
+    describe: 'how to start the agent: dist/, a fresh build of the working tree in a temporary folder, or tsx; auto = dist/ unless older than the sources, else build',
+  },
+  'batch-max-rows': { type: 'number', describe: "branchline's batch.max_rows (default: the product's default)" },
+  'batch-max-delay-ms': { type: 'number', describe: "branchline's batch.max_delay_ms (default: the product's default)" },
+  'native-synchronous-commit': {
+    type: 'string',
+    choices: ['off', 'on'],
+    default: 'off',
+    describe: "the subscriptions' synchronous_commit option (off is PostgreSQL's default for subscriptions)",
+  },
+  'agent-cpu-prof': { type: 'string', describe: 'directory for V8 CPU profiles of the agent (one per phase)' },
+  'timeout-seconds': { type: 'number', default: 600, describe: 'give up on a phase that takes longer than this' },
+  json: { type: 'boolean', default: false, describe: 'print the results as one JSON object on stdout (progress stays on stderr)' },
+} as const satisfies Record<string, Options>;
+
+export type ContenderName = 'native' | 'branchline';
+
+/** The checked options the benchmark runs with. */
+export interface BenchOptions {
+  readonly sales: number;
+  readonly stores: number;
+  readonly lines: number;
+  readonly liveSeconds: number;
+  readonly concurrency: number;
+  readonly order: readonly [ContenderName, ContenderName];
+  readonly agent: 'auto' | 'dist' | 'build' | 'tsx';
+  readonly batchMaxRows: number | undefined;
+  readonly batchMaxDelayMs: number | undefined;
+  readonly nativeSynchronousCommit: 'off' | 'on';
+  readonly agentCpuProf: string | undefined;
+  readonly timeoutMs: number;
+  readonly json: boolean;
+}
+
+type Parsed = { [K in keyof typeof BENCH_FLAGS]?: unknown };
+
+/** Checks the parsed flags; returns every problem at once. */
+export function resolveOptions(a: Parsed): { options: BenchOptions | null; problems: string[] } {
+  const problems: string[] = [];
+  const int = (flag: keyof typeof BENCH_FLAGS, min: number): number => {
+    const v = a[flag];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      problems.push(`--${flag} must be a whole number of at least ${min} (got ${String(v)}).`);
+      return min;
+    }
+    return v;
+  };
+  const optionalInt = (flag: keyof typeof BENCH_FLAGS, min: number): number | undefined => (a[flag] === undefined ? undefined : int(flag, min));
+  const stores = int('stores', 1);
+  const sales = int('sales', 1);
+  if (sales < stores) problems.push(`--sales (${sales}) must be at least --stores (${stores}): every store writes part of the backlog.`);
+  const options: BenchOptions = {
+    sales,
+    stores,
+    lines: int('lines', 1),
+    liveSeconds: int('live-seconds', 0),
+    concurrency: int('concurrency', 1),
+    order: a.order === 'branchline-first' ? ['branchline', 'native'] : ['native', 'branchline'],
+    agent: a.agent === 'dist' || a.agent === 'build' || a.agent === 'tsx' ? a.agent : 'auto',
+    batchMaxRows: optionalInt('batch-max-rows', 1),
+    batchMaxDelayMs: optionalInt('batch-max-delay-ms', 0),
+    nativeSynchronousCommit: a['native-synchronous-commit'] === 'on' ? 'on' : 'off',
+    agentCpuProf: typeof a['agent-cpu-prof'] === 'string' ? a['agent-cpu-prof'] : undefined,
+    timeoutMs: int('timeout-seconds', 10) * 1000,
+    json: a.json === true,
+  };
+  return { options: problems.length ? null : options, problems };
+}

