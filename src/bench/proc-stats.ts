@@ -46,12 +46,14 @@ export function peakRssBytes(pid: number): number | null {
   }
 }
 
-/**
- * CPU seconds of a process and all its descendants, including children
- * that already ended (their time is in their parent's cutime/cstime).
- */
-export function treeCpuSeconds(rootPid: number): number {
-  const procs = new Map<number, { ppid: number; ticks: number }>();
+interface ProcCpu {
+  readonly ppid: number;
+  /** utime + stime + cutime + cstime, in ticks. */
+  readonly ticks: number;
+}
+
+function allProcesses(): Map<number, ProcCpu> {
+  const procs = new Map<number, ProcCpu>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -62,45 +64,61 @@ export function treeCpuSeconds(rootPid: number): number {
       // ended while we looked
     }
   }
-  const children = new Map<number, number[]>();
-  for (const [pid, p] of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
-  let ticks = 0;
-  const todo = [rootPid];
-  while (todo.length) {
-    const pid = todo.pop()!;
-    ticks += procs.get(pid)?.ticks ?? 0;
-    todo.push(...(children.get(pid) ?? []));
-  }
-  return ticks / clkTck();
+  return procs;
 }
 
 /**
- * Machine CPU during a phase: how busy all CPUs were, and how much CPU went
- * to processes outside this benchmark's process tree (other work on the
- * machine, which disturbs the figures; ideally ~0).
+ * CPU seconds of this process and all its descendants (servers, agent),
+ * including children that already ended (their time is in their parent's
+ * cutime/cstime), and of the kernel's own threads (children of kthreadd).
+ */
+function treeAndKernelThreads(rootPid: number): { tree: number; kernelThreads: number } {
+  const procs = allProcesses();
+  const children = new Map<number, number[]>();
+  for (const [pid, p] of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), pid]);
+  let tree = 0;
+  const todo = [rootPid];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    tree += procs.get(pid)?.ticks ?? 0;
+    todo.push(...(children.get(pid) ?? []));
+  }
+  let kernelThreads = 0;
+  for (const [pid, p] of procs) if (pid === 2 || p.ppid === 2) kernelThreads += p.ticks;
+  return { tree: tree / clkTck(), kernelThreads: kernelThreads / clkTck() };
+}
+
+/**
+ * Machine CPU during a phase: how busy all CPUs were, what the kernel did
+ * outside any process (interrupts, softirqs such as loopback networking,
+ * steal, kernel threads), and how much went to user processes outside this
+ * benchmark's process tree: other work on the machine, which disturbs the
+ * figures (ideally ~0).
  */
 export class PhaseCpu {
   private readonly jiffies = cpuJiffies();
-  private readonly tree = treeCpuSeconds(process.pid);
+  private readonly procs = treeAndKernelThreads(process.pid);
 
-  finish(): { machineBusy: number | null; foreignCpuSeconds: number } {
+  finish(): { machineBusy: number | null; kernelCpuSeconds: number; foreignCpuSeconds: number } {
     const j = cpuJiffies();
-    const tree = treeCpuSeconds(process.pid) - this.tree;
-    const busySeconds = (j.busy - this.jiffies.busy) / clkTck();
-    return { machineBusy: busyShare(this.jiffies, j), foreignCpuSeconds: Math.max(0, busySeconds - tree) };
+    const procs = treeAndKernelThreads(process.pid);
+    const busy = (j.busy - this.jiffies.busy) / clkTck();
+    const kernel = (j.kernel - this.jiffies.kernel) / clkTck() + (procs.kernelThreads - this.procs.kernelThreads);
+    const tree = procs.tree - this.procs.tree;
+    return { machineBusy: busyShare(this.jiffies, j), kernelCpuSeconds: kernel, foreignCpuSeconds: Math.max(0, busy - tree - kernel) };
   }
 }
 
-/** Busy and total jiffies of all CPUs together (first line of /proc/stat). */
-export function cpuJiffies(): { busy: number; total: number } {
+/** Busy, kernel-only (irq + softirq + steal) and total jiffies of all CPUs together (first line of /proc/stat). */
+export function cpuJiffies(): { busy: number; kernel: number; total: number } {
   try {
     const first = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
     const v = first.trim().split(/\s+/).slice(1).map(Number);
     const total = v.slice(0, 8).reduce((s, x) => s + (Number.isFinite(x) ? x : 0), 0);
     const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
-    return { busy: total - idle, total };
+    return { busy: total - idle, kernel: (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0), total };
   } catch {
-    return { busy: 0, total: 0 };
+    return { busy: 0, kernel: 0, total: 0 };
   }
 }
 

@@ -70,6 +70,7 @@ export function comparedFigures(r: BenchResult): { section: string; figures: Com
         fig('agent CPU s until the first row at HQ (start-up)', null, cu.branchline.cpuSecondsToFirstRow['agent'] ?? null, 'lower'),
         fig('agent peak RSS (VmHWM), MiB', null, mib(cu.branchline.agentPeakRssBytes), 'lower'),
         fig('machine CPU busy, % of all cores', pct(cu.native.machineBusy), pct(cu.branchline.machineBusy)),
+        fig('CPU s of the kernel outside processes (irq, softirq, threads)', cu.native.kernelCpuSeconds, cu.branchline.kernelCpuSeconds),
         fig('CPU s of processes outside the benchmark (disturbance)', cu.native.foreignCpuSeconds, cu.branchline.foreignCpuSeconds),
       ],
     },
@@ -92,6 +93,7 @@ export function comparedFigures(r: BenchResult): { section: string; figures: Com
       ...CPU_ROLES.map(([role, label]) => fig(`CPU s per s: ${label}`, perSecond(l.native, role), perSecond(l.branchline, role), 'lower')),
       fig('agent peak RSS (VmHWM), MiB', null, mib(l.branchline.agentPeakRssBytes), 'lower'),
       fig('machine CPU busy, % of all cores', pct(l.native.machineBusy), pct(l.branchline.machineBusy)),
+      fig('CPU s of the kernel outside processes (irq, softirq, threads)', l.native.kernelCpuSeconds, l.branchline.kernelCpuSeconds),
       fig('CPU s of processes outside the benchmark (disturbance)', l.native.foreignCpuSeconds, l.branchline.foreignCpuSeconds),
     );
     sections.push({ section: `live: every store writes sales back to back for ${r.live.native.seconds.toFixed(0)} s, one writer each`, figures });
@@ -170,7 +172,7 @@ export function renderText(r: BenchResult): string {
   return out.join('\n') + '\n';
 }
 
-/** Phases during which other processes used more than 5% of one core: their figures are disturbed. */
+/** Phases during which other processes used more than 5% of one core (and over 0.25 s): their figures are disturbed. */
 export function disturbances(r: BenchResult): string[] {
   const phases: [string, { foreignCpuSeconds: number }, number][] = [];
   for (const n of r.order) {
@@ -178,7 +180,7 @@ export function disturbances(r: BenchResult): string[] {
     if (r.live) phases.push([`live ${n}`, r.live[n], r.live[n].seconds]);
   }
   return phases
-    .filter(([, p, seconds]) => p.foreignCpuSeconds > 0.05 * seconds)
+    .filter(([, p, seconds]) => p.foreignCpuSeconds > Math.max(0.25, 0.05 * seconds))
     .map(([name, p, seconds]) => `other processes used ${p.foreignCpuSeconds.toFixed(1)} CPU s during the ${seconds.toFixed(1)} s of ${name}; run again on a quiet machine.`);
 }
 
