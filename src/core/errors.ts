@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   // apply (BL-A)
   'BL-A001': 'HQ rejected a batch',
   'BL-A002': 'another agent is already running this pipeline',
+  'BL-A003': 'the position stored at HQ was written by another connector',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',
