@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const dist = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const dist = fileURLToPath(new URL('../dist/bundle/main.js', import.meta.url));
 if (existsSync(dist)) {
   await import(pathToFileURL(dist).href);
 } else {

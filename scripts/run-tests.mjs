@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): type-checks and compiles everything
-// (child-process agents in the tests run the compiled CLI, as in production),
+// (child-process agents in the tests run the bundled CLI, as in production),
 // then runs the pure tests (*.test.ts) and the PostgreSQL tests (*.pg.test.ts).
 // Usage: node scripts/run-tests.mjs [--unit | --pg] [test files...]
 import { spawnSync } from 'node:child_process';
@@ -21,6 +21,8 @@ function run(cmd, cmdArgs, env = {}) {
 const started = Date.now();
 console.log('# compiling (tsc: type check + build into dist/)');
 run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
+console.log('# bundling the CLI (esbuild: dist/bundle/, what production runs)');
+run(process.execPath, [path.join(root, 'scripts/bundle.mjs')]);
 
 const all = readdirSync(path.join(root, 'test'))
   .filter((f) => f.endsWith('.test.ts'))

@@ -5,6 +5,7 @@ import { TableStatements } from '../src/apply/statements.js';
 import type { TableInfo } from '../src/catalog/pg-catalog.js';
 import type { TargetOp, TargetTable } from '../src/core/target-op.js';
 import { col, table } from './support/mapping-catalog.js';
+import { parseTextArray } from './support/pg-array.js';
 
 /**
  * How a chunk of target operations becomes SQL: the exact statements for
@@ -100,8 +101,13 @@ const DELETE_WHERE_SALE = 'DELETE FROM "public"."store_sale" WHERE "store_code" 
 const DELETE_WHERE_LINE = 'DELETE FROM "public"."store_sale_line" WHERE "store_code" = $1::text';
 
 /** A statement in a form that is easy to compare: which SQL, which parameters, how many rows. */
+/** Array parameters read back into values (the sink sends text[] literals). */
+function values(s: PlannedStatement): unknown[] {
+  return s.kind === 'delete-where' ? s.params : s.params.map((p) => parseTextArray(p as string));
+}
+
 function brief(s: PlannedStatement): { sql: string; params: unknown[]; rows: number; kind: string; table: string } {
-  return { sql: s.sql, params: s.params, rows: s.rows, kind: s.kind, table: `${s.table.schema}.${s.table.table}` };
+  return { sql: s.sql, params: values(s), rows: s.rows, kind: s.kind, table: `${s.table.schema}.${s.table.table}` };
 }
 
 describe('TableStatements: exact SQL', () => {
@@ -227,12 +233,12 @@ describe('planChunk: one row, several operations (collapse)', () => {
     const plan = planChunk([sale('1', { total: '10.00' }), sale('1', { total: '11.00' })], 'grouped', context());
     assert.equal(plan.length, 1);
     assert.equal(plan[0]!.sql, UPSERT_SALE_TOTAL);
-    assert.deepEqual(plan[0]!.params, [['S001'], ['1'], ['11.00']]);
+    assert.deepEqual(values(plan[0]!), [['S001'], ['1'], ['11.00']]);
   });
 
   test('an explicit NULL in a later operation overwrites an earlier value', () => {
     const plan = planChunk([sale('1', { total: '10.00', notes: 'a' }), sale('1', { total: '10.00', notes: null })], 'grouped', context());
-    assert.deepEqual(plan[0]!.params, [['S001'], ['1'], ['10.00'], [null]]);
+    assert.deepEqual(values(plan[0]!), [['S001'], ['1'], ['10.00'], [null]]);
   });
 
   test('rows with the same key in different tables, or the same id in another store, do not collapse', () => {
@@ -286,7 +292,7 @@ describe('planChunk: grouped plan order', () => {
   test('one upsert statement per column set of a table, in first-seen order', () => {
     const plan = planChunk([sale('1', { total: '1.00' }), sale('2', { notes: 'n' }), sale('3', { total: '3.00' })], 'grouped', context());
     assert.deepEqual(
-      plan.map((s) => [s.rows, s.params]),
+      plan.map((s) => [s.rows, values(s)]),
       [
         [2, [['S001', 'S001'], ['1', '3'], ['1.00', '3.00']]],
         [1, [['S001'], ['2'], ['n']]],
@@ -306,14 +312,14 @@ describe('planChunk: grouped plan order', () => {
       context(),
     );
     assert.equal(plan.length, 1);
-    assert.deepEqual(plan[0]!.params, [
+    assert.deepEqual(values(plan[0]!), [
       ['S001', 'S001'],
       ['9007199254740993', '2'],
       ['2024-01-01 00:00:00+00', '2024-01-02 00:00:00+00'],
       ['12345678901234.56', '0.10'],
       [null, "it's \"quoted\", {braces}"],
     ]);
-    for (const p of plan[0]!.params as unknown[][]) for (const v of p) assert.ok(v === null || typeof v === 'string');
+    for (const p of values(plan[0]!) as unknown[][]) for (const v of p) assert.ok(v === null || typeof v === 'string');
   });
 
   test('an empty chunk plans nothing', () => {
@@ -412,5 +418,38 @@ describe('planChunk: a delete-where is a barrier', () => {
         table: 'public.store_sale',
       },
     ]);
+  });
+});
+
+describe('planChunk: rows the source inserted go as plain INSERTs', () => {
+  const INSERT_SALE_TOTAL = `INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total")`;
+  const fresh = (id: string, total: string): TargetOp => ({ kind: 'upsert', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, total }, fresh: true });
+  const update = (id: string, total: string): TargetOp => ({ kind: 'upsert', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, total } });
+  const del = (id: string): TargetOp => ({ kind: 'delete', target: SALE, key: ['S001', id] });
+
+  test('a fresh row is a plain INSERT; an updated one stays an upsert, in the same table', () => {
+    const plan = planChunk([fresh('1', '1.00'), update('2', '2.00')], 'grouped', context());
+    assert.deepEqual(
+      plan.map((s) => [s.kind, s.sql === INSERT_SALE_TOTAL, values(s)]),
+      [
+        ['insert', true, [['S001'], ['1'], ['1.00']]],
+        ['upsert', false, [['S001'], ['2'], ['2.00']]],
+      ],
+    );
+  });
+
+  test('inserted then updated in one chunk: still new at HQ, one INSERT with the later values', () => {
+    const plan = planChunk([fresh('1', '1.00'), update('1', '5.00')], 'grouped', context());
+    assert.deepEqual(plan.map((s) => [s.kind, values(s)]), [['insert', [['S001'], ['1'], ['5.00']]]]);
+  });
+
+  test('deleted then inserted again: the delete is dropped by the collapse, so the row may be at HQ: an upsert', () => {
+    const plan = planChunk([del('1'), fresh('1', '3.00')], 'grouped', context());
+    assert.deepEqual(plan.map((s) => s.kind), ['upsert']);
+  });
+
+  test('the ordered plan (the redo) never uses plain INSERTs', () => {
+    const plan = planChunk([fresh('1', '1.00'), fresh('2', '2.00')], 'ordered', context());
+    assert.deepEqual(plan.map((s) => s.kind), ['upsert']);
   });
 });

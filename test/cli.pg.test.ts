@@ -325,7 +325,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
   });
 
   describe('run with a broken mapping file', () => {
-    it('stops at start-up with the same problem, exit 2 (a column the store lacks)', async () => {
+    it('stops at start-up with the same problem, once for every store that lacks the column, exit 2', async () => {
       const { config, dir } = await brokenMappings(world, { 'sale.yml': [['  seller: seller', '  seller: sellr']] });
       const r = await runCliWithin(60_000, ['run', '--config', config]);
       assert.equal(r.timedOut, false, `run did not stop within 60 s:\n${show(r)}`);
@@ -333,7 +333,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       assert.equal(r.stdout, '');
       assert.equal(
         r.stderr,
-        `error: The mapping files in ${dir} do not fit HQ and store S001.\n` +
+        `error: The mapping files in ${dir} do not fit HQ and stores S001, S002.\n` +
           `  ${dir}/sale.yml:12:11: BL-M005 unknown source column "sellr": table public.sale has no such column. Did you mean "seller"?\n`,
       );
       assertNoStack(r);

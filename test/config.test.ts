@@ -61,8 +61,8 @@ describe('config: defaults', () => {
         },
       ],
       mappingsDir: path.join(dir, 'maps'),
-      batch: { maxRows: 20_000, maxDelayMs: 200, chunkRows: 5_000 },
-      apply: { concurrency: 8, statementTimeoutMs: 300_000 },
+      batch: { maxRows: 20_000, maxDelayMs: 500, idleMs: 0, chunkRows: 5_000 },
+      apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' },
       retry: { initialMs: 500, maxMs: 30_000 },
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
       log: { level: 'info' },
@@ -89,10 +89,12 @@ mappings: etc/maps2
 batch:
   max_rows: 10
   max_delay_ms: 0
+  idle_ms: 7
   chunk_rows: 3
 apply:
   concurrency: 2
   statement_timeout_ms: 1000
+  session_replication_role: replica
 retry:
   initial_ms: 10
   max_ms: 100
@@ -109,8 +111,8 @@ log:
       { code: 'S002', name: 'S002', url: 'postgres://s2/erp', connector: 'pg-logical', slot: 'branchline_s002', publication: 'branchline', enabled: true },
     ]);
     assert.equal(config.mappingsDir, path.join(dir, 'etc', 'maps2'));
-    assert.deepEqual(config.batch, { maxRows: 10, maxDelayMs: 0, chunkRows: 3 });
-    assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000 });
+    assert.deepEqual(config.batch, { maxRows: 10, maxDelayMs: 0, idleMs: 7, chunkRows: 3 });
+    assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
     assert.deepEqual(config.retry, { initialMs: 10, maxMs: 100 });
     assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000 });
     assert.deepEqual(config.log, { level: 'debug' });
@@ -224,7 +226,7 @@ log:
       failure = e instanceof ProblemsError ? e.problems.map(formatProblem).join('\n') : String(e);
     }
     assert.equal(failure, '', 'the configuration was rejected');
-    assert.deepEqual(config?.batch, { maxRows: 500, maxDelayMs: 50, chunkRows: 5_000 });
+    assert.deepEqual(config?.batch, { maxRows: 500, maxDelayMs: 50, idleMs: 0, chunkRows: 5_000 });
   });
 });
 

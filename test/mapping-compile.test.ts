@@ -104,7 +104,7 @@ describe('insert, update, delete', () => {
     assert.deepEqual(m.columns, ['store_code', 'sale_id', 'number', 'issued_at', 'customer_name', 'total', 'confirmed', 'issued_on', 'origin']);
   });
 
-  test('insert is one upsert of every mapped column, keyed by the target key', () => {
+  test('insert is one upsert of every mapped column, keyed by the target key, marked fresh (new at HQ)', () => {
     assert.deepEqual(plain(m.map({ op: 'insert', table: SALE_T, after: SALE_ROW }, CTX)), [
       {
         table: 'public.store_sale',
@@ -121,8 +121,19 @@ describe('insert, update, delete', () => {
           issued_on: '2024-05-01',
           origin: 'store',
         },
+        columns: ['store_code', 'sale_id', 'number', 'issued_at', 'customer_name', 'total', 'confirmed', 'issued_on', 'origin'],
+        fresh: true,
       },
     ]);
+  });
+
+  test('complete rows share the mapping\'s column list; a row missing a value lists what it has', () => {
+    const [whole] = m.map({ op: 'insert', table: SALE_T, after: SALE_ROW }, CTX) as unknown as [{ columns?: readonly string[] }];
+    assert.equal(whole.columns, m.columns, 'the same array, so a sink groups rows by identity');
+    const [partial] = m.map({ op: 'update', table: SALE_T, after: { ...SALE_ROW, customer_name: undefined } }, CTX) as unknown as [{ columns?: readonly string[]; row: object }];
+    assert.notEqual(partial.columns, m.columns);
+    assert.deepEqual(partial.columns, Object.keys(partial.row));
+    assert.ok(!partial.columns!.includes('customer_name'));
   });
 
   test('update without an old key is an upsert', () => {
@@ -212,6 +223,7 @@ describe('REPLICA IDENTITY FULL', () => {
           price: '2.50',
           line_total: '7.50000',
         },
+        columns: ['store_code', 'sale_id', 'line_no', 'product_code', 'qty', 'price', 'line_total'],
       },
     ]);
   });

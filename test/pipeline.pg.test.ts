@@ -147,6 +147,20 @@ describe('pipeline on PostgreSQL', { timeout: 300_000 }, () => {
     assert.equal(await txnsApplied(), before + 4, 'each transaction counted once even though the batch ran twice');
   });
 
+  it('a row HQ already holds when the store inserts it: the plain INSERT is redone as an upsert', async () => {
+    await world.hqQuery(`INSERT INTO h_parent (store_code, id, code, name) VALUES ('A1', 50, 'P50', 'written at HQ by hand')`);
+    const before = await txnsApplied();
+    const redone = agent.snapshot().get('A1')!.batchesRedone;
+    await sq(`INSERT INTO parent VALUES (50, 'P50', 'from the store'), (51, 'P51', 'new')`);
+    await eventually('the insert applied', async () => (await txnsApplied()) >= before + 1);
+    assert.deepEqual(await hq(`SELECT id, name FROM h_parent WHERE store_code = 'A1' AND id IN (50, 51) ORDER BY id`), [
+      { id: 50, name: 'from the store' },
+      { id: 51, name: 'new' },
+    ]);
+    assert.equal(agent.snapshot().get('A1')!.batchesRedone, redone + 1, 'the conflict was met once and redone in exact order');
+    assert.equal(await txnsApplied(), before + 1);
+  });
+
   it('applies a huge transaction in chunks and shows it at HQ all at once', async () => {
     await sq(`INSERT INTO parent VALUES (100, 'P100', 'bulk')`);
     await eventually('parent 100 at HQ', async () => (await hq(`SELECT 1 FROM h_parent WHERE store_code = 'A1' AND id = 100`)).length === 1);

@@ -1,14 +1,14 @@
 import { PgLogicalSource, LSN_CODEC } from '../../connectors/pg-logical/index.js';
 import { PgSink } from '../apply/pg-sink.js';
 import type { Config, StoreConfig } from '../config/load.js';
-import { isBranchlineError } from '../core/errors.js';
+import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Lsn } from '../core/lsn.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
-import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf, type Catalog, type MappingFiles } from './prepare.js';
+import { checkAndCompile, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -24,7 +24,7 @@ export interface AgentOptions {
  * (a broken mapping file); unreachable databases are waited for.
  */
 export class Agent {
-  private files: MappingFiles | null = null;
+  private mappings: MappingSet | null = null;
   private hq: Catalog | null = null;
   private readonly pipelines = new Map<string, Pipeline<Lsn>>();
   private readonly gate: ApplyGate;
@@ -43,7 +43,6 @@ export class Agent {
   async prepare(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
     const files = await loadMappings(config);
-    this.files = files;
     const { sources, targets } = tablesOf(files);
     const backoff = new Backoff(config.retry);
     while (!signal.aborted) {
@@ -61,31 +60,53 @@ export class Agent {
     }
     if (!this.hq) return;
     // Checked against HQ alone first, so a mapping problem is reported even with every store down.
-    checkAndCompile(files, this.hq, null, 'HQ');
-    for (const store of this.stores) {
-      try {
-        const catalog = await readCatalog(store.url, storeRole(store), sources, 5_000);
-        checkAndCompile(files, this.hq, catalog, `HQ and ${storeRole(store)}`);
-      } catch (e) {
-        if (isBranchlineError(e) && e.code.startsWith('BL-D')) {
-          logger.warn('store not reachable at start-up; its pipeline will connect when it can', { store: store.code, code: e.code, error: e.message });
-          continue;
+    this.mappings = checkAndCompile(files, this.hq, null, 'HQ');
+    const hq = this.hq;
+    // Every reachable store at once; the problems of all of them reported together, in configuration order.
+    const results = await Promise.all(
+      this.stores.map(async (store) => {
+        try {
+          return { store, problems: mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000)) };
+        } catch (e) {
+          if (isBranchlineError(e) && e.code.startsWith('BL-D')) {
+            logger.warn('store not reachable at start-up; its pipeline will connect when it can', { store: store.code, code: e.code, error: e.message });
+            return { store, problems: [] };
+          }
+          throw e;
         }
-        throw e;
-      }
+      }),
+    );
+    const failing = results.filter((r) => r.problems.length > 0);
+    if (failing.length) {
+      const seen = new Set<string>();
+      const problems = failing.flatMap((r) => r.problems).filter((p) => {
+        const k = `${p.location?.file}:${p.location?.line}:${p.location?.column}:${p.code}:${p.message}`;
+        return seen.has(k) ? false : (seen.add(k), true);
+      });
+      problems.sort(
+        (a, b) =>
+          (a.location?.file ?? '').localeCompare(b.location?.file ?? '') ||
+          (a.location?.line ?? 0) - (b.location?.line ?? 0) ||
+          (a.location?.column ?? 0) - (b.location?.column ?? 0),
+      );
+      const codes = failing.map((r) => r.store.code);
+      throw new ProblemsError(
+        `The mapping files in ${files.dir} do not fit HQ and ${codes.length === 1 ? `store ${codes[0]}` : `stores ${codes.join(', ')}`}.`,
+        problems,
+      );
     }
   }
 
   /** Runs every pipeline until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    if (!this.hq) await this.prepare(signal);
-    if (signal.aborted || !this.hq || !this.files) return;
+    if (!this.mappings) await this.prepare(signal);
+    if (signal.aborted || !this.hq || !this.mappings) return;
     const { config, logger } = this.options;
     const hq = this.hq;
-    const files = this.files;
+    // Compiled once: mappings are pure and hold no per-store state.
+    const mappings = this.mappings;
     const runs = this.stores.map((store) => {
       const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
-      const mappings: MappingSet = checkAndCompile(files, hq, null, 'HQ');
       const source = new PgLogicalSource({
         url: store.url,
         role: storeRole(store),
@@ -94,6 +115,8 @@ export class Agent {
         logger: log,
         statusIntervalMs: config.source.statusIntervalMs,
         silenceTimeoutMs: config.source.silenceTimeoutMs,
+        // Keep decoding while HQ applies a chunk: room for two.
+        highWaterMark: Math.max(5_000, config.batch.chunkRows * 2),
       });
       const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
       const pipeline = new Pipeline<Lsn>({
@@ -108,6 +131,7 @@ export class Agent {
             catalog: hq.tables,
             targetOrder: mappings.targetOrder,
             statementTimeoutMs: config.apply.statementTimeoutMs,
+            sessionReplicationRole: config.apply.sessionReplicationRole,
             logger: log,
           }),
         mappings,

@@ -32,6 +32,8 @@ export interface PgSinkOptions {
   /** Target tables parents first. */
   readonly targetOrder: readonly TargetTable[];
   readonly statementTimeoutMs: number;
+  /** `replica`: HQ skips foreign-key checks and ordinary triggers for applied rows, as PostgreSQL's subscriptions do. */
+  readonly sessionReplicationRole?: 'origin' | 'replica';
   readonly logger: Logger;
 }
 
@@ -52,6 +54,7 @@ export class PgSink {
   private readonly tables = new Map<string, TableStatements>();
   private readonly ranks = new Map<string, number>();
   private rowsInTransaction = 0;
+  private inFlight: Promise<void> | null = null;
 
   constructor(private readonly options: PgSinkOptions) {
     options.targetOrder.forEach((t, i) => this.ranks.set(`${t.schema}.${t.table}`, i));
@@ -73,6 +76,7 @@ export class PgSink {
           hint: 'Only one agent may serve a store at a time; this one waits and takes over if the other stops.',
         });
       await this.ensureInstalled(client);
+      if (this.options.sessionReplicationRole === 'replica') await this.setReplicaRole(client);
     } catch (e) {
       await client.end().catch(() => undefined);
       throw this.mapError(e);
@@ -88,6 +92,22 @@ export class PgSink {
         message: `branchline's state tables are missing at ${this.options.role}.`,
         hint: 'Run `branchline install` once to create the branchline schema.',
       });
+  }
+
+  private async setReplicaRole(client: pg.Client): Promise<void> {
+    try {
+      await client.query(`SET session_replication_role = replica`);
+    } catch (e) {
+      if ((e as { code?: string }).code !== '42501') throw e;
+      throw new BranchlineError(
+        {
+          code: 'BL-D004',
+          message: `the HQ user may not set session_replication_role (apply.session_replication_role: replica).`,
+          hint: 'Run GRANT SET ON PARAMETER session_replication_role TO <user>; (PostgreSQL 15 or later) or use a superuser, or set apply.session_replication_role: origin.',
+        },
+        { cause: e },
+      );
+    }
   }
 
   /** The position stored with the last committed batch, or null before the first. */
@@ -111,30 +131,47 @@ export class PgSink {
     return this.inTransaction;
   }
 
-  /** Applies a chunk inside the current transaction, opening one if needed. */
+  /**
+   * Applies a chunk inside the current transaction, opening one if needed.
+   * Double-buffered: the chunk's statements are queued on the connection and
+   * not waited for, so the pipeline decodes and maps the next chunk while HQ
+   * executes this one; the next call plans its chunk, then waits for this one
+   * before queuing (at most two chunks in memory). `commit` waits for all. An
+   * error surfaces at the next call.
+   */
   async apply(ops: readonly TargetOp[], mode: PlanMode): Promise<number> {
     if (ops.length === 0) return 0;
     const db = this.db;
-    if (!this.inTransaction) {
-      await db.query('BEGIN');
-      this.inTransaction = true;
-      this.rowsInTransaction = 0;
-    }
     const statements = planChunk(ops, mode, {
       statements: (t) => this.statementsFor(t),
       rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
     });
-    let rows = 0;
-    for (const s of statements) {
-      try {
-        await db.query(s.sql, s.params);
-      } catch (e) {
-        throw this.mapError(e, s.table);
-      }
-      rows += s.rows;
+    await this.drain();
+    // One statement after the other (a chain, not pg's deprecated query
+    // queue); a failure skips the rest of the chunk.
+    let chain: Promise<unknown> = Promise.resolve();
+    if (!this.inTransaction) {
+      this.inTransaction = true;
+      this.rowsInTransaction = 0;
+      chain = db.query('BEGIN');
     }
+    let rows = 0;
+    for (const st of statements) {
+      chain = chain.then(() => db.query(st.sql, st.params).catch((e: unknown) => Promise.reject(this.mapError(e, st.table))));
+      rows += st.rows;
+    }
+    const done = chain.then(() => undefined);
+    done.catch(() => undefined); // handled by drain(); never an unhandled rejection meanwhile
+    this.inFlight = done;
     this.rowsInTransaction += rows;
     return rows;
+  }
+
+  /** Waits for the queued chunk; its first failure is thrown. */
+  private async drain(): Promise<void> {
+    const pending = this.inFlight;
+    this.inFlight = null;
+    if (pending) await pending;
   }
 
   /** Writes the position with the rows and commits. */
@@ -146,6 +183,7 @@ export class PgSink {
     }
     const p = this.options.pipeline;
     try {
+      await this.drain();
       await db.query(
         `INSERT INTO branchline.pipelines AS p
                 (pipeline, store_code, direction, connector, position_kind, position, source_commit_time, applied_at,
@@ -169,6 +207,7 @@ export class PgSink {
   }
 
   async rollback(): Promise<void> {
+    await this.drain().catch(() => undefined);
     if (!this.client || !this.inTransaction) return;
     this.inTransaction = false;
     await this.client.query('ROLLBACK').catch(() => undefined);
@@ -177,6 +216,7 @@ export class PgSink {
   async close(): Promise<void> {
     const c = this.client;
     this.client = null;
+    this.inFlight = null;
     this.inTransaction = false;
     if (c) await c.end().catch(() => undefined);
   }

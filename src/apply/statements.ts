@@ -9,6 +9,7 @@ import { qualified, quoteIdent } from '../db/connect.js';
  */
 export class TableStatements {
   private readonly upserts = new Map<string, string>();
+  private readonly inserts = new Map<string, string>();
   private deleteSql: string | null = null;
   private readonly types: Map<string, string>;
   private readonly name: string;
@@ -56,6 +57,19 @@ export class TableStatements {
       `SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) ` +
       `ON CONFLICT (${this.target.key.map(quoteIdent).join(', ')}) ${conflict}`;
     this.upserts.set(signature, sql);
+    return sql;
+  }
+
+  /** INSERT ... SELECT FROM unnest(...), without a conflict clause: for rows new at the target. */
+  insert(columns: readonly string[]): string {
+    const signature = columns.join('\u0001');
+    let sql = this.inserts.get(signature);
+    if (sql) return sql;
+    const cols = columns.map(quoteIdent);
+    const casts = columns.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
+    const params = columns.map((_, i) => `$${i + 1}::text[]`);
+    sql = `INSERT INTO ${this.name} (${cols.join(', ')}) SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')})`;
+    this.inserts.set(signature, sql);
     return sql;
   }
 

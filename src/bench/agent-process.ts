@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, statSync, type WriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ function findRoot(): string {
 }
 
 export const ROOT = findRoot();
-const DIST_CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const DIST_CLI = path.join(ROOT, 'dist/bundle/main.js');
 const SRC_CLI = path.join(ROOT, 'src/cli/main.ts');
 
 export interface AgentCommand {
@@ -42,35 +42,29 @@ export async function agentCommand(mode: 'auto' | 'dist' | 'build' | 'tsx', say:
   if (mode === 'tsx') return { args: ['--import', 'tsx', SRC_CLI], kind: 'tsx', note: 'the sources through tsx (--agent tsx)', dispose: nothing };
   if (mode === 'dist') {
     if (!existsSync(DIST_CLI)) throw new Error(`--agent dist: ${DIST_CLI} does not exist; run \`npm run build\` first.`);
-    return { args: [DIST_CLI], kind: 'dist', note: 'the compiled build in dist/ (--agent dist)', dispose: nothing };
+    return { args: [DIST_CLI], kind: 'dist', note: 'the bundle in dist/bundle (--agent dist)', dispose: nothing };
   }
   const stale = existsSync(DIST_CLI) ? staleSources() : ['dist/ (missing)'];
   if (mode === 'auto' && stale.length === 0)
-    return { args: [DIST_CLI], kind: 'dist', note: 'the compiled build in dist/ (up to date with the sources)', dispose: nothing };
-  const why = mode === 'build' ? '--agent build' : `dist/ is older than ${stale.length} source file(s), e.g. ${stale[0]}`;
-  say(`compiling the working tree for the agent (${why})`);
+    return { args: [DIST_CLI], kind: 'dist', note: 'the bundle in dist/bundle (up to date with the sources)', dispose: nothing };
+  const why = mode === 'build' ? '--agent build' : `dist/bundle is older than ${stale.length} source file(s), e.g. ${stale[0]}`;
+  say(`bundling the working tree for the agent (${why})`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-bench-build-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
-    const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', dir], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-    const cli = path.join(dir, 'src/cli/main.js');
-    if (!existsSync(cli)) throw new Error(`compiling the agent failed:\n${tsc.stdout}${tsc.stderr}`);
-    // Resolve packages from the repository's node_modules, as ES modules.
-    await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-    await writeFile(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-    const errors = tsc.status === 0 ? '' : ' (tsc reported type errors; the emitted JavaScript was used)';
-    return { args: [cli], kind: 'build', note: `a fresh build of the working tree in a temporary folder (${why})${errors}`, dispose };
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/bundle.mjs'), dir], { cwd: ROOT, encoding: 'utf8' });
+    const cli = path.join(dir, 'main.js');
+    if (r.status !== 0 || !existsSync(cli)) throw new Error(`bundling the agent failed:\n${r.stdout}${r.stderr}`);
+    return { args: [cli], kind: 'build', note: `a fresh bundle of the working tree in a temporary folder (${why})`, dispose };
   } catch (e) {
     await dispose();
     throw e;
   }
 }
 
-/** Agent source files (src/ without the benchmark, connectors/, migrations/) newer than their compiled file, or not compiled. */
+/** Agent source files (src/ without the benchmark, connectors/, migrations/) newer than the bundle. */
 function staleSources(): string[] {
+  const bundled = statSync(DIST_CLI).mtimeMs;
   const stale: string[] = [];
   const walk = (rel: string) => {
     const abs = path.join(ROOT, rel);
@@ -80,8 +74,7 @@ function staleSources(): string[] {
       if (entry.isDirectory()) {
         if (r !== path.join('src', 'bench')) walk(r);
       } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-        const out = path.join(ROOT, 'dist', r.replace(/\.ts$/, '.js'));
-        if (!existsSync(out) || statSync(out).mtimeMs < statSync(path.join(ROOT, r)).mtimeMs) stale.push(r);
+        if (statSync(path.join(ROOT, r)).mtimeMs > bundled) stale.push(r);
       }
     }
   };

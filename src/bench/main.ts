@@ -163,6 +163,7 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
         agent: command.note,
         batchMaxRows: options.batchMaxRows ?? DEFAULTS.batch.maxRows,
         batchMaxDelayMs: options.batchMaxDelayMs ?? DEFAULTS.batch.maxDelayMs,
+        sessionReplicationRole: options.sessionReplicationRole,
       },
     },
     workload: { stores: options.stores, sales: options.sales, linesPerSale: options.lines, rows, writersPerStore: options.concurrency, backlogSeconds },

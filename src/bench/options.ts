@@ -6,7 +6,7 @@ import type { Options } from 'yargs';
  * `resolveOptions` turns the parsed flags into the checked options below.
  */
 export const BENCH_FLAGS = {
-  sales: { type: 'number', default: 20_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
+  sales: { type: 'number', default: 100_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
   stores: { type: 'number', default: 2, describe: 'store databases on the stores server' },
   lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
   'live-seconds': { type: 'number', default: 15, describe: 'how long every store writes during each live measurement (0 skips it)' },
@@ -25,6 +25,13 @@ export const BENCH_FLAGS = {
   },
   'batch-max-rows': { type: 'number', describe: "branchline's batch.max_rows (default: the product's default)" },
   'batch-max-delay-ms': { type: 'number', describe: "branchline's batch.max_delay_ms (default: the product's default)" },
+  'session-replication-role': {
+    type: 'string',
+    choices: ['replica', 'origin'],
+    default: 'replica',
+    describe:
+      "branchline's apply.session_replication_role at HQ: replica (foreign keys and ordinary triggers not checked for applied rows, as native subscriptions always do) or origin (the product default: HQ checks them)",
+  },
   'native-synchronous-commit': {
     type: 'string',
     choices: ['off', 'on'],
@@ -49,6 +56,7 @@ export interface BenchOptions {
   readonly agent: 'auto' | 'dist' | 'build' | 'tsx';
   readonly batchMaxRows: number | undefined;
   readonly batchMaxDelayMs: number | undefined;
+  readonly sessionReplicationRole: 'replica' | 'origin';
   readonly nativeSynchronousCommit: 'off' | 'on';
   readonly agentCpuProf: string | undefined;
   readonly timeoutMs: number;
@@ -82,6 +90,7 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     agent: a.agent === 'dist' || a.agent === 'build' || a.agent === 'tsx' ? a.agent : 'auto',
     batchMaxRows: optionalInt('batch-max-rows', 1),
     batchMaxDelayMs: optionalInt('batch-max-delay-ms', 0),
+    sessionReplicationRole: a['session-replication-role'] === 'origin' ? 'origin' : 'replica',
     nativeSynchronousCommit: a['native-synchronous-commit'] === 'on' ? 'on' : 'off',
     agentCpuProf: typeof a['agent-cpu-prof'] === 'string' ? a['agent-cpu-prof'] : undefined,
     timeoutMs: int('timeout-seconds', 10) * 1000,

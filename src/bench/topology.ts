@@ -189,6 +189,8 @@ function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options:
     ...stores.flatMap((s) => [`  - code: ${s.code}`, `    url: ${s.url}`]),
     `mappings: ${RETAIL_EXAMPLE_DIR}`,
     ...(batch.length ? ['batch:', ...batch] : []),
+    'apply:',
+    `  session_replication_role: ${options.sessionReplicationRole}`,
     '',
   ].join('\n');
 }

@@ -40,6 +40,9 @@ export const ConfigSchema = Type.Object(
           max_delay_ms: Type.Optional(
             Type.Integer({ minimum: 0, description: 'commit an HQ transaction at the latest this long after its first row' }),
           ),
+          idle_ms: Type.Optional(
+            Type.Integer({ minimum: 0, description: 'commit as soon as the store has sent nothing for this long' }),
+          ),
           chunk_rows: Type.Optional(
             Type.Integer({ minimum: 1, description: 'rows sent to HQ per statement round (bounds memory for huge transactions)' }),
           ),
@@ -52,6 +55,12 @@ export const ConfigSchema = Type.Object(
         {
           concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'HQ transactions open at once across stores' })),
           statement_timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, description: 'HQ statement timeout' })),
+          session_replication_role: Type.Optional(
+            Type.Union([Type.Literal('origin'), Type.Literal('replica')], {
+              description:
+                'replica: like PostgreSQL\'s own subscriptions, HQ does not check foreign keys or fire ordinary triggers for applied rows (needs superuser or GRANT SET ON PARAMETER)',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),

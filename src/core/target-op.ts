@@ -21,6 +21,19 @@ export type TargetOp =
        * as it is at the target (for example an unchanged TOAST value).
        */
       readonly row: Readonly<Record<string, string | null>>;
+      /**
+       * The names of the columns in `row`. Operations of one mapping share
+       * one array while all its columns are present, so a sink groups rows
+       * by it without looking into each row. Absent: use the row's keys.
+       */
+      readonly columns?: readonly string[];
+      /**
+       * The source inserted this row: it cannot be at the target yet (the
+       * position guarantees it was never applied), so a sink may use a plain
+       * INSERT and treat a conflict as a reason to redo the batch in exact
+       * order with upserts.
+       */
+      readonly fresh?: boolean;
     }
   | {
       readonly kind: 'delete';

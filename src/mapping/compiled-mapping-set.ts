@@ -15,6 +15,7 @@ export class CompiledMappingSet implements MappingSet {
   readonly sourceTables: readonly TableId[];
   readonly targetOrder: readonly TargetTable[];
   private readonly bySource: ReadonlyMap<string, readonly CompiledMapping[]>;
+  private readonly byIdentity = new WeakMap<TableId, readonly CompiledMapping[]>();
 
   constructor(options: CompiledMappingSetOptions) {
     this.mappings = options.mappings;
@@ -36,7 +37,13 @@ export class CompiledMappingSet implements MappingSet {
   }
 
   forSource(table: TableId): readonly CompiledMapping[] {
-    return this.bySource.get(tableKey(table)) ?? [];
+    // Sources hand out one TableId object per relation: look it up by identity first.
+    let found = this.byIdentity.get(table);
+    if (!found) {
+      found = this.bySource.get(tableKey(table)) ?? [];
+      this.byIdentity.set(table, found);
+    }
+    return found;
   }
 }
 

@@ -44,6 +44,7 @@ export class CompiledTableMapping implements CompiledMapping {
   /** Every source column any expression reads (for filling `after` from `before`). */
   private readonly reads: readonly string[];
   private readonly keyLocation: SourceLocation;
+  private lastComplete = true;
 
   constructor(options: CompiledTableMappingOptions) {
     this.file = options.file;
@@ -64,23 +65,24 @@ export class CompiledTableMapping implements CompiledMapping {
     switch (change.op) {
       case 'insert': {
         const row = this.evalRow(change.after, ctx);
-        return [{ kind: 'upsert', target: this.target, key: this.keyOfRow(row), row }];
+        return [{ kind: 'upsert', target: this.target, key: this.keyOfRow(row), row, columns: this.columnsOf(row), fresh: true }];
       }
       case 'update': {
         const before = change.before;
         const after = before === undefined ? change.after : this.fill(change.after, before);
         const row = this.evalRow(after, ctx);
+        const columns = this.columnsOf(row);
         const key = this.keyOfRow(row);
         if (before !== undefined) {
           const oldKey = this.keyFrom(before, ctx, 'update');
           if (!sameKey(oldKey, key)) {
             return [
               { kind: 'delete', target: this.target, key: oldKey },
-              { kind: 'upsert', target: this.target, key, row },
+              { kind: 'upsert', target: this.target, key, row, columns },
             ];
           }
         }
-        return [{ kind: 'upsert', target: this.target, key, row }];
+        return [{ kind: 'upsert', target: this.target, key, row, columns }];
       }
       case 'delete':
         return [{ kind: 'delete', target: this.target, key: this.keyFrom(change.before, ctx, 'delete') }];
@@ -123,9 +125,11 @@ export class CompiledTableMapping implements CompiledMapping {
     return merged ?? after;
   }
 
+  /** The mapped row; `this.lastComplete` says whether every column is in it. */
   private evalRow(row: RowValues, ctx: MappingContext): Row {
     const out: Row = {};
     const cols = this.cols;
+    let complete = true;
     let current: CompiledColumn | undefined;
     try {
       for (let i = 0; i < cols.length; i++) {
@@ -133,9 +137,13 @@ export class CompiledTableMapping implements CompiledMapping {
         if (c.bare !== null) {
           const v = row[c.bare];
           if (v !== undefined) out[c.name] = v;
+          else complete = false;
           continue;
         }
-        if (!present(row, c.reads)) continue;
+        if (!present(row, c.reads)) {
+          complete = false;
+          continue;
+        }
         current = c;
         out[c.name] = c.evaluate(row, ctx);
       }
@@ -143,7 +151,13 @@ export class CompiledTableMapping implements CompiledMapping {
       if (e instanceof RowEvalError && current) throw this.rowError(current, e);
       throw e;
     }
+    this.lastComplete = complete;
     return out;
+  }
+
+  /** The column list of a row just built by evalRow: the shared array when complete. */
+  private columnsOf(row: Row): readonly string[] {
+    return this.lastComplete ? this.columns : Object.keys(row);
   }
 
   /** One column's value; undefined when the row lacks a column it reads. */

@@ -39,7 +39,9 @@ export interface LoadedMappingFile {
 let validator: ValidateFunction | undefined;
 function validate(): ValidateFunction {
   // verbose: the problems quote the schema's descriptions and list the allowed settings.
-  validator ??= new Ajv({ allErrors: true, allowUnionTypes: true, strict: true, verbose: true }).compile(MappingFileSchema);
+  validator ??= new Ajv({ allErrors: true, allowUnionTypes: true, strict: true, verbose: true, validateSchema: false, meta: false }).compile(
+    MappingFileSchema,
+  );
   return validator;
 }
 

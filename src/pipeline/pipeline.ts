@@ -12,8 +12,14 @@ import type { ApplyGate } from './apply-gate.js';
 export interface BatchSettings {
   /** Commit the HQ transaction once it holds this many rows (at a source commit). */
   readonly maxRows: number;
-  /** ... or once its first row is this old. */
+  /** ... or once its first row is this old, even while the source keeps sending. */
   readonly maxDelayMs: number;
+  /**
+   * Commit as soon as the source has sent nothing for this long (and the
+   * batch holds whole transactions): a live store's rows reach HQ within a
+   * few milliseconds, while a backlog still goes in big batches.
+   */
+  readonly idleMs: number;
   /** Rows sent per statement round; a bigger source transaction is applied in several rounds. */
   readonly chunkRows: number;
 }
@@ -55,10 +61,16 @@ export interface PipelineOptions<P> {
   readonly hooks?: PipelineHooks;
 }
 
-/** A grouped batch failed on the data: redo up to (and including) this position in exact order. */
+/** A grouped batch failed on the data: redo it in exact order, through the transaction that failed. */
 interface SafeMode<P> {
-  /** Last commit seen before the failure; null if it failed in the first transaction. */
+  /** Last commit seen before the failure; null if none was seen in this pipeline yet. */
   readonly through: P | null;
+  /**
+   * True when the failure came while applying transactions up to and
+   * including `through` (at a batch commit); false when it came inside the
+   * transaction after it (a chunk of a big transaction).
+   */
+  readonly inclusive: boolean;
 }
 
 /**
@@ -195,7 +207,12 @@ export class Pipeline<P> {
           durationMs: now.getTime() - started,
           lagMs: now.getTime() - lastCommit.commitTime.getTime(),
         });
-        if (this.safeMode && (this.safeMode.through === null || codec.compare(lastCommit.position, this.safeMode.through) > 0)) {
+        const safeDone = (m: SafeMode<P>, pos: P) => {
+          if (m.through === null) return true;
+          const c = codec.compare(pos, m.through);
+          return c > 0 || (c === 0 && m.inclusive);
+        };
+        if (this.safeMode && safeDone(this.safeMode, lastCommit.position)) {
           this.safeMode = null;
           mode = 'grouped';
           logger.info('batch applied in exact order; back to grouped apply');
@@ -221,10 +238,12 @@ export class Pipeline<P> {
           let msg = pending ? undefined : stream.poll();
           if (!msg) {
             pending ??= stream.messages.next();
-            const waitMs = batchStarted !== 0 && !inTxn ? Math.max(0, batch.maxDelayMs - (Date.now() - batchStarted)) : 1_000;
-            const result = await raceTimeout(pending, waitMs);
+            // Nothing buffered: a batch of whole transactions waits only idle_ms more.
+            const committable: boolean = (lastCommit as unknown) !== null && !inTxn;
+            const waitMs: number = committable ? Math.min(batch.idleMs, Math.max(0, batch.maxDelayMs - (Date.now() - batchStarted))) : 1_000;
+            const result: IteratorResult<SourceMessage<P>> | typeof TIMEOUT = await raceTimeout(pending, waitMs);
             if (result === TIMEOUT) {
-              if (!inTxn && lastCommit && due()) await commitBatch();
+              if (!inTxn && lastCommit) await commitBatch();
               if (Date.now() - lastStatusAt > 5_000 && !sink.open) {
                 lastStatusAt = Date.now();
                 await sink.reportStatus('streaming', { oldestUnapplied: this.oldestUnapplied });
@@ -279,7 +298,10 @@ export class Pipeline<P> {
         await sink.reportStatus('backoff', { error: errorReport(e) });
         if (e instanceof ApplyRejected && mode === 'grouped') {
           this.batchesRedone++;
-          this.safeMode = { through: lastCommit ? (lastCommit as { position: P }).position : this.position === null ? null : codec.parse(this.position) };
+          this.safeMode = {
+            through: lastCommit ? (lastCommit as { position: P }).position : this.position === null ? null : codec.parse(this.position),
+            inclusive: !inTxn && lastCommit !== null,
+          };
         }
         throw e;
       }

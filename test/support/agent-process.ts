@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'src/cli/main.ts');
-const DIST_CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const DIST_CLI = path.join(ROOT, 'dist/bundle/main.js');
 
 /**
- * How to start the CLI: the compiled build when the test runner made one
- * (`npm test` does; starts in half a second, like production), else tsx.
+ * How to start the CLI: the bundled build when the test runner made one
+ * (`npm test` does; starts in a fraction of a second, like production), else tsx.
  */
 function cliCommand(): string[] {
   return process.env['BRANCHLINE_AGENT_DIST'] === '1' ? [DIST_CLI] : ['--import', 'tsx', CLI];
