@@ -77,7 +77,7 @@ describe('pipeline on PostgreSQL', { timeout: 300_000 }, () => {
       hqSql: HQ_SQL,
       storeSql: STORE_SQL,
       mappingsDir,
-      extraConfig: 'batch:\n  max_delay_ms: 400\n  max_rows: 100000\n  chunk_rows: 1000',
+      extraConfig: 'batch:\n  max_delay_ms: 600\n  idle_ms: 300\n  max_rows: 100000\n  chunk_rows: 1000',
     });
     agent = new Agent({ config: await world.config(), logger: silentLogger() });
     running = agent.run(controller.signal);

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
+import type { RowChange, SourceMessage, TableId } from '../../src/core/change.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
@@ -8,6 +8,7 @@ import type { Source, SourceStream } from '../../src/core/source.js';
 import { clientConfig, connect, connectionError, describeUrl, isConnectionError } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
+import { decodeRowMessage, type RelationShape } from './row-decoder.js';
 
 export interface PgLogicalSourceOptions {
   readonly url: string;
@@ -122,8 +123,6 @@ async function serverVersion(db: pg.Client): Promise<number> {
 
 type Waiter = { resolve: (r: IteratorResult<SourceMessage<Lsn>>) => void; reject: (e: unknown) => void };
 
-const identity = (s: string): string => s;
-
 /** One replication connection, exposed as an async iterator of source messages with bounded buffering. */
 class PgLogicalStream implements SourceStream<Lsn> {
   readonly messages: AsyncIterator<SourceMessage<Lsn>>;
@@ -139,6 +138,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
   private readonly highWater: number;
   private readonly lowWater: number;
   private readonly relations = new Map<number, TableId>();
+  private readonly shapes = new Map<number, RelationShape>();
   private readonly ignoreOrigins: Set<string>;
 
   constructor(
@@ -264,6 +264,17 @@ class PgLogicalStream implements SourceStream<Lsn> {
   }
 
   private onData(payload: Buffer): void {
+    const tag = payload[0];
+    // Row data, the hot path: decoded here (see row-decoder.ts), or not at all when skipped.
+    if (tag === 0x49 /* I */ || tag === 0x55 /* U */ || tag === 0x44 /* D */) {
+      if (this.skipping) return;
+      try {
+        this.pushChange(decodeRowMessage(payload, this.shapes)!);
+      } catch (e) {
+        this.fail(e);
+      }
+      return;
+    }
     let msg: Pgoutput.Message;
     try {
       msg = this.plugin.parse(payload) as Pgoutput.Message;
@@ -285,29 +296,18 @@ class PgLogicalStream implements SourceStream<Lsn> {
       case 'origin':
         if (!this.skipping && this.ignoreOrigins.has(msg.originName)) this.skipping = true;
         return;
-      case 'relation':
-        // Keep every value in PostgreSQL's text form: exact numerics,
+      case 'relation': {
+        // Rows are decoded in text form by row-decoder.ts: exact numerics,
         // microsecond timestamps, no Date/number conversion.
-        for (const c of msg.columns) (c as { parser: (s: string) => unknown }).parser = identity;
-        this.relations.set(msg.relationOid, { schema: msg.schema, table: msg.name });
+        const table = { schema: msg.schema, table: msg.name };
+        this.relations.set(msg.relationOid, table);
+        this.shapes.set(msg.relationOid, {
+          table,
+          columns: msg.columns.map((c) => c.name),
+          isKey: msg.columns.map((c) => (c.flags & 1) === 1),
+        });
         return;
-      case 'insert':
-        if (!this.skipping) this.pushChange({ op: 'insert', table: this.table(msg.relation), after: msg.new as RowValues });
-        return;
-      case 'update':
-        if (!this.skipping) {
-          const before = (msg.old ?? msg.key ?? undefined) as RowValues | undefined;
-          this.pushChange(
-            before
-              ? { op: 'update', table: this.table(msg.relation), before, after: msg.new as RowValues }
-              : { op: 'update', table: this.table(msg.relation), after: msg.new as RowValues },
-          );
-        }
-        return;
-      case 'delete':
-        if (!this.skipping)
-          this.pushChange({ op: 'delete', table: this.table(msg.relation), before: (msg.old ?? msg.key ?? {}) as RowValues });
-        return;
+      }
       case 'truncate':
         if (!this.skipping) this.pushChange({ op: 'truncate', tables: msg.relations.map((r) => this.table(r)) });
         return;

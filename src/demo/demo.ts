@@ -84,8 +84,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         'stores:',
         ...STORES.flatMap((s, i) => [`  - code: ${s.code}`, `    name: ${s.name}`, `    url: ${storeUrls[i]}`]),
         `mappings: ${RETAIL_EXAMPLE_DIR}`,
-        'batch:',
-        '  max_delay_ms: 100',
         'source:',
         '  status_interval_ms: 1000',
         '',

@@ -171,7 +171,6 @@ export class Pipeline<P> {
       let batchTxns = 0;
       let batchRows = 0;
       let lastCommit: { position: P; commitTime: Date } | null = null;
-      let firstCommitTime: Date | null = null;
       let lastStatusAt = Date.now();
 
       const flushChunk = async () => {
@@ -223,7 +222,6 @@ export class Pipeline<P> {
           await sink.reportStatus('streaming', { receivedPosition: pos, oldestUnapplied: null });
         }
         lastCommit = null;
-        firstCommitTime = null;
         batchStarted = 0;
         batchTxns = 0;
         batchRows = 0;
@@ -261,7 +259,6 @@ export class Pipeline<P> {
             case 'begin':
               inTxn = true;
               if (batchStarted === 0) batchStarted = Date.now();
-              firstCommitTime ??= msg.commitTime;
               this.oldestUnapplied ??= msg.commitTime;
               break;
             case 'change': {
@@ -286,7 +283,9 @@ export class Pipeline<P> {
               if (due()) await commitBatch();
               break;
             case 'idle':
-              if (!inTxn && lastCommit && due()) await commitBatch();
+              // The store has nothing more to send right now: commit what we hold
+              // (with idle_ms > 0 the wait above decides instead, once that long passed).
+              if (!inTxn && lastCommit && (batch.idleMs === 0 || due())) await commitBatch();
               // Nothing held anywhere: let the source release what it keeps.
               if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) stream.ack(msg.position);
               break;

@@ -63,7 +63,8 @@ stores:
 mappings: ${rel}
 batch:
   max_rows: 20000      # commit an HQ transaction after this many rows
-  max_delay_ms: 200    # ... or this long after its first row
+  max_delay_ms: 500    # ... or this long after its first row
+  idle_ms: 0           # ... or as soon as the store has nothing more buffered
   chunk_rows: 5000     # rows per statement round (bounds memory)
 log:
   level: info

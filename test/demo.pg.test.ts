@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { runCli } from './support/agent-process.js';
+
+/**
+ * The README's first command: `npm run demo`, here for a few seconds. It
+ * starts its own embedded HQ and two stores, so it runs the same whether or
+ * not BRANCHLINE_TEST_PG_URL is set.
+ */
+test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, nothing left behind', { timeout: 240_000 }, async () => {
+  const r = await runCli(['demo', '--seconds', '4']);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const out = r.stdout;
+  const dir = /data in (\S+)\)/.exec(out)?.[1];
+  assert.ok(dir, out);
+  assert.match(out, /installed:\n(\s+.+\n)+/);
+  assert.match(out, /HQ: applied migration 20261123000001_pipeline_state/);
+  assert.match(out, /store S001: created replication slot "branchline_s001"/);
+  // A live status line per store while they sell.
+  for (const code of ['S001', 'S002']) assert.match(out, new RegExp(`  ${code}  streaming  store txns +\\d+  HQ txns +\\d+  rows +\\d+  lag \\d+\\.\\d+s  behind `));
+  // The final comparison: every table of both stores, nothing missing or extra.
+  const rows = out.split('\n').filter((l) => /^S00[12] +public\./.test(l));
+  assert.equal(rows.length, 14, out);
+  for (const row of rows) {
+    const cells = row.trim().split(/\s{2,}/);
+    assert.equal(cells[4], '0', `missing at HQ: ${row}`);
+    assert.equal(cells[5], '0', `extra at HQ: ${row}`);
+    assert.equal(cells[2], cells[3], `store rows differ from HQ rows: ${row}`);
+  }
+  assert.ok(rows.some((row) => row.includes('public.sale ->') && Number(row.trim().split(/\s{2,}/)[2]) > 0), 'sales were made');
+  assert.match(out, /HQ holds exactly what both stores hold: \d+ rows in 7 tables per store\./);
+  assert.equal(existsSync(dir!), false, `the demo left ${dir} behind`);
+});
