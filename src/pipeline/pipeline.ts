@@ -283,9 +283,11 @@ export class Pipeline<P> {
               if (due()) await commitBatch();
               break;
             case 'idle':
-              // The store has nothing more to send right now: commit what we hold
-              // (with idle_ms > 0 the wait above decides instead, once that long passed).
-              if (!inTxn && lastCommit && (batch.idleMs === 0 || due())) await commitBatch();
+              // A keepalive says the walsender caught up with the store's WAL, not
+              // that we did: when we are behind, one follows every transaction.
+              // So it closes a batch only when due; an empty buffer (the wait
+              // above) is what closes a batch early.
+              if (!inTxn && lastCommit && due()) await commitBatch();
               // Nothing held anywhere: let the source release what it keeps.
               if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) stream.ack(msg.position);
               break;
