@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { Agent } from '../src/agent/agent.js';
-import { silentLogger } from '../src/core/logger.js';
-import { startTestServer, type TestServer } from './support/pg.js';
-import { createWorld, eventually, type World } from './support/world.js';
+import { startInProcess, type InProcess } from './support/in-process.js';
+import { eventually } from './support/world.js';
 
 /**
  * When a batch closes with the default idle_ms (0): as soon as the agent has
@@ -28,43 +23,25 @@ columns:
 `;
 
 describe('batching with the default idle_ms', { timeout: 120_000 }, () => {
-  let server: TestServer;
-  let world: World;
-  let mappingsDir: string;
-  const controller = new AbortController();
-  let agent: Agent;
-  let running: Promise<unknown> | undefined;
-
-  const sq = (sql: string, params?: unknown[]) => world.stores[0]!.server.query(world.stores[0]!.db, sql, params);
-  const hqCount = async () => Number((await world.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM h_item`))[0]!.n);
-  const batches = () => agent.snapshot().get('B1')!.batchesApplied;
+  let env: InProcess;
+  const sq = (sql: string, params?: unknown[]) => env.world.stores[0]!.server.query(env.world.stores[0]!.db, sql, params);
+  const hqCount = async () => Number((await env.world.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM h_item`))[0]!.n);
+  const batches = () => env.agent.snapshot().get('B1')!.batchesApplied;
 
   before(async () => {
-    server = await startTestServer('batching');
-    mappingsDir = await mkdtemp(path.join(os.tmpdir(), 'branchline-maps-'));
-    await chmod(mappingsDir, 0o755);
-    await writeFile(path.join(mappingsDir, 'item.yml'), ITEM_YML);
-    world = await createWorld({
-      hqServer: server,
-      storeServer: server,
+    env = await startInProcess({
+      name: 'batching',
       stores: ['B1'],
       hqSql: HQ_SQL,
       storeSql: STORE_SQL,
-      mappingsDir,
+      mappings: { 'item.yml': ITEM_YML },
       // A delay no test waits for: only "nothing more buffered" can close these batches.
       extraConfig: 'batch:\n  max_delay_ms: 600000\n  max_rows: 1000000',
     });
-    agent = new Agent({ config: await world.config(), logger: silentLogger() });
-    running = agent.run(controller.signal);
-    await eventually('the pipeline streaming', async () => agent.snapshot().get('B1')?.state === 'streaming');
   });
 
   after(async () => {
-    controller.abort();
-    await running?.catch(() => undefined);
-    await world?.dispose();
-    await rm(mappingsDir, { recursive: true, force: true });
-    await server?.dispose();
+    await env?.dispose();
   });
 
   it('a lone store transaction is committed at HQ once nothing more is buffered, without waiting for max_delay_ms', async () => {
@@ -76,7 +53,7 @@ describe('batching with the default idle_ms', { timeout: 120_000 }, () => {
   });
 
   it('a backlog that piled up while HQ was busy goes in one batch, whatever keepalives arrived between its transactions', async () => {
-    const hqLock = new pg.Client({ connectionString: world.hq.url });
+    const hqLock = new pg.Client({ connectionString: env.world.hq.url });
     await hqLock.connect();
     try {
       // HQ is busy: the next batch waits on this lock while the store writes on.

@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../src/agent/agent.js';
-import { silentLogger } from '../src/core/logger.js';
-import { startTestServer, type TestServer } from './support/pg.js';
-import { createWorld, eventually, type World } from './support/world.js';
+import { startInProcess, type InProcess } from './support/in-process.js';
+import { eventually } from './support/world.js';
 
 /**
  * The pipeline in-process on a small schema built to corner the apply path:
@@ -51,44 +46,29 @@ columns:
 `;
 
 describe('pipeline on PostgreSQL', { timeout: 300_000 }, () => {
-  let server: TestServer;
-  let world: World;
-  let mappingsDir: string;
-  const controller = new AbortController();
-  let agent: Agent;
-  let running: Promise<void>;
+  let env: InProcess;
+  const world = () => env.world;
+  const agent = () => env.agent;
 
-  const store = (i = 0) => world.stores[i]!;
+  const store = (i = 0) => world().stores[i]!;
   const sq = (sql: string, params?: unknown[], i = 0) => store(i).server.query(store(i).db, sql, params);
-  const hq = <R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) => world.hqQuery<R>(sql, params);
+  const hq = <R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) => world().hqQuery<R>(sql, params);
   const txnsApplied = async (code = 'A1') =>
     Number((await hq<{ n: string }>(`SELECT txns_applied::text AS n FROM branchline.pipelines WHERE pipeline = $1`, [`up:${code}`]))[0]?.n ?? 0);
 
   before(async () => {
-    server = await startTestServer('pipeline');
-    mappingsDir = await mkdtemp(path.join(os.tmpdir(), 'branchline-maps-'));
-    await chmod(mappingsDir, 0o755);
-    await writeFile(path.join(mappingsDir, 'parent.yml'), PARENT_YML);
-    await writeFile(path.join(mappingsDir, 'child.yml'), CHILD_YML);
-    world = await createWorld({
-      hqServer: server,
-      storeServer: server,
+    env = await startInProcess({
+      name: 'pipeline',
       stores: ['A1', 'A2'],
       hqSql: HQ_SQL,
       storeSql: STORE_SQL,
-      mappingsDir,
+      mappings: { 'parent.yml': PARENT_YML, 'child.yml': CHILD_YML },
       extraConfig: 'batch:\n  max_delay_ms: 600\n  idle_ms: 300\n  max_rows: 100000\n  chunk_rows: 1000',
     });
-    agent = new Agent({ config: await world.config(), logger: silentLogger() });
-    running = agent.run(controller.signal);
   });
 
   after(async () => {
-    controller.abort();
-    await running?.catch(() => undefined);
-    await world?.dispose();
-    await rm(mappingsDir, { recursive: true, force: true });
-    await server?.dispose();
+    await env?.dispose();
   });
 
   it('applies hundreds of updates and deletes of one row in commit order', async () => {
@@ -141,23 +121,23 @@ describe('pipeline on PostgreSQL', { timeout: 300_000 }, () => {
       { id: 21, code: 'P21' },
       { id: 23, code: 'X22' },
     ]);
-    const snap = agent.snapshot().get('A1')!;
+    const snap = agent().snapshot().get('A1')!;
     assert.equal(snap.state, 'streaming');
     assert.ok(snap.batchesRedone >= 1, 'the grouped plan should have failed on the foreign key and been redone in order');
     assert.equal(await txnsApplied(), before + 4, 'each transaction counted once even though the batch ran twice');
   });
 
   it('a row HQ already holds when the store inserts it: the plain INSERT is redone as an upsert', async () => {
-    await world.hqQuery(`INSERT INTO h_parent (store_code, id, code, name) VALUES ('A1', 50, 'P50', 'written at HQ by hand')`);
+    await world().hqQuery(`INSERT INTO h_parent (store_code, id, code, name) VALUES ('A1', 50, 'P50', 'written at HQ by hand')`);
     const before = await txnsApplied();
-    const redone = agent.snapshot().get('A1')!.batchesRedone;
+    const redone = agent().snapshot().get('A1')!.batchesRedone;
     await sq(`INSERT INTO parent VALUES (50, 'P50', 'from the store'), (51, 'P51', 'new')`);
     await eventually('the insert applied', async () => (await txnsApplied()) >= before + 1);
     assert.deepEqual(await hq(`SELECT id, name FROM h_parent WHERE store_code = 'A1' AND id IN (50, 51) ORDER BY id`), [
       { id: 50, name: 'from the store' },
       { id: 51, name: 'new' },
     ]);
-    assert.equal(agent.snapshot().get('A1')!.batchesRedone, redone + 1, 'the conflict was met once and redone in exact order');
+    assert.equal(agent().snapshot().get('A1')!.batchesRedone, redone + 1, 'the conflict was met once and redone in exact order');
     assert.equal(await txnsApplied(), before + 1);
   });
 
