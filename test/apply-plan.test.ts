@@ -57,6 +57,9 @@ function context(): PlanContext {
   };
 }
 
+/** The statements of a plan (most tests look at nothing else). */
+const planStatements = (...args: Parameters<typeof planChunk>) => planChunk(...args).statements;
+
 const statementsFor = (t: TargetTable) => new TableStatements(t, INFO[`${t.schema}.${t.table}`]!);
 
 // Operations, written the way a mapping emits them.
@@ -182,7 +185,7 @@ describe('TableStatements: exact SQL', () => {
 describe('planChunk: one row, several operations (collapse)', () => {
   for (const mode of ['grouped', 'ordered'] as const) {
     test(`${mode}: insert then update is one upsert with the later values`, () => {
-      const plan = planChunk(
+      const plan = planStatements(
         [sale('1', { issued_at: '2024-05-01 10:00:00+00', total: '10.00', notes: null }), sale('1', { issued_at: '2024-05-01 10:00:00+00', total: '12.50', notes: 'fixed' })],
         mode,
         context(),
@@ -194,17 +197,17 @@ describe('planChunk: one row, several operations (collapse)', () => {
   }
 
   test('upsert then delete is the delete alone', () => {
-    const plan = planChunk([sale('1', { total: '1.00' }), sale('1', { total: '2.00' }), del(SALE, 'S001', '1')], 'grouped', context());
+    const plan = planStatements([sale('1', { total: '1.00' }), sale('1', { total: '2.00' }), del(SALE, 'S001', '1')], 'grouped', context());
     assert.deepEqual(plan.map(brief), [{ sql: DELETE_SALE, params: [['S001'], ['1']], rows: 1, kind: 'delete', table: 'public.store_sale' }]);
   });
 
   test('delete then insert of one key is one upsert (no delete statement)', () => {
-    const plan = planChunk([del(SALE, 'S001', '7'), sale('7', { total: '3.00' })], 'grouped', context());
+    const plan = planStatements([del(SALE, 'S001', '7'), sale('7', { total: '3.00' })], 'grouped', context());
     assert.deepEqual(plan.map(brief), [{ sql: UPSERT_SALE_TOTAL, params: [['S001'], ['7'], ['3.00']], rows: 1, kind: 'upsert', table: 'public.store_sale' }]);
   });
 
   test('insert, delete, insert again: the last insert alone, not merged with the first', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [sale('7', { total: '1.00', notes: 'first life' }), del(SALE, 'S001', '7'), sale('7', { total: '2.00' })],
       'grouped',
       context(),
@@ -214,7 +217,7 @@ describe('planChunk: one row, several operations (collapse)', () => {
 
   test('an unchanged TOAST column absent from a later update is filled from the earlier operation', () => {
     const big = 'x'.repeat(10_000);
-    const plan = planChunk(
+    const plan = planStatements(
       [
         sale('1', { issued_at: '2024-05-01 10:00:00+00', total: '10.00', notes: big }),
         // notes unchanged and TOASTed: the update does not carry it.
@@ -230,19 +233,19 @@ describe('planChunk: one row, several operations (collapse)', () => {
   });
 
   test('a column absent from every operation stays absent (it is left as it is at HQ, never written as NULL)', () => {
-    const plan = planChunk([sale('1', { total: '10.00' }), sale('1', { total: '11.00' })], 'grouped', context());
+    const plan = planStatements([sale('1', { total: '10.00' }), sale('1', { total: '11.00' })], 'grouped', context());
     assert.equal(plan.length, 1);
     assert.equal(plan[0]!.sql, UPSERT_SALE_TOTAL);
     assert.deepEqual(values(plan[0]!), [['S001'], ['1'], ['11.00']]);
   });
 
   test('an explicit NULL in a later operation overwrites an earlier value', () => {
-    const plan = planChunk([sale('1', { total: '10.00', notes: 'a' }), sale('1', { total: '10.00', notes: null })], 'grouped', context());
+    const plan = planStatements([sale('1', { total: '10.00', notes: 'a' }), sale('1', { total: '10.00', notes: null })], 'grouped', context());
     assert.deepEqual(values(plan[0]!), [['S001'], ['1'], ['10.00'], [null]]);
   });
 
   test('rows with the same key in different tables, or the same id in another store, do not collapse', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [sale('1', { total: '1.00' }), upsert(SALE, { store_code: 'S002', sale_id: '1', total: '2.00' }), line('1', '1', '1.00')],
       'grouped',
       context(),
@@ -256,7 +259,7 @@ describe('planChunk: one row, several operations (collapse)', () => {
 
 describe('planChunk: grouped plan order', () => {
   test('deletes children first, then upserts parents first, whatever the source order', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [
         line('10', '1', '5.00'),
         del(SALE, 'S001', '2'),
@@ -278,7 +281,7 @@ describe('planChunk: grouped plan order', () => {
 
   test('three ranks: deletes 2, 1, 0 then upserts 0, 1, 2', () => {
     const note = (id: string) => upsert(NOTE, { store_code: 'S001', note_id: id, body: 'b' });
-    const plan = planChunk(
+    const plan = planStatements(
       [note('1'), del(NOTE, 'S001', '9'), line('1', '1', '1.00'), del(SALE, 'S001', '9'), del(LINE, 'S001', '9'), sale('1', { total: '1.00' })],
       'grouped',
       context(),
@@ -290,7 +293,7 @@ describe('planChunk: grouped plan order', () => {
   });
 
   test('one upsert statement per column set of a table, in first-seen order', () => {
-    const plan = planChunk([sale('1', { total: '1.00' }), sale('2', { notes: 'n' }), sale('3', { total: '3.00' })], 'grouped', context());
+    const plan = planStatements([sale('1', { total: '1.00' }), sale('2', { notes: 'n' }), sale('3', { total: '3.00' })], 'grouped', context());
     assert.deepEqual(
       plan.map((s) => [s.rows, values(s)]),
       [
@@ -303,7 +306,7 @@ describe('planChunk: grouped plan order', () => {
   });
 
   test('parameters are one text array per column, SQL NULL as null, values untouched (no numbers)', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [
         sale('9007199254740993', { issued_at: '2024-01-01 00:00:00+00', total: '12345678901234.56', notes: null }),
         sale('2', { issued_at: '2024-01-02 00:00:00+00', total: '0.10', notes: "it's \"quoted\", {braces}" }),
@@ -323,14 +326,14 @@ describe('planChunk: grouped plan order', () => {
   });
 
   test('an empty chunk plans nothing', () => {
-    assert.deepEqual(planChunk([], 'grouped', context()), []);
-    assert.deepEqual(planChunk([], 'ordered', context()), []);
+    assert.deepEqual(planStatements([], 'grouped', context()), []);
+    assert.deepEqual(planStatements([], 'ordered', context()), []);
   });
 });
 
 describe('planChunk: ordered plan', () => {
   test('runs of one table and one kind, in source order across tables', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [
         line('10', '1', '5.00'),
         line('11', '1', '6.00'),
@@ -354,7 +357,7 @@ describe('planChunk: ordered plan', () => {
   });
 
   test('a delete and a re-insert of one key stay two statements, in order (a unique value is freed before it is taken)', () => {
-    const plan = planChunk([sale('1', { total: '1.00' }), del(SALE, 'S001', '1'), sale('1', { total: '2.00' })], 'ordered', context());
+    const plan = planStatements([sale('1', { total: '1.00' }), del(SALE, 'S001', '1'), sale('1', { total: '2.00' })], 'ordered', context());
     assert.deepEqual(plan.map(brief), [
       { sql: UPSERT_SALE_TOTAL, params: [['S001'], ['1'], ['1.00']], rows: 1, kind: 'upsert', table: 'public.store_sale' },
       { sql: DELETE_SALE, params: [['S001'], ['1']], rows: 1, kind: 'delete', table: 'public.store_sale' },
@@ -363,12 +366,12 @@ describe('planChunk: ordered plan', () => {
   });
 
   test('a child before its parent in the source stays before it (no reordering by rank)', () => {
-    const plan = planChunk([del(LINE, 'S001', '1'), del(SALE, 'S001', '1'), sale('2', { total: '1.00' }), line('2', '2', '1.00')], 'ordered', context());
+    const plan = planStatements([del(LINE, 'S001', '1'), del(SALE, 'S001', '1'), sale('2', { total: '1.00' }), line('2', '2', '1.00')], 'ordered', context());
     assert.deepEqual(
       plan.map((s) => `${s.kind} ${s.table.table}`),
       ['delete store_sale_line', 'delete store_sale', 'upsert store_sale', 'upsert store_sale_line'],
     );
-    const reversed = planChunk([line('2', '2', '1.00'), sale('2', { total: '1.00' })], 'ordered', context());
+    const reversed = planStatements([line('2', '2', '1.00'), sale('2', { total: '1.00' })], 'ordered', context());
     assert.deepEqual(
       reversed.map((s) => `${s.kind} ${s.table.table}`),
       ['upsert store_sale_line', 'upsert store_sale'],
@@ -382,7 +385,7 @@ describe('planChunk: a delete-where is a barrier', () => {
 
   for (const mode of ['grouped', 'ordered'] as const) {
     test(`${mode}: what came before runs before it, what came after runs after it, nothing collapses across it`, () => {
-      const plan = planChunk([sale('1', { total: '1.00' }), truncateSales, sale('1', { total: '2.00' }), sale('2', { total: '3.00' })], mode, context());
+      const plan = planStatements([sale('1', { total: '1.00' }), truncateSales, sale('1', { total: '2.00' }), sale('2', { total: '3.00' })], mode, context());
       assert.deepEqual(plan.map(brief), [
         { sql: UPSERT_SALE_TOTAL, params: [['S001'], ['1'], ['1.00']], rows: 1, kind: 'upsert', table: 'public.store_sale' },
         { sql: DELETE_WHERE_SALE, params: ['S001'], rows: 1, kind: 'delete-where', table: 'public.store_sale' },
@@ -392,7 +395,7 @@ describe('planChunk: a delete-where is a barrier', () => {
   }
 
   test('grouped: a delete before the barrier is not moved after it, and a delete after it is not moved before it', () => {
-    const plan = planChunk([del(LINE, 'S001', '5'), truncateLines, truncateSales, line('6', '1', '1.00'), sale('1', { total: '1.00' }), del(SALE, 'S001', '8')], 'grouped', context());
+    const plan = planStatements([del(LINE, 'S001', '5'), truncateLines, truncateSales, line('6', '1', '1.00'), sale('1', { total: '1.00' }), del(SALE, 'S001', '8')], 'grouped', context());
     assert.deepEqual(plan.map(brief), [
       { sql: DELETE_LINE, params: [['S001'], ['5']], rows: 1, kind: 'delete', table: 'public.store_sale_line' },
       { sql: DELETE_WHERE_LINE, params: ['S001'], rows: 1, kind: 'delete-where', table: 'public.store_sale_line' },
@@ -404,7 +407,7 @@ describe('planChunk: a delete-where is a barrier', () => {
   });
 
   test('a delete-where with several columns passes one value per column, in the order written', () => {
-    const plan = planChunk(
+    const plan = planStatements(
       [{ kind: 'delete-where', target: SALE, where: { store_code: 'S001', issued_at: '2024-05-01 00:00:00+00' } }],
       'grouped',
       context(),
@@ -428,7 +431,7 @@ describe('planChunk: rows the source inserted go as plain INSERTs', () => {
   const del = (id: string): TargetOp => ({ kind: 'delete', target: SALE, key: ['S001', id] });
 
   test('a fresh row is a plain INSERT; an updated one stays an upsert, in the same table', () => {
-    const plan = planChunk([fresh('1', '1.00'), update('2', '2.00')], 'grouped', context());
+    const plan = planStatements([fresh('1', '1.00'), update('2', '2.00')], 'grouped', context());
     assert.deepEqual(
       plan.map((s) => [s.kind, s.sql === INSERT_SALE_TOTAL, values(s)]),
       [
@@ -439,17 +442,93 @@ describe('planChunk: rows the source inserted go as plain INSERTs', () => {
   });
 
   test('inserted then updated in one chunk: still new at HQ, one INSERT with the later values', () => {
-    const plan = planChunk([fresh('1', '1.00'), update('1', '5.00')], 'grouped', context());
+    const plan = planStatements([fresh('1', '1.00'), update('1', '5.00')], 'grouped', context());
     assert.deepEqual(plan.map((s) => [s.kind, values(s)]), [['insert', [['S001'], ['1'], ['5.00']]]]);
   });
 
   test('deleted then inserted again: the delete is dropped by the collapse, so the row may be at HQ: an upsert', () => {
-    const plan = planChunk([del('1'), fresh('1', '3.00')], 'grouped', context());
+    const plan = planStatements([del('1'), fresh('1', '3.00')], 'grouped', context());
     assert.deepEqual(plan.map((s) => s.kind), ['upsert']);
   });
 
   test('the ordered plan (the redo) never uses plain INSERTs', () => {
-    const plan = planChunk([fresh('1', '1.00'), fresh('2', '2.00')], 'ordered', context());
+    const plan = planStatements([fresh('1', '1.00'), fresh('2', '2.00')], 'ordered', context());
     assert.deepEqual(plan.map((s) => s.kind), ['upsert']);
+  });
+});
+
+describe('planChunk: insert_only, soft deletes, ignored changes, aggregates', () => {
+  const DAILY: TargetTable = { schema: 'public', table: 'daily', key: ['store_code', 'day'] };
+  INFO['public.daily'] = table('daily', [col('store_code', 'text', { notNull: true }), col('day', 'date', { notNull: true }), col('qty', 'numeric(14,3)'), col('n', 'integer')]);
+  const COLS = ['store_code', 'sale_id', 'total'];
+  const create = (id: string, total: string): TargetOp => ({ kind: 'insert-missing', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, total }, columns: COLS });
+  const soft = (id: string): TargetOp => ({ kind: 'update', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, notes: 'gone' } });
+  const add = (day: string, qty: string, n: string): TargetOp => ({ kind: 'add', target: DAILY, key: ['S001', day], row: { store_code: 'S001', day, qty, n }, measures: MEASURES });
+  const MEASURES = ['qty', 'n'];
+
+  test('insert-missing is INSERT ... ON CONFLICT (key) DO NOTHING; a second create of one row in a chunk is ignored and counted', () => {
+    const plan = planChunk([create('1', '1.00'), create('1', '2.00'), create('2', '3.00'), { kind: 'ignore', target: SALE }], 'grouped', context());
+    assert.equal(plan.ignored, 2);
+    assert.deepEqual(plan.statements.map(brief), [
+      {
+        sql:
+          'INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) ' +
+          'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total") ON CONFLICT ("store_code", "sale_id") DO NOTHING',
+        params: [['S001', 'S001'], ['1', '2'], ['1.00', '3.00']],
+        rows: 2,
+        kind: 'insert-missing',
+        table: 'public.store_sale',
+      },
+    ]);
+  });
+
+  test('a soft delete is an UPDATE ... FROM unnest of the rows HQ holds; after an upsert in the chunk it merges into it', () => {
+    assert.deepEqual(planStatements([soft('5')], 'grouped', context()).map(brief), [
+      {
+        sql: 'UPDATE "public"."store_sale" AS t SET "notes" = u."notes"::text FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "notes") WHERE t."store_code" = u."store_code"::text AND t."sale_id" = u."sale_id"::bigint',
+        params: [['S001'], ['5'], ['gone']],
+        rows: 1,
+        kind: 'update',
+        table: 'public.store_sale',
+      },
+    ]);
+    const merged = planStatements([sale('6', { total: '1.00' }), soft('6')], 'grouped', context());
+    assert.equal(merged.length, 1);
+    assert.equal(merged[0]!.kind, 'upsert');
+    assert.deepEqual(merged[0]!.params.map((p) => parseTextArray(p as string)), [['S001'], ['6'], ['1.00'], ['gone']]);
+  });
+
+  test('additions are summed per key by one statement, after the other writes; in both plans', () => {
+    for (const mode of ['grouped', 'ordered'] as const) {
+      const plan = planStatements([add('2026-11-23', '2.5', '1'), sale('1', { total: '1.00' }), add('2026-11-23', '-2.5', '-1'), add('2026-11-24', '1', '1')], mode, context());
+      const adds = plan.filter((p) => p.kind === 'add');
+      assert.equal(adds.length, mode === 'grouped' ? 1 : 2, mode);
+      assert.equal(
+        adds[0]!.sql,
+        'INSERT INTO "public"."daily" AS t ("store_code", "day", "qty", "n") SELECT u."store_code"::text, u."day"::date, coalesce(sum(u."qty"::numeric), 0)::numeric(14,3), coalesce(sum(u."n"::numeric), 0)::integer ' +
+          'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u("store_code", "day", "qty", "n") GROUP BY 1, 2 ' +
+          'ON CONFLICT ("store_code", "day") DO UPDATE SET "qty" = t."qty" + EXCLUDED."qty", "n" = t."n" + EXCLUDED."n"',
+      );
+      if (mode === 'grouped') {
+        assert.deepEqual(plan.map((p) => p.kind), ['upsert', 'add']);
+        assert.deepEqual(adds[0]!.params.map((p) => parseTextArray(p as string)), [
+          ['S001', 'S001', 'S001'],
+          ['2026-11-23', '2026-11-23', '2026-11-24'],
+          ['2.5', '-2.5', '1'],
+          ['1', '-1', '1'],
+        ]);
+      } else {
+        assert.deepEqual(plan.map((p) => p.kind), ['add', 'upsert', 'add']);
+      }
+    }
+  });
+
+  test('operations on one row that cannot be collapsed exactly are planned in order', () => {
+    // Deleted by one mapping, created again under insert_only: the delete must run first, then the create.
+    const plan = planStatements([del(SALE, 'S001', '9'), create('9', '1.00')], 'grouped', context());
+    assert.deepEqual(plan.map((p) => p.kind), ['delete', 'insert-missing']);
+    // A soft delete then a write of the whole row: the write must come after.
+    const plan2 = planStatements([soft('8'), sale('8', { total: '2.00' })], 'grouped', context());
+    assert.deepEqual(plan2.map((p) => p.kind), ['update', 'upsert']);
   });
 });

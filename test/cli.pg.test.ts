@@ -196,11 +196,11 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
     it('the example ERP: exit 0, how many files, valid against HQ and which stores', async () => {
       const r = await runCli(['validate', '--config', world.configFile]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '7 mapping files are valid against HQ and stores S001, S002.\n');
+      assert.equal(r.stdout, '8 mapping files are valid against HQ and stores S001, S002.\n');
       assert.equal(r.stderr, '');
       const one = await runCli(['validate', '--config', world.configFile, '--store', 'S002']);
       assert.equal(one.code, 0, show(one));
-      assert.equal(one.stdout, '7 mapping files are valid against HQ and store S002.\n');
+      assert.equal(one.stdout, '8 mapping files are valid against HQ and store S002.\n');
     });
 
     it('--store naming a store that is not configured: exit 2, BL-C005', async () => {
@@ -437,7 +437,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       );
       const r = await runCliWithin(60_000, ['validate', '--config', file]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '7 mapping files are valid against HQ and store S001.\n');
+      assert.equal(r.stdout, '8 mapping files are valid against HQ and store S001.\n');
       assert.equal(
         r.stderr,
         `warning: store S009 (BL-D001 cannot reach the store S009 database at 127.0.0.1:${port}/erp: connect ECONNREFUSED 127.0.0.1:${port}. ` +
@@ -448,7 +448,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // Only that store: nothing could be checked at a store, exit 3.
       const only = await runCliWithin(60_000, ['validate', '--config', file, '--store', 'S009']);
       assert.equal(only.code, 3, show(only));
-      assert.equal(only.stdout, '7 mapping files are valid against HQ.\n');
+      assert.equal(only.stdout, '8 mapping files are valid against HQ.\n');
       assert.ok(!only.stderr.includes(PASSWORD));
     });
   });
@@ -464,15 +464,20 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
         (await storeServer.query<{ t: string }>(s.db, `SELECT pubname || ' ' || schemaname || '.' || tablename AS t FROM pg_publication_tables ORDER BY 1`)).map((x) => x.t);
       const hqSchema = async () => (await w.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'branchline'`))[0]!.n;
       const TABLES = 'public.customer, public.fiscal_coupon, public.fiscal_coupon_item, public.receivable, public.sale, public.sale_line, public.z_closing';
-      const created = (code: string) =>
+      // The first install also gives the aggregate's source its before-images; that stays.
+      const IDENTITY = '  - set REPLICA IDENTITY FULL on public.fiscal_coupon_item: it feeds an aggregate, whose totals need the old row of every update and delete\n';
+      const created = (code: string, first = false) =>
         `store ${code}:\n` +
+        (first ? IDENTITY : '') +
         `  - created publication "branchline" for 7 tables (${TABLES})\n` +
         `  - created replication slot "branchline_${code.toLowerCase()}" (pgoutput); changes from now on are kept until HQ applied them\n`;
       try {
         const first = await runCli(['install', '--config', w.configFile]);
         assert.equal(first.code, 0, show(first));
         assert.match(first.stdout, /^HQ:\n(  - applied migration \d{14}_\w+\n)+/);
-        assert.ok(first.stdout.endsWith(created('S201') + created('S202')), first.stdout);
+        assert.ok(first.stdout.endsWith(created('S201', true) + created('S202', true)), first.stdout);
+        for (const s of w.stores)
+          assert.equal((await storeServer.query<{ r: string }>(s.db, `SELECT relreplident::text AS r FROM pg_class WHERE oid = 'public.fiscal_coupon_item'::regclass`))[0]!.r, 'f');
         assert.equal(first.stderr, '');
         for (const s of w.stores) {
           assert.deepEqual(await slots(s), [`branchline_${s.code.toLowerCase()} pgoutput`]);
@@ -671,7 +676,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       assert.equal(r.stderr, '');
       assert.deepEqual((await readdir(dir)).sort(), ['branchline.yml', 'mappings']);
       const examples = (await readdir(RETAIL_EXAMPLE_DIR)).filter((f) => f.endsWith('.yml')).sort();
-      assert.equal(examples.length, 7);
+      assert.equal(examples.length, 8);
       assert.deepEqual((await readdir(path.join(dir, 'mappings'))).sort(), examples, 'the mapping files only (no .sql, no README)');
       for (const f of examples) assert.equal(await readFile(path.join(dir, 'mappings', f), 'utf8'), await readFile(path.join(RETAIL_EXAMPLE_DIR, f), 'utf8'), f);
       const text = await readFile(file, 'utf8');
@@ -682,7 +687,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // The written configuration works as it is, once the two variables are set.
       const valid = await runCli(['validate', '--config', file], { BRANCHLINE_HQ_URL: world.hq.url, BRANCHLINE_S001_URL: world.stores[0]!.url });
       assert.equal(valid.code, 0, show(valid));
-      assert.equal(valid.stdout, '7 mapping files are valid against HQ and store S001.\n');
+      assert.equal(valid.stdout, '8 mapping files are valid against HQ and store S001.\n');
 
       // A second init does not overwrite it.
       await writeFile(file, text + '# edited by hand\n');

@@ -23,7 +23,11 @@ const AUDIT_SQL = `
   BEGIN INSERT INTO audit_sale_insert (store_code, sale_id) VALUES (NEW.store_code, NEW.sale_id); RETURN NEW; END $$;
   CREATE TRIGGER audit_sale_insert AFTER INSERT ON store_sale FOR EACH ROW EXECUTE FUNCTION audit_sale_insert();`;
 
-/** Writes at every store until stopped: sales (one transaction each) and confirmations. Counts the transactions. */
+/**
+ * Writes at every store until stopped, one transaction each: sales,
+ * confirmations, fiscal coupons and cancellations of final coupons (which
+ * take their items back out of HQ's daily totals). Counts the transactions.
+ */
 function startWriters(world: World) {
   let stopped = false;
   const txns = new Map(world.stores.map((s) => [s.code, 0]));
@@ -32,7 +36,11 @@ function startWriters(world: World) {
     let n = 0;
     while (!stopped) {
       try {
-        if (n % 4 === 3) await s.workload.confirmSale();
+        const k = n % 6;
+        if (k === 3) await s.workload.confirmSale();
+        else if (k === 4) await s.workload.coupon();
+        else if (k === 5 && n % 24 === 5) await s.workload.cancelCoupon();
+        else if (k === 5) await s.workload.coupon();
         else await s.workload.sale();
         txns.set(s.code, txns.get(s.code)! + 1);
       } catch (e) {
@@ -77,6 +85,11 @@ async function assertExactlyOnce(world: World, storeTxns: Map<string, number>): 
     const cmp = await compareStore({ storeUrl: s.server.url(s.db), hqUrl: world.hq.server.url(world.hq.db), storeCode: s.code, mappings });
     assert.ok(inStep(cmp), `${s.code}: HQ differs from the store: ${JSON.stringify(cmp.filter((c) => c.missing || c.extra))}`);
     assert.ok(cmp.find((c) => c.target === 'public.store_sale')!.targetRows > 0);
+    // The daily totals equal the store's items summed (compareStore above), and cancellations happened.
+    const items = await s.server.query<{ n: string }>(s.db, `SELECT count(*)::text AS n FROM fiscal_coupon_item WHERE NOT cancelled`);
+    assert.ok(cmp.find((c) => c.target === 'public.daily_product_sales')!.targetRows > 0, `${s.code}: no daily totals at HQ (${items[0]!.n} coupon items that count at the store)`);
+    const cancelled = await s.server.query<{ n: string }>(s.db, `SELECT count(*)::text AS n FROM fiscal_coupon_item WHERE cancelled`);
+    assert.ok(Number(cancelled[0]!.n) > 0, `${s.code}: no coupon was cancelled, so no total was ever taken back out`);
   }
   const dups = await world.hqQuery(`SELECT store_code, sale_id, count(*) FROM audit_sale_insert GROUP BY 1, 2 HAVING count(*) > 1`);
   assert.deepEqual(dups, [], 'a sale was inserted at HQ more than once');

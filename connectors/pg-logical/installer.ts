@@ -22,6 +22,22 @@ export interface PgLogicalInstallerOptions {
 export class PgLogicalInstaller implements SourceInstaller {
   constructor(private readonly options: PgLogicalInstallerOptions) {}
 
+  async ensureFullBeforeImages(tables: readonly TableId[]): Promise<string[]> {
+    if (tables.length === 0) return [];
+    return this.withDb(async (db) => {
+      const done: string[] = [];
+      for (const t of tables) {
+        const name = qualified(t.schema, t.table);
+        const r = await db.query<{ ident: string }>(`SELECT relreplident AS ident FROM pg_class WHERE oid = to_regclass($1)`, [name]);
+        const ident = r.rows[0]?.ident;
+        if (ident === undefined || ident === 'f') continue; // missing tables are reported by the mapping check
+        await db.query(`ALTER TABLE ${name} REPLICA IDENTITY FULL`);
+        done.push(`set REPLICA IDENTITY FULL on ${formatTable(t)}: it feeds an aggregate, whose totals need the old row of every update and delete`);
+      }
+      return done;
+    });
+  }
+
   async install(tables: readonly TableId[]): Promise<string[]> {
     return this.withDb(async (db) => {
       await this.checkServer(db);

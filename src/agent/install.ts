@@ -1,3 +1,4 @@
+import { aggregateSources } from '../mapping/index.js';
 import { PgLogicalInstaller } from '../../connectors/pg-logical/index.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
@@ -31,11 +32,14 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
     database: 'HQ',
     actions: applied.length ? applied.map((m) => `applied migration ${m}`) : ['branchline schema is up to date'],
   });
+  const fullImages = aggregateSources(files.files);
   for (const store of stores) {
+    const installer = installerFor(store, logger);
+    const identity = await installer.ensureFullBeforeImages(fullImages);
     const catalog = await readCatalog(store.url, storeRole(store), sources);
     checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
-    const actions = await installerFor(store, logger).install(sources);
-    reports.push({ database: storeRole(store), actions });
+    const actions = await installer.install(sources);
+    reports.push({ database: storeRole(store), actions: [...identity, ...actions] });
   }
   return reports;
 }

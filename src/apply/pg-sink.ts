@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
 import { connect, connectionError, isConnectionError } from '../db/connect.js';
 import { planChunk, type PlanMode } from './plan.js';
+import { MIGRATION_NAMES } from '../state/schema-version.js';
 import { TableStatements } from './statements.js';
 
 export interface PipelineIdentity {
@@ -54,6 +55,8 @@ export class PgSink {
   private readonly tables = new Map<string, TableStatements>();
   private readonly ranks = new Map<string, number>();
   private rowsInTransaction = 0;
+  /** Changes a policy left out in the open transaction (written with the position). */
+  private ignoredInTransaction = 0;
   private inFlight: Promise<void> | null = null;
 
   constructor(private readonly options: PgSinkOptions) {
@@ -91,6 +94,15 @@ export class PgSink {
         code: 'BL-D005',
         message: `branchline's state tables are missing at ${this.options.role}.`,
         hint: 'Run `branchline install` once to create the branchline schema.',
+      });
+    const applied = await client.query<{ name: string }>(`SELECT name FROM branchline.knex_migrations WHERE name = ANY($1::text[])`, [MIGRATION_NAMES]);
+    const have = new Set(applied.rows.map((r) => r.name));
+    const missing = MIGRATION_NAMES.filter((n) => !have.has(n));
+    if (missing.length > 0)
+      throw new BranchlineError({
+        code: 'BL-D005',
+        message: `branchline's state schema at ${this.options.role} is older than this agent (missing ${missing.join(', ')}).`,
+        hint: 'Run `branchline install` once: it brings the branchline schema up to date and changes nothing else.',
       });
   }
 
@@ -142,7 +154,7 @@ export class PgSink {
   async apply(ops: readonly TargetOp[], mode: PlanMode): Promise<number> {
     if (ops.length === 0) return 0;
     const db = this.db;
-    const statements = planChunk(ops, mode, {
+    const { statements, ignored } = planChunk(ops, mode, {
       statements: (t) => this.statementsFor(t),
       rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
     });
@@ -153,11 +165,21 @@ export class PgSink {
     if (!this.inTransaction) {
       this.inTransaction = true;
       this.rowsInTransaction = 0;
+      this.ignoredInTransaction = 0;
       chain = db.query('BEGIN');
     }
+    this.ignoredInTransaction += ignored;
     let rows = 0;
     for (const st of statements) {
-      chain = chain.then(() => db.query(st.sql, st.params).catch((e: unknown) => Promise.reject(this.mapError(e, st.table))));
+      chain = chain.then(() =>
+        db.query(st.sql, st.params).then(
+          (res) => {
+            // Rows HQ already held: an insert_only policy left them alone.
+            if (st.kind === 'insert-missing') this.ignoredInTransaction += st.rows - (res.rowCount ?? 0);
+          },
+          (e: unknown) => Promise.reject(this.mapError(e, st.table)),
+        ),
+      );
       rows += st.rows;
     }
     const done = chain.then(() => undefined);
@@ -180,6 +202,7 @@ export class PgSink {
     if (!this.inTransaction) {
       await db.query('BEGIN');
       this.inTransaction = true;
+      this.ignoredInTransaction = 0;
     }
     const p = this.options.pipeline;
     try {
@@ -187,19 +210,21 @@ export class PgSink {
       await db.query(
         `INSERT INTO branchline.pipelines AS p
                 (pipeline, store_code, direction, connector, position_kind, position, source_commit_time, applied_at,
-                 txns_applied, rows_applied, batches_applied)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8, $9, 1)
+                 txns_applied, rows_applied, batches_applied, changes_ignored)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8, $9, 1, $10)
          ON CONFLICT (pipeline) DO UPDATE SET
            position = EXCLUDED.position,
            source_commit_time = COALESCE(EXCLUDED.source_commit_time, p.source_commit_time),
            applied_at = EXCLUDED.applied_at,
            txns_applied = p.txns_applied + EXCLUDED.txns_applied,
            rows_applied = p.rows_applied + EXCLUDED.rows_applied,
-           batches_applied = p.batches_applied + 1`,
-        [p.name, p.storeCode, p.direction, p.connector, this.options.positionKind, position, stats.sourceCommitTime, stats.txns, stats.rows],
+           batches_applied = p.batches_applied + 1,
+           changes_ignored = p.changes_ignored + EXCLUDED.changes_ignored`,
+        [p.name, p.storeCode, p.direction, p.connector, this.options.positionKind, position, stats.sourceCommitTime, stats.txns, stats.rows, this.ignoredInTransaction],
       );
       await db.query('COMMIT');
       this.inTransaction = false;
+      this.ignoredInTransaction = 0;
     } catch (e) {
       // Still "in a transaction" for rollback(), which ends it on a live connection.
       throw this.mapError(e);
@@ -208,6 +233,7 @@ export class PgSink {
 
   async rollback(): Promise<void> {
     await this.drain().catch(() => undefined);
+    this.ignoredInTransaction = 0;
     if (!this.client || !this.inTransaction) return;
     this.inTransaction = false;
     await this.client.query('ROLLBACK').catch(() => undefined);

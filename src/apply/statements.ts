@@ -73,6 +73,59 @@ export class TableStatements {
     return sql;
   }
 
+  /**
+   * INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO NOTHING: create
+   * rows the target does not hold, leave the others alone (insert_only).
+   */
+  insertMissing(columns: readonly string[]): string {
+    const signature = `missing\u0001${columns.join('\u0001')}`;
+    let sql = this.inserts.get(signature);
+    if (sql) return sql;
+    sql = `${this.insert(columns)} ON CONFLICT (${this.target.key.map(quoteIdent).join(', ')}) DO NOTHING`;
+    this.inserts.set(signature, sql);
+    return sql;
+  }
+
+  /** UPDATE ... FROM unnest(...): set columns of the rows the target holds (soft delete); key columns come first in `columns` or anywhere. */
+  update(columns: readonly string[]): string {
+    const signature = `update\u0001${columns.join('\u0001')}`;
+    let sql = this.upserts.get(signature);
+    if (sql) return sql;
+    const keySet = new Set(this.target.key);
+    const cols = columns.map(quoteIdent);
+    const params = columns.map((_, i) => `$${i + 1}::text[]`);
+    const set = columns.filter((c) => !keySet.has(c)).map((c) => `${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`);
+    const match = this.target.key.map((c) => `t.${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`).join(' AND ');
+    sql = `UPDATE ${this.name} AS t SET ${set.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
+    this.upserts.set(signature, sql);
+    return sql;
+  }
+
+  /**
+   * Aggregates: parameters are the key columns then the measure deltas, one
+   * row per change; they are summed per key and added to the target's
+   * totals, creating the row when absent. Exact numeric arithmetic.
+   */
+  add(measures: readonly string[]): string {
+    const signature = `add\u0001${measures.join('\u0001')}`;
+    let sql = this.upserts.get(signature);
+    if (sql) return sql;
+    const key = this.target.key;
+    const columns = [...key, ...measures];
+    const cols = columns.map(quoteIdent);
+    const params = columns.map((_, i) => `$${i + 1}::text[]`);
+    const keyExprs = key.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
+    const sums = measures.map((c) => `coalesce(sum(u.${quoteIdent(c)}::numeric), 0)::${this.typeOf(c)}`);
+    const set = measures.map((c) => `${quoteIdent(c)} = t.${quoteIdent(c)} + EXCLUDED.${quoteIdent(c)}`);
+    sql =
+      `INSERT INTO ${this.name} AS t (${cols.join(', ')}) ` +
+      `SELECT ${[...keyExprs, ...sums].join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) ` +
+      `GROUP BY ${key.map((_, i) => String(i + 1)).join(', ')} ` +
+      `ON CONFLICT (${key.map(quoteIdent).join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+    this.upserts.set(signature, sql);
+    return sql;
+  }
+
   /** DELETE ... USING unnest(keys). */
   delete(): string {
     if (this.deleteSql) return this.deleteSql;
@@ -82,6 +135,13 @@ export class TableStatements {
     const match = key.map((c) => `t.${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`).join(' AND ');
     this.deleteSql = `DELETE FROM ${this.name} AS t USING unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
     return this.deleteSql;
+  }
+
+  /** UPDATE ... SET col = $n ... WHERE col = $1 AND ... (a TRUNCATE under a soft-delete policy). */
+  updateWhere(columns: readonly string[], setColumns: readonly string[]): string {
+    const match = columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
+    const set = setColumns.map((c, i) => `${quoteIdent(c)} = $${columns.length + i + 1}::${this.typeOf(c)}`).join(', ');
+    return `UPDATE ${this.name} SET ${set} WHERE ${match}`;
   }
 
   /** DELETE ... WHERE col = $1 AND ... (e.g. every row of one store, for a TRUNCATE). */

@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   'BL-M013': 'source table has no primary key or replica identity',
   'BL-M014': 'required target column is not mapped',
   'BL-M015': 'expression failed on a row',
+  'BL-M016': 'filter is not a true/false expression',
+  'BL-M017': 'mapping settings contradict each other',
+  'BL-M018': 'aggregate mapping is not well formed',
+  'BL-M019': 'aggregate source table lacks REPLICA IDENTITY FULL',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',

@@ -30,5 +30,10 @@ export interface SourceStream<P> {
 /** What `install` prepares at a source and `uninstall` removes. */
 export interface SourceInstaller {
   install(tables: readonly TableId[]): Promise<string[]>;
+  /**
+   * Makes the changes of these tables carry the whole old row (what
+   * aggregates subtract). Idempotent; returns what it did, in sentences.
+   */
+  ensureFullBeforeImages(tables: readonly TableId[]): Promise<string[]>;
   uninstall(): Promise<string[]>;
 }

@@ -41,8 +41,51 @@ export type TargetOp =
       readonly key: readonly string[];
     }
   | {
-      /** Remove every target row that matches `where` (e.g. all rows of one store). */
+      /**
+       * Insert the row unless the target already holds its key (the
+       * `insert_only` policy): a store may create a row at HQ, never alter
+       * one. A sink counts the rows it did not insert as ignored.
+       */
+      readonly kind: 'insert-missing';
+      readonly target: TargetTable;
+      readonly key: readonly string[];
+      readonly row: Readonly<Record<string, string | null>>;
+      readonly columns?: readonly string[];
+    }
+  | {
+      /** Set these columns of the row with this key, if the target holds it (a soft delete). */
+      readonly kind: 'update';
+      readonly target: TargetTable;
+      readonly key: readonly string[];
+      readonly row: Readonly<Record<string, string | null>>;
+      readonly columns?: readonly string[];
+    }
+  | {
+      /**
+       * Add these amounts to the totals of the row with this key, creating
+       * it if absent (aggregates). `row` holds the key columns and the
+       * measure deltas (negative to subtract). Adds commute: a sink sums
+       * them per key.
+       */
+      readonly kind: 'add';
+      readonly target: TargetTable;
+      readonly key: readonly string[];
+      readonly row: Readonly<Record<string, string | null>>;
+      /** Measure columns (those in `row` that are not key columns); shared by the ops of one mapping. */
+      readonly measures: readonly string[];
+    }
+  | {
+      /** A change a policy left out at the target (insert_only, on_delete: ignore): counted, nothing written. */
+      readonly kind: 'ignore';
+      readonly target: TargetTable;
+    }
+  | {
+      /**
+       * Remove every target row that matches `where` (e.g. all rows of one
+       * store, for a TRUNCATE), or with `set`, update them instead (soft delete).
+       */
       readonly kind: 'delete-where';
       readonly target: TargetTable;
       readonly where: Readonly<Record<string, string>>;
+      readonly set?: Readonly<Record<string, string | null>>;
     };

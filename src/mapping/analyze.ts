@@ -2,11 +2,11 @@ import { isScalar } from 'yaml';
 import { column, type ColumnInfo, type TableInfo } from '../catalog/pg-catalog.js';
 import { formatTable, tableKey, type TableId } from '../core/change.js';
 import type { ErrorCode, Problem, SourceLocation } from '../core/errors.js';
-import { walk } from './expr/ast.js';
+import { walk, type Expr } from './expr/ast.js';
 import { checkExpression, type CheckedExpr, type ColumnScope } from './expr/check.js';
 import { ExprSyntaxError } from './expr/lexer.js';
 import { parseExpression } from './expr/parser.js';
-import { columnType, conversionHint, describeType, fits, type ExprType } from './expr/types.js';
+import { columnType, conversionHint, describeType, fits, isNumberType, isOpen, T, type ExprType } from './expr/types.js';
 import type { LoadedMappingFile, MappingColumn } from './load.js';
 import { sortProblems } from './problems.js';
 import { didYouMean, editDistance } from './suggest.js';
@@ -29,9 +29,17 @@ export interface MappingCatalogs {
 
 export interface AnalyzedColumn {
   readonly column: MappingColumn;
-  /** Null when the expression does not parse. */
+  /** Null when the expression does not parse. For a measure: its argument (null for count()). */
   readonly checked: CheckedExpr | null;
   /** Where the expression is written. */
+  readonly location: SourceLocation;
+  /** `sum(...)` or `count()` at the top of an aggregate mapping's column. */
+  readonly measure?: 'sum' | 'count';
+}
+
+/** The `filter` setting, checked. */
+export interface AnalyzedFilter {
+  readonly checked: CheckedExpr | null;
   readonly location: SourceLocation;
 }
 
@@ -43,6 +51,11 @@ export interface AnalyzedMapping {
   /** The target key: the `key` setting or the target's primary key. */
   readonly key: readonly string[] | null;
   readonly columns: readonly AnalyzedColumn[];
+  readonly filter: AnalyzedFilter | null;
+  /** The `on_delete: soft` columns, checked like columns. */
+  readonly soft: readonly AnalyzedColumn[];
+  /** Some column is sum(...) or count(): totals per key, from before and after images. */
+  readonly aggregate: boolean;
 }
 
 /**
@@ -73,7 +86,40 @@ export function analyzeMappings(
       });
     }
   }
+  const aggregateTargets = new Map(mappings.filter((m) => m.aggregate).map((m) => [tableKey(m.file.spec.target), m.file.file]));
+  for (const m of mappings) {
+    const agg = aggregateTargets.get(tableKey(m.file.spec.target));
+    if (m.aggregate || agg === undefined) continue;
+    problems.push({
+      code: 'BL-M018',
+      message: `this file writes rows into ${formatTable(m.file.spec.target)}, which ${agg} keeps as totals (an aggregate).`,
+      hint: 'Let one aggregate mapping own a table of totals: point this file at another table, or make it an aggregate (sum(...)/count() columns) too.',
+      location: m.file.doc.location(['target']),
+    });
+  }
   return { mappings, problems: sortProblems(problems) };
+}
+
+/** Whether an expression's text is a top-level sum(...) or count(...) (an aggregate measure), without checking it. */
+export function measureOf(expression: string): 'sum' | 'count' | null {
+  try {
+    const e = parseExpression(expression);
+    if (e.kind !== 'call') return null;
+    const name = e.name.toLowerCase();
+    return name === 'sum' || name === 'count' ? name : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Source tables of aggregate mappings: they need REPLICA IDENTITY FULL (install sets it). */
+export function aggregateSources(files: readonly LoadedMappingFile[]): TableId[] {
+  const out = new Map<string, TableId>();
+  for (const f of files) {
+    if (!f.spec.enabled || !f.spec.columns.some((c) => measureOf(c.expression) !== null)) continue;
+    out.set(tableKey(f.spec.source), f.spec.source);
+  }
+  return [...out.values()];
 }
 
 function list(names: readonly string[]): string {
@@ -109,16 +155,99 @@ class FileAnalysis {
   }
 
   run(): AnalyzedMapping {
-    const source = this.resolveSource();
+    const aggregate = this.spec.columns.some((c) => measureOf(c.expression) !== null);
+    const source = this.resolveSource(aggregate);
     const target = this.resolveTarget();
-    const columns = this.spec.columns.map((c) => this.analyzeColumn(c, source, target));
+    const columns = this.spec.columns.map((c) => this.analyzeColumn(c, source, target, ['columns', c.name], aggregate));
     const key = target ? this.resolveKey(target) : null;
-    if (target && key) this.checkKeyComputable(key, columns, source, target);
+    const filter = this.analyzeFilter(source);
+    const onDelete = this.spec.onDelete;
+    const soft = onDelete?.kind === 'soft' ? onDelete.columns.map((c) => this.analyzeColumn(c, source, target, ['on_delete', 'soft', c.name], false)) : [];
+    this.checkPolicies(aggregate);
+    if (aggregate) {
+      if (key) this.checkAggregateShape(key, columns);
+    } else if (target && key) {
+      this.checkKeyComputable(key, columns, source, target);
+      for (const c of soft) this.checkReadsIdentity(c, ['on_delete', 'soft', c.column.name], `soft-delete value "${c.column.name}"`, source);
+    }
     if (target) this.checkRequired(target, key);
-    return { file: this.f, source, target, key, columns };
+    return { file: this.f, source, target, key, columns, filter, soft, aggregate };
   }
 
-  private resolveSource(): TableInfo | null {
+  private analyzeFilter(source: TableInfo | null): AnalyzedFilter | null {
+    const text = this.spec.filter;
+    if (text === null) return null;
+    const path = ['filter'];
+    const location = this.doc.location(path);
+    let checked: CheckedExpr;
+    try {
+      checked = checkExpression(parseExpression(text), this.scope(source), T.boolean);
+    } catch (e) {
+      if (!(e instanceof ExprSyntaxError)) throw e;
+      this.report('BL-M016', this.inExpression(path, e.index), `the filter does not parse: ${e.message}.`, e.hint);
+      return { checked: null, location };
+    }
+    for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
+    if (checked.issues.length === 0 && checked.type.category !== 'boolean' && !isOpen(checked.type)) {
+      this.report(
+        'BL-M016',
+        location,
+        `the filter gives ${describeType(checked.type)}, not true or false.`,
+        "Write a condition, e.g. status = 'confirmed', not cancelled, or amount > 0.",
+      );
+    }
+    return { checked, location };
+  }
+
+  /** BL-M017: settings that cannot go together. */
+  private checkPolicies(aggregate: boolean): void {
+    if (aggregate) {
+      for (const setting of ['on_conflict', 'on_delete'] as const) {
+        if (this.doc.nodeAt([setting]) === undefined) continue;
+        this.report(
+          'BL-M017',
+          this.doc.location([setting]),
+          `"${setting}" does not apply to an aggregate mapping: its rows are totals that every change adds to or takes from.`,
+          `Remove "${setting}"; use "filter" to choose which rows count.`,
+        );
+      }
+      return;
+    }
+    const onDelete = this.spec.onDelete;
+    if (this.spec.onConflict === 'insert_only' && onDelete !== null && onDelete.kind !== 'ignore') {
+      this.report(
+        'BL-M017',
+        this.doc.location(['on_delete']),
+        `"on_conflict: insert_only" never alters a row HQ holds, so it cannot go with "on_delete: ${onDelete.kind === 'soft' ? 'soft' : onDelete.kind}".`,
+        'Remove "on_delete" (under insert_only, deletes at the store are ignored and counted), or use "on_conflict: upsert".',
+      );
+    }
+  }
+
+  /** BL-M018: every column of an aggregate is a key column or a measure, and the key has no measure. */
+  private checkAggregateShape(key: readonly string[], columns: readonly AnalyzedColumn[]): void {
+    const keySet = new Set(key);
+    for (const c of columns) {
+      const isKey = keySet.has(c.column.name);
+      if (c.measure !== undefined && isKey) {
+        this.report(
+          'BL-M018',
+          c.location,
+          `key column "${c.column.name}" is a ${c.measure}(...): the key says which total a row adds to, so it must be a plain value.`,
+          `Write the grouping value (e.g. ${c.column.name}: ${c.column.name}), or choose another key.`,
+        );
+      } else if (c.measure === undefined && !isKey) {
+        this.report(
+          'BL-M018',
+          c.location,
+          `column "${c.column.name}" of an aggregate mapping is neither a key column (${key.join(', ')}) nor sum(...)/count().`,
+          `Write "${c.column.name}: sum(${c.column.expression})" to add it up, or add "${c.column.name}" to the key to group by it.`,
+        );
+      }
+    }
+  }
+
+  private resolveSource(aggregate: boolean): TableInfo | null {
     const catalog = this.catalogs.source;
     if (catalog === null) return null;
     const name = formatTable(this.spec.source);
@@ -132,6 +261,15 @@ class FileAnalysis {
         tableSuggestion(this.spec.source, known) ?? 'Check the name; write "schema.table" when the table is not in schema public.',
       );
       return null;
+    }
+    if (aggregate && info.replicaIdentity !== 'full') {
+      this.report(
+        'BL-M019',
+        this.doc.location(['source']),
+        `source table ${name} feeds an aggregate, but its updates and deletes do not carry the old row (REPLICA IDENTITY ${info.replicaIdentity.toUpperCase()}), so there is nothing to take back out of the totals.`,
+        `Run \`branchline install\` (it sets REPLICA IDENTITY FULL on the sources of aggregates), or at the store: ALTER TABLE ${name} REPLICA IDENTITY FULL.`,
+      );
+      return info;
     }
     if (info.replicaIdentity === 'nothing') {
       this.report(
@@ -176,13 +314,14 @@ class FileAnalysis {
     };
   }
 
-  private analyzeColumn(c: MappingColumn, source: TableInfo | null, target: TableInfo | null): AnalyzedColumn {
-    const path = ['columns', c.name];
+  private analyzeColumn(c: MappingColumn, source: TableInfo | null, target: TableInfo | null, path: readonly string[], aggregate: boolean): AnalyzedColumn {
     const location = this.doc.location(path);
-    const targetCol = target ? this.targetColumn(c.name, target) : undefined;
+    const targetCol = target ? this.targetColumn(c.name, target, path) : undefined;
     let checked: CheckedExpr | null = null;
     try {
       const expr = parseExpression(c.expression);
+      if (aggregate && expr.kind === 'call' && (expr.name.toLowerCase() === 'sum' || expr.name.toLowerCase() === 'count'))
+        return this.analyzeMeasure(c, expr, path, location, source, target, targetCol);
       const expected = targetCol ? columnType(targetCol) : undefined;
       checked = checkExpression(expr, this.scope(source), expected);
     } catch (e) {
@@ -213,6 +352,47 @@ class FileAnalysis {
     return { column: c, checked, location };
   }
 
+  /** A `sum(expression)` or `count()` column of an aggregate mapping. */
+  private analyzeMeasure(
+    c: MappingColumn,
+    expr: Extract<Expr, { kind: 'call' }>,
+    path: readonly string[],
+    location: SourceLocation,
+    source: TableInfo | null,
+    target: TableInfo | null,
+    targetCol: ColumnInfo | undefined,
+  ): AnalyzedColumn {
+    const kind = expr.name.toLowerCase() === 'sum' ? 'sum' : 'count';
+    if (targetCol && target && !isNumberType(columnType(targetCol))) {
+      this.report(
+        'BL-M018',
+        location,
+        `column "${c.name}" of ${formatTable(target.id)} is ${targetCol.type}; a ${kind} needs a number column.`,
+        'Point the total at a numeric, integer or float column.',
+      );
+    }
+    if (kind === 'count') {
+      if (expr.args.length > 0)
+        this.report('BL-M018', this.inExpression(path, expr.args[0]!.start), 'count() takes no argument: it counts the rows that pass the filter.', 'Write count(); to add up a value, write sum(value).');
+      return { column: c, checked: null, location, measure: 'count' };
+    }
+    if (expr.args.length !== 1) {
+      this.report('BL-M018', this.inExpression(path, expr.start), `sum takes one argument, not ${expr.args.length}.`, 'Write sum(quantity), sum(amount * 2), ...');
+      return { column: c, checked: null, location, measure: 'sum' };
+    }
+    const checked = checkExpression(expr.args[0]!, this.scope(source), undefined);
+    for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
+    if (checked.issues.length === 0 && !isNumberType(checked.type) && !isOpen(checked.type)) {
+      this.report(
+        'BL-M018',
+        this.inExpression(path, expr.args[0]!.start),
+        `sum needs a number, but its argument is ${describeType(checked.type)}.`,
+        checked.type.category === 'text' ? 'Convert it first, e.g. sum(numeric(x)).' : 'Add up a numeric or integer column.',
+      );
+    }
+    return { column: c, checked, location, measure: 'sum' };
+  }
+
   /**
    * Where character `index` of a column's expression is. An expression
    * written over several lines is reported at its start: YAML folded its
@@ -230,9 +410,9 @@ class FileAnalysis {
     return isScalar(node) && (node.type === 'QUOTE_SINGLE' || node.type === 'QUOTE_DOUBLE');
   }
 
-  private targetColumn(name: string, target: TableInfo): ColumnInfo | undefined {
+  private targetColumn(name: string, target: TableInfo, path: readonly string[]): ColumnInfo | undefined {
     const t = formatTable(target.id);
-    const where = this.doc.keyLocation(['columns'], name) ?? this.doc.location(['columns', name]);
+    const where = this.doc.keyLocation(path.slice(0, -1), name) ?? this.doc.location(path);
     const info = column(target, name);
     if (!info) {
       const near = didYouMean(name, target.columns.map((c) => c.name));
@@ -328,21 +508,35 @@ class FileAnalysis {
         );
         return;
       }
-      if (!source || source.identityColumns.length === 0 || !mapped.checked) return;
-      const identity = new Set(source.identityColumns);
-      const s = formatTable(source.id);
-      const reported = new Set<string>();
-      walk(mapped.checked.expr, (n) => {
-        if (n.kind !== 'column' || identity.has(n.name) || reported.has(n.name)) return;
-        if (!source.columns.some((c) => c.name === n.name)) return; // already BL-M005
-        reported.add(n.name);
-        this.report(
-          'BL-M010',
-          this.inExpression(['columns', k], n.start),
-          `key column "${k}" reads "${n.name}", which a delete of ${s} does not carry.`,
-          `A key may read only ${s}'s identity columns (${source.identityColumns.join(', ')}), store.code and constants: compute it from those, choose another key, or set REPLICA IDENTITY FULL on ${s} at the store.`,
-        );
-      });
+      this.checkReadsIdentity(mapped, ['columns', k], `key column "${k}"`, source, (s, ids) =>
+        `A key may read only ${s}'s identity columns (${ids}), store.code and constants: compute it from those, choose another key, or set REPLICA IDENTITY FULL on ${s} at the store.`,
+      );
+    });
+  }
+
+  /** BL-M010: what a delete needs may read only the columns a delete carries (the source's identity). */
+  private checkReadsIdentity(
+    mapped: AnalyzedColumn,
+    path: readonly string[],
+    what: string,
+    source: TableInfo | null,
+    hint: (table: string, identity: string) => string = (t, ids) =>
+      `It may read only ${t}'s identity columns (${ids}), store.code, constants and commit_time(): compute it from those, or set REPLICA IDENTITY FULL on ${t} at the store.`,
+  ): void {
+    if (!source || source.identityColumns.length === 0 || !mapped.checked) return;
+    const identity = new Set(source.identityColumns);
+    const s = formatTable(source.id);
+    const reported = new Set<string>();
+    walk(mapped.checked.expr, (n) => {
+      if (n.kind !== 'column' || identity.has(n.name) || reported.has(n.name)) return;
+      if (!source.columns.some((c) => c.name === n.name)) return; // already BL-M005
+      reported.add(n.name);
+      this.report(
+        'BL-M010',
+        this.inExpression(path, n.start),
+        `${what} reads "${n.name}", which a delete of ${s} does not carry.`,
+        hint(s, source.identityColumns.join(', ')),
+      );
     });
   }
 

@@ -1,12 +1,14 @@
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import { ProblemsError } from '../core/errors.js';
 import type { TargetTable } from '../core/target-op.js';
-import { analyzeMappings, type AnalyzedMapping } from './analyze.js';
+import { analyzeMappings, type AnalyzedColumn, type AnalyzedMapping } from './analyze.js';
+import { CompiledAggregateMapping } from './compiled-aggregate-mapping.js';
 import { CompiledMappingSet } from './compiled-mapping-set.js';
-import { CompiledTableMapping, type CompiledColumn } from './compiled-table-mapping.js';
+import { CompiledTableMapping, type CompiledColumn, type CompiledFilter } from './compiled-table-mapping.js';
+import type { CheckedExpr } from './expr/check.js';
 import { compileExpression } from './expr/compile.js';
 import type { LoadedMappingFile } from './load.js';
-import type { MappingSet } from './mapping.js';
+import type { CompiledMapping, MappingSet } from './mapping.js';
 
 /**
  * Compiles the enabled files into a MappingSet. Validates first and throws
@@ -26,7 +28,7 @@ export function compileMappings(
   return new CompiledMappingSet({ mappings: compiled, target: opts.target });
 }
 
-function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): CompiledTableMapping {
+function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): CompiledMapping {
   const { spec, doc } = m.file;
   if (!m.key) throw new Error(`internal: ${m.file.file} has no key after validation`);
   // One TargetTable object per table and key, shared by the mappings that write it.
@@ -36,22 +38,50 @@ function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): Comp
     target = { schema: spec.target.schema, table: spec.target.table, key: [...m.key] };
     targets.set(id, target);
   }
-  const columns: CompiledColumn[] = m.columns.map((c) => {
-    if (!c.checked) throw new Error(`internal: ${m.file.file} column ${c.column.name} did not parse`);
-    const e = c.checked.expr;
-    return {
-      name: c.column.name,
-      bare: e.kind === 'column' ? e.name : null,
-      reads: c.checked.columns,
-      evaluate: compileExpression(c.checked),
-      location: c.location,
-    };
-  });
+  const keyLocation = spec.key ? doc.location(['key']) : doc.location(['target']);
+  const filter: CompiledFilter | null = m.filter
+    ? { evaluate: compileExpression(checkedOf(m.filter.checked, m, 'filter')), reads: m.filter.checked!.columns, location: m.filter.location }
+    : null;
+  if (m.aggregate) {
+    const byName = new Map(m.columns.map((c) => [c.column.name, c]));
+    return new CompiledAggregateMapping({
+      file: m.file.file,
+      source: spec.source,
+      target,
+      keyColumns: target.key.map((k) => compileColumn(byName.get(k)!, m)),
+      measures: m.columns
+        .filter((c) => c.measure !== undefined)
+        .map((c) => ({ name: c.column.name, value: c.measure === 'count' ? null : compileColumn(c, m) })),
+      filter,
+      keyLocation,
+    });
+  }
+  const onDelete = spec.onDelete;
   return new CompiledTableMapping({
     file: m.file.file,
     source: spec.source,
     target,
-    columns,
-    keyLocation: spec.key ? doc.location(['key']) : doc.location(['target']),
+    columns: m.columns.map((c) => compileColumn(c, m)),
+    keyLocation,
+    filter,
+    onConflict: spec.onConflict,
+    removal: onDelete === null ? { kind: 'delete' } : onDelete.kind === 'soft' ? { kind: 'soft', columns: m.soft.map((c) => compileColumn(c, m)) } : onDelete,
   });
+}
+
+function checkedOf(checked: CheckedExpr | null, m: AnalyzedMapping, what: string): CheckedExpr {
+  if (!checked) throw new Error(`internal: ${m.file.file} ${what} did not parse`);
+  return checked;
+}
+
+function compileColumn(c: AnalyzedColumn, m: AnalyzedMapping): CompiledColumn {
+  const checked = checkedOf(c.checked, m, `column ${c.column.name}`);
+  const e = checked.expr;
+  return {
+    name: c.column.name,
+    bare: e.kind === 'column' ? e.name : null,
+    reads: checked.columns,
+    evaluate: compileExpression(checked),
+    location: c.location,
+  };
 }

@@ -1,7 +1,7 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { RowEvalError, type Eval } from './expr/runtime.js';
+import { RowEvalError, truth, type Eval } from './expr/runtime.js';
 import type { CompiledMapping, MappingContext } from './mapping.js';
 
 /** One target column of a compiled mapping. */
@@ -17,6 +17,20 @@ export interface CompiledColumn {
   readonly location: SourceLocation;
 }
 
+/** The `filter` setting, compiled. */
+export interface CompiledFilter {
+  readonly evaluate: Eval;
+  /** Source columns it reads. */
+  readonly reads: readonly string[];
+  readonly location: SourceLocation;
+}
+
+/** What a delete at the store (or a row leaving the filter) does at the target. */
+export type CompiledRemoval =
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'ignore' }
+  | { readonly kind: 'soft'; readonly columns: readonly CompiledColumn[] };
+
 export interface CompiledTableMappingOptions {
   readonly file: string;
   readonly source: TableId;
@@ -25,7 +39,14 @@ export interface CompiledTableMappingOptions {
   readonly columns: readonly CompiledColumn[];
   /** Where a truncate problem is reported (the `key` or `target` setting). */
   readonly keyLocation: SourceLocation;
+  readonly filter?: CompiledFilter | null;
+  /** Default `upsert`. */
+  readonly onConflict?: 'upsert' | 'insert_only';
+  /** Default: delete (ignore under insert_only). */
+  readonly removal?: CompiledRemoval;
 }
+
+const NONE: TargetOp[] = [];
 
 type Row = Record<string, string | null>;
 
@@ -39,11 +60,18 @@ export class CompiledTableMapping implements CompiledMapping {
   readonly source: TableId;
   readonly target: TargetTable;
   readonly columns: readonly string[];
+  readonly aggregate = false;
   private readonly cols: readonly CompiledColumn[];
   private readonly keyCols: readonly CompiledColumn[];
   /** Every source column any expression reads (for filling `after` from `before`). */
   private readonly reads: readonly string[];
   private readonly keyLocation: SourceLocation;
+  private readonly filter: CompiledFilter | null;
+  private readonly insertOnly: boolean;
+  private readonly removal: CompiledRemoval;
+  /** Key columns then soft-delete columns: the column list of a soft delete's update. */
+  private readonly softColumns: readonly string[];
+  private readonly ignoreOp: TargetOp;
   private lastComplete = true;
 
   constructor(options: CompiledTableMappingOptions) {
@@ -57,39 +85,109 @@ export class CompiledTableMapping implements CompiledMapping {
       if (!c) throw new Error(`internal: key column ${k} of ${options.file} is not mapped`);
       return c;
     });
-    this.reads = [...new Set(options.columns.flatMap((c) => c.reads))];
+    this.filter = options.filter ?? null;
+    this.insertOnly = options.onConflict === 'insert_only';
+    this.removal = this.insertOnly ? { kind: 'ignore' } : (options.removal ?? { kind: 'delete' });
+    this.softColumns = this.removal.kind === 'soft' ? [...options.target.key, ...this.removal.columns.map((c) => c.name)] : [];
+    this.ignoreOp = { kind: 'ignore', target: options.target };
+    // Every source column any expression or the filter reads (for filling `after` from `before`).
+    this.reads = [...new Set([...options.columns.flatMap((c) => c.reads), ...(this.filter?.reads ?? [])])];
     this.keyLocation = options.keyLocation;
   }
 
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
     switch (change.op) {
       case 'insert': {
+        if (this.filter !== null && !this.passes(change.after, ctx, 'an insert')) return NONE;
         const row = this.evalRow(change.after, ctx);
-        return [{ kind: 'upsert', target: this.target, key: this.keyOfRow(row), row, columns: this.columnsOf(row), fresh: true }];
+        return [this.write(row, true)];
       }
       case 'update': {
         const before = change.before;
         const after = before === undefined ? change.after : this.fill(change.after, before);
+        if (this.filter !== null && !this.passes(after, ctx, 'an update')) {
+          // Not (or no longer) a row HQ should hold. When the old row is
+          // known not to have matched either, HQ never had it: nothing to do.
+          if (before !== undefined && present(before, this.filter.reads) && !this.passes(before, ctx, 'an update')) return NONE;
+          const oldRow = before ?? after;
+          return [this.remove(this.keyFrom(oldRow, ctx, 'update'), oldRow, ctx)];
+        }
         const row = this.evalRow(after, ctx);
-        const columns = this.columnsOf(row);
         const key = this.keyOfRow(row);
         if (before !== undefined) {
           const oldKey = this.keyFrom(before, ctx, 'update');
-          if (!sameKey(oldKey, key)) {
-            return [
-              { kind: 'delete', target: this.target, key: oldKey },
-              { kind: 'upsert', target: this.target, key, row, columns },
-            ];
-          }
+          if (!sameKey(oldKey, key)) return [this.remove(oldKey, before, ctx), this.write(row, false, key)];
         }
-        return [{ kind: 'upsert', target: this.target, key, row, columns }];
+        return [this.write(row, false, key)];
       }
       case 'delete':
-        return [{ kind: 'delete', target: this.target, key: this.keyFrom(change.before, ctx, 'delete') }];
+        return [this.remove(this.keyFrom(change.before, ctx, 'delete'), change.before, ctx)];
     }
   }
 
+  /** The write of a mapped row, by the conflict policy. */
+  private write(row: Row, fresh: boolean, key: string[] = this.keyOfRow(row)): TargetOp {
+    const columns = this.columnsOf(row);
+    if (!this.insertOnly) return fresh ? { kind: 'upsert', target: this.target, key, row, columns, fresh } : { kind: 'upsert', target: this.target, key, row, columns };
+    // insert_only: create the row if HQ lacks it. An update that does not
+    // carry every column (unchanged TOAST) cannot create it whole: left out.
+    if (!this.lastComplete) return this.ignoreOp;
+    return { kind: 'insert-missing', target: this.target, key, row, columns };
+  }
+
+  /** The removal of the row with `key` at the target, by the delete policy; `old` is what the change carries of the old row. */
+  private remove(key: string[], old: RowValues, ctx: MappingContext): TargetOp {
+    const removal = this.removal;
+    if (removal.kind === 'delete') return { kind: 'delete', target: this.target, key };
+    if (removal.kind === 'ignore') return this.ignoreOp;
+    const row: Row = {};
+    const keyNames = this.target.key;
+    for (let i = 0; i < keyNames.length; i++) row[keyNames[i]!] = key[i]!;
+    for (const c of removal.columns) {
+      const v = this.evalOne(c, old, ctx);
+      if (v === undefined) throw this.softError(c);
+      row[c.name] = v;
+    }
+    return { kind: 'update', target: this.target, key, row, columns: this.softColumns };
+  }
+
+  /** Whether the filter holds for `row`. */
+  private passes(row: RowValues, ctx: MappingContext, what: string): boolean {
+    const f = this.filter!;
+    if (!present(row, f.reads)) {
+      const missing = f.reads.filter((r) => row[r] === undefined);
+      throw new BranchlineError({
+        code: 'BL-M015',
+        message: `the filter of ${this.file} reads ${missing.join(', ')}, which ${what} of ${formatTable(this.source)} does not carry (a value PostgreSQL left out because it did not change).`,
+        hint: `At the store, run ALTER TABLE ${formatTable(this.source)} REPLICA IDENTITY FULL so every change carries the whole old row.`,
+        location: f.location,
+      });
+    }
+    let v: string | null;
+    try {
+      v = f.evaluate(row, ctx);
+      return v !== null && truth(v, 'filter');
+    } catch (e) {
+      if (e instanceof RowEvalError)
+        throw new BranchlineError(
+          { code: 'BL-M015', message: `the filter failed on a row of ${formatTable(this.source)}: ${e.message}.`, hint: e.hint, location: f.location },
+          { cause: e },
+        );
+      throw e;
+    }
+  }
+
+  private softError(c: CompiledColumn): BranchlineError {
+    return new BranchlineError({
+      code: 'BL-M015',
+      message: `the soft-delete value for "${c.name}" reads ${c.reads.join(', ')}, which a delete of ${formatTable(this.source)} does not carry.`,
+      hint: `Soft-delete values may read only the source's identity columns, store.code, constants and commit_time(); or set REPLICA IDENTITY FULL on ${formatTable(this.source)} at the store.`,
+      location: c.location,
+    });
+  }
+
   mapTruncate(ctx: MappingContext): TargetOp[] {
+    if (this.removal.kind === 'ignore') return [this.ignoreOp];
     const scoped = this.keyCols.filter((c) => c.reads.length === 0);
     if (scoped.length === 0) {
       throw new BranchlineError({
@@ -104,6 +202,15 @@ export class CompiledTableMapping implements CompiledMapping {
       const v = this.evalOne(c, {}, ctx);
       if (v === null || v === undefined) throw this.keyError(c, v, 'truncate');
       where[c.name] = v;
+    }
+    if (this.removal.kind === 'soft') {
+      const set: Row = {};
+      for (const c of this.removal.columns) {
+        const v = this.evalOne(c, {}, ctx);
+        if (v === undefined) throw this.softError(c);
+        set[c.name] = v;
+      }
+      return [{ kind: 'delete-where', target: this.target, where, set }];
     }
     return [{ kind: 'delete-where', target: this.target, where }];
   }

@@ -12,6 +12,7 @@ export type { LoadedMappingFile, MappingColumn, MappingSpec } from './load.js';
 export type { MappingCatalogs } from './analyze.js';
 export { loadMappingDir, mappedTables, parseMappingFile, parseTableName } from './load.js';
 export { compileMappings } from './compile.js';
+export { aggregateSources, measureOf } from './analyze.js';
 export { mappingJsonSchema, mappingJsonSchemaText, MappingFileSchema, type MappingFileDoc } from './schema.js';
 export { orderTargets } from './compiled-mapping-set.js';
 

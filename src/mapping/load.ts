@@ -26,6 +26,11 @@ export interface MappingSpec {
   readonly description: string | null;
   /** In the order written. */
   readonly columns: readonly MappingColumn[];
+  /** The `filter` expression's text, or null. */
+  readonly filter: string | null;
+  readonly onConflict: 'upsert' | 'insert_only';
+  /** null: the default (delete; ignore under insert_only). */
+  readonly onDelete: { readonly kind: 'delete' } | { readonly kind: 'ignore' } | { readonly kind: 'soft'; readonly columns: readonly MappingColumn[] } | null;
 }
 
 export interface LoadedMappingFile {
@@ -71,6 +76,14 @@ export function parseMappingFile(file: string, text: string): { file: LoadedMapp
     enabled: m.enabled ?? true,
     description: m.description ?? null,
     columns: Object.entries(m.columns).map(([name, expression]) => ({ name, expression: String(expression ?? '') })),
+    filter: m.filter === undefined ? null : String(m.filter),
+    onConflict: m.on_conflict ?? 'upsert',
+    onDelete:
+      m.on_delete === undefined
+        ? null
+        : typeof m.on_delete === 'string'
+          ? { kind: m.on_delete }
+          : { kind: 'soft', columns: Object.entries(m.on_delete.soft).map(([name, expression]) => ({ name, expression: String(expression ?? '') })) },
   };
   return { file: { file, doc, spec }, problems: [] };
 }
@@ -105,14 +118,25 @@ function mappingSchemaProblems(doc: YamlDoc, check: ValidateFunction): Problem[]
  */
 function spellExpressions(doc: YamlDoc, value: unknown): void {
   if (typeof value !== 'object' || value === null) return;
-  const columns = (value as Record<string, unknown>)['columns'];
-  if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) return;
-  const record = columns as Record<string, unknown>;
-  for (const [name, v] of Object.entries(record)) {
+  const top = value as Record<string, unknown>;
+  spellRecord(doc, top['columns'], ['columns']);
+  const onDelete = top['on_delete'];
+  if (typeof onDelete === 'object' && onDelete !== null) spellRecord(doc, (onDelete as Record<string, unknown>)['soft'], ['on_delete', 'soft']);
+  const filter = top['filter'];
+  if (typeof filter === 'boolean') {
+    const node = doc.nodeAt(['filter']);
+    top['filter'] = isScalar(node) && node.source ? node.source : String(filter);
+  }
+}
+
+function spellRecord(doc: YamlDoc, record: unknown, path: readonly string[]): void {
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) return;
+  const r = record as Record<string, unknown>;
+  for (const [name, v] of Object.entries(r)) {
     if (typeof v === 'string') continue;
-    const node = doc.nodeAt(['columns', name]);
-    if (v === null) record[name] = isScalar(node) && node.source !== '' && node.source !== undefined ? 'null' : '';
-    else if (typeof v === 'number' || typeof v === 'boolean') record[name] = isScalar(node) && node.source ? node.source : String(v);
+    const node = doc.nodeAt([...path, name]);
+    if (v === null) r[name] = isScalar(node) && node.source !== '' && node.source !== undefined ? 'null' : '';
+    else if (typeof v === 'number' || typeof v === 'boolean') r[name] = isScalar(node) && node.source ? node.source : String(v);
   }
 }
 

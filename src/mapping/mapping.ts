@@ -5,6 +5,11 @@ import type { TargetOp, TargetTable } from '../core/target-op.js';
 export interface MappingContext {
   /** The store's code as configured (e.g. `S001`). */
   readonly storeCode: string;
+  /**
+   * Commit time of the source transaction being mapped, as timestamptz text
+   * (`commit_time()`); the pipeline sets it at each transaction's begin.
+   */
+  commitTime?: string | null;
 }
 
 /**
@@ -18,6 +23,8 @@ export interface CompiledMapping {
   readonly target: TargetTable;
   /** Target columns this mapping writes, key columns included. */
   readonly columns: readonly string[];
+  /** Its target rows are totals (sum/count per key), written by additions. */
+  readonly aggregate: boolean;
   /**
    * Maps an insert, update or delete of `source`. Throws a BranchlineError
    * (BL-M015, with the file and the column) when an expression fails on

@@ -39,8 +39,43 @@ export const MappingFileSchema = Type.Object(
     description: Type.Optional(Type.String({ description: 'Free text for people reading the file.' })),
     columns: Type.Record(Type.String({ minLength: 1 }), Expression, {
       minProperties: 1,
-      description: 'Target column -> expression over the source row.',
+      description:
+        'Target column -> expression over the source row. In an aggregate mapping, every column that is not a key column is sum(expression) or count().',
     }),
+    filter: Type.Optional(
+      Type.Unsafe<string | boolean>({
+        type: ['string', 'boolean'],
+        description:
+          "Only rows for which this true/false expression holds go to HQ, e.g. status = 'confirmed'. A row that starts to match is written at HQ; one that stops matching is removed there (by on_delete).",
+      }),
+    ),
+    on_conflict: Type.Optional(
+      Type.Union([Type.Literal('upsert'), Type.Literal('insert_only')], {
+        description:
+          'upsert (default): the store\'s row replaces HQ\'s. insert_only: the store may create a row at HQ but never alter or delete one that exists; such changes are ignored and counted.',
+      }),
+    ),
+    on_delete: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('delete'),
+          Type.Literal('ignore'),
+          Type.Object(
+            {
+              soft: Type.Record(Type.String({ minLength: 1 }), Expression, {
+                minProperties: 1,
+                description: "Target column -> value written instead of deleting, e.g. deleted: true, deleted_at: commit_time().",
+              }),
+            },
+            { additionalProperties: false },
+          ),
+        ],
+        {
+          description:
+            'What a delete at the store (or a row leaving the filter) does at HQ: delete (default), ignore (counted), or soft: {column: value, ...} to mark the row instead.',
+        },
+      ),
+    ),
   },
   {
     additionalProperties: false,

@@ -1,5 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import * as pipelineState from '../../migrations/20261123000001_pipeline_state.js';
+import * as mappingPolicies from '../../migrations/20261123000002_mapping_policies.js';
+import { MIGRATION_NAMES } from './schema-version.js';
 import { connectionError, clientConfig, isConnectionError } from '../db/connect.js';
 
 export const STATE_SCHEMA = 'branchline';
@@ -10,7 +12,8 @@ interface Migration {
 }
 
 /** Every migration in `migrations/`, in order. Listed here so compiled and tsx runs see the same set. */
-const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [['20261123000001_pipeline_state', pipelineState]];
+const MODULES: readonly Migration[] = [pipelineState, mappingPolicies];
+const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = MIGRATION_NAMES.map((name, i) => [name, MODULES[i]!] as const);
 
 class StaticMigrationSource implements Knex.MigrationSource<Migration> {
   getMigrations(): Promise<Migration[]> {

@@ -49,9 +49,11 @@ export async function compareStore(options: {
       if (!info) throw new Error(`target ${formatTable(m.target)} not found`);
       const src = await store.query<Record<string, string | null>>(`SELECT * FROM ${qualified(m.source.schema, m.source.table)}`);
       const expected: Record<string, string | null>[] = [];
+      // An aggregate's HQ rows are totals: the store's rows summed per key.
+      const aggregate = m.aggregate;
       for (const row of src.rows) {
         for (const op of m.map({ op: 'insert', table: m.source, after: row as RowValues }, ctx)) {
-          if (op.kind === 'upsert') expected.push(op.row as Record<string, string | null>);
+          if (op.kind === 'upsert' || op.kind === 'insert-missing' || op.kind === 'add') expected.push(op.row as Record<string, string | null>);
         }
       }
       const scope = m.mapTruncate(ctx).flatMap((op) => (op.kind === 'delete-where' ? Object.entries(op.where) : []));
@@ -59,12 +61,19 @@ export async function compareStore(options: {
       const typeOf = (c: string) => info.columns.find((x) => x.name === c)!;
       // json has no equality operator: compare as jsonb.
       const cmpType = (c: string) => (typeOf(c).typeName === 'json' ? 'jsonb' : typeOf(c).type);
-      const expectedSql = `SELECT ${cols.map((c) => `u.${quoteIdent(c)}::${cmpType(c)}`).join(', ')} FROM unnest(${cols
-        .map((_, i) => `$${i + 1}::text[]`)
-        .join(', ')}) AS u(${cols.map(quoteIdent).join(', ')})`;
-      const where = scope.length
-        ? `WHERE ${scope.map(([c], i) => `${quoteIdent(c)} = $${cols.length + i + 1}::${typeOf(c).type}`).join(' AND ')}`
-        : '';
+      const unnest = `unnest(${cols.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS u(${cols.map(quoteIdent).join(', ')})`;
+      const keySet = new Set(m.target.key);
+      const measures = cols.filter((c) => !keySet.has(c));
+      // Totals that came back to zero (every row taken out again) count as absent.
+      const nonZero = (ref: (c: string) => string) => `NOT (${measures.map((c) => `${ref(c)} = 0`).join(' AND ')})`;
+      const expectedSql = aggregate
+        ? `SELECT ${cols
+            .map((c) => (keySet.has(c) ? `u.${quoteIdent(c)}::${cmpType(c)}` : `coalesce(sum(u.${quoteIdent(c)}::numeric), 0)::${cmpType(c)}`))
+            .join(', ')} FROM ${unnest} GROUP BY ${m.target.key.map((_, i) => i + 1).join(', ')} HAVING ${nonZero((c) => `coalesce(sum(u.${quoteIdent(c)}::numeric), 0)`)}`
+        : `SELECT ${cols.map((c) => `u.${quoteIdent(c)}::${cmpType(c)}`).join(', ')} FROM ${unnest}`;
+      const conditions = scope.map(([c], i) => `${quoteIdent(c)} = $${cols.length + i + 1}::${typeOf(c).type}`);
+      if (aggregate) conditions.push(nonZero(quoteIdent));
+      const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
       const actualSql = `SELECT ${cols.map((c) => `${quoteIdent(c)}::${cmpType(c)}`).join(', ')} FROM ${qualified(m.target.schema, m.target.table)} ${where}`;
       const params: unknown[] = [...cols.map((c) => expected.map((r) => r[c] ?? null)), ...scope.map(([, v]) => v)];
       const res = await hq.query<{ missing: string; extra: string; target_rows: string }>(
@@ -95,3 +104,4 @@ export async function compareStore(options: {
 export function inStep(results: readonly TableComparison[]): boolean {
   return results.every((r) => r.missing === 0 && r.extra === 0);
 }
+

@@ -116,7 +116,7 @@ class Compiler {
             args.map((a) => a.fn),
             e.args.map((a) => this.type(a)),
           ),
-          constant: args.every((a) => a.constant),
+          constant: def.contextual !== true && args.every((a) => a.constant),
         };
       }
       case 'case': {

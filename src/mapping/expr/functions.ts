@@ -40,6 +40,8 @@ export interface FunctionDef {
    * (coalesce). The checker does that before calling `check`.
    */
   readonly unifiesArgs?: boolean;
+  /** Reads the pipeline's context (not only its arguments): never folded to a constant. */
+  readonly contextual?: boolean;
   check(args: readonly ExprType[]): ExprType | ArgProblem;
   build(args: readonly Eval[], types: readonly ExprType[]): Eval;
 }
@@ -222,6 +224,15 @@ function conversion(name: string, accepted: readonly string[], result: ExprType,
 }
 
 const DEFS: FunctionDef[] = [
+  {
+    name: 'commit_time',
+    signature: 'commit_time()',
+    minArgs: 0,
+    maxArgs: 0,
+    contextual: true,
+    check: () => ({ category: 'timestamptz' }),
+    build: () => (_r, c) => c.commitTime ?? null,
+  },
   simple('upper', 'upper(text)', ['any'], 1, T.text, (a) => strict1(arg(a, 0), (s) => s.toUpperCase())),
   simple('lower', 'lower(text)', ['any'], 1, T.text, (a) => strict1(arg(a, 0), (s) => s.toLowerCase())),
   trimDef('trim', true, true),

@@ -1,0 +1,6 @@
+/**
+ * The migrations in `migrations/`, by name, in order: what `install` applies
+ * and what an agent checks for before it writes (so an agent newer than the
+ * schema says "run install" instead of failing on a missing column).
+ */
+export const MIGRATION_NAMES = ['20261123000001_pipeline_state', '20261123000002_mapping_policies'] as const;
