@@ -78,12 +78,12 @@ const UPSERT_SALE_ALL =
   'SELECT u."store_code"::text, u."sale_id"::bigint, u."issued_at"::timestamp with time zone, u."total"::numeric(14,2), u."notes"::text ' +
   'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u("store_code", "sale_id", "issued_at", "total", "notes") ' +
   'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "issued_at" = EXCLUDED."issued_at", "total" = EXCLUDED."total", "notes" = EXCLUDED."notes" ' +
-  'WHERE (t."issued_at", t."total", t."notes") IS DISTINCT FROM (EXCLUDED."issued_at", EXCLUDED."total", EXCLUDED."notes")';
+  'WHERE record_image_ne(ROW(t."issued_at", t."total", t."notes"), ROW(EXCLUDED."issued_at", EXCLUDED."total", EXCLUDED."notes"))';
 const UPSERT_SALE_TOTAL =
   'INSERT INTO "public"."store_sale" AS t ("store_code", "sale_id", "total") ' +
   'SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) ' +
   'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total") ' +
-  'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE t."total" IS DISTINCT FROM EXCLUDED."total"';
+  'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE record_image_ne(ROW(t."total"), ROW(EXCLUDED."total"))';
 const UPSERT_SALE_KEY_ONLY =
   'INSERT INTO "public"."store_sale" AS t ("store_code", "sale_id") ' +
   'SELECT u."store_code"::text, u."sale_id"::bigint FROM unnest($1::text[], $2::text[]) AS u("store_code", "sale_id") ' +
@@ -93,7 +93,7 @@ const UPSERT_LINE =
   'SELECT u."store_code"::text, u."sale_line_id"::bigint, u."sale_id"::bigint, u."amount"::numeric(14,2) ' +
   'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u("store_code", "sale_line_id", "sale_id", "amount") ' +
   'ON CONFLICT ("store_code", "sale_line_id") DO UPDATE SET "sale_id" = EXCLUDED."sale_id", "amount" = EXCLUDED."amount" ' +
-  'WHERE (t."sale_id", t."amount") IS DISTINCT FROM (EXCLUDED."sale_id", EXCLUDED."amount")';
+  'WHERE record_image_ne(ROW(t."sale_id", t."amount"), ROW(EXCLUDED."sale_id", EXCLUDED."amount"))';
 const DELETE_SALE =
   'DELETE FROM "public"."store_sale" AS t USING unnest($1::text[], $2::text[]) AS u("store_code", "sale_id") ' +
   'WHERE t."store_code" = u."store_code"::text AND t."sale_id" = u."sale_id"::bigint';
@@ -114,7 +114,7 @@ function brief(s: PlannedStatement): { sql: string; params: unknown[]; rows: num
 }
 
 describe('TableStatements: exact SQL', () => {
-  test('upsert: unnest of one text[] per column, casts to the column types, IS DISTINCT FROM guard', () => {
+  test('upsert: unnest of one text[] per column, casts to the column types, a guard that compares stored images', () => {
     assert.equal(statementsFor(SALE).upsert(['store_code', 'sale_id', 'issued_at', 'total', 'notes']), UPSERT_SALE_ALL);
   });
 
@@ -132,7 +132,7 @@ describe('TableStatements: exact SQL', () => {
       'INSERT INTO "public"."store_sale" AS t ("total", "sale_id", "store_code") ' +
         'SELECT u."total"::numeric(14,2), u."sale_id"::bigint, u."store_code"::text ' +
         'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("total", "sale_id", "store_code") ' +
-        'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE t."total" IS DISTINCT FROM EXCLUDED."total"',
+        'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE record_image_ne(ROW(t."total"), ROW(EXCLUDED."total"))',
     );
   });
 
@@ -165,7 +165,7 @@ describe('TableStatements: exact SQL', () => {
         'SELECT u."select"::integer, u."Mixed Case"::text, u."we""ird"::date ' +
         'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("select", "Mixed Case", "we""ird") ' +
         'ON CONFLICT ("select") DO UPDATE SET "Mixed Case" = EXCLUDED."Mixed Case", "we""ird" = EXCLUDED."we""ird" ' +
-        'WHERE (t."Mixed Case", t."we""ird") IS DISTINCT FROM (EXCLUDED."Mixed Case", EXCLUDED."we""ird")',
+        'WHERE record_image_ne(ROW(t."Mixed Case", t."we""ird"), ROW(EXCLUDED."Mixed Case", EXCLUDED."we""ird"))',
     );
     assert.equal(
       s.delete(),

@@ -49,8 +49,10 @@ export class TableStatements {
       const set = rest.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ');
       const cur = rest.map((c) => `t.${quoteIdent(c)}`).join(', ');
       const inc = rest.map((c) => `EXCLUDED.${quoteIdent(c)}`).join(', ');
-      conflict = `DO UPDATE SET ${set} WHERE (${cur}) IS DISTINCT FROM (${inc})`;
-      if (rest.length === 1) conflict = `DO UPDATE SET ${set} WHERE ${cur} IS DISTINCT FROM ${inc}`;
+      // Compare stored images, not with =: json has no = at all, and = calls
+      // 1.0 and 1.00, 0 and -0, or citext 'Abc' and 'ABC' equal, though the
+      // store changed what it holds. Two NULLs count as the same.
+      conflict = `DO UPDATE SET ${set} WHERE record_image_ne(ROW(${cur}), ROW(${inc}))`;
     }
     sql =
       `INSERT INTO ${this.name} AS t (${cols.join(', ')}) ` +

@@ -39,6 +39,11 @@ export interface ColumnInfo {
   readonly hasDefault: boolean;
   /** Computed by the database (GENERATED ... STORED, or GENERATED ALWAYS AS IDENTITY): must not be written. */
   readonly generated: boolean;
+  /**
+   * GENERATED ... STORED: logical replication does not send it (PostgreSQL
+   * up to 17), so a mapping cannot read it at a store. Absent: false.
+   */
+  readonly storedGenerated?: boolean;
 }
 
 export interface ForeignKeyInfo {
@@ -197,6 +202,7 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
         notNull: c.attnotnull,
         hasDefault: c.atthasdef || c.attidentity !== '',
         generated: c.attgenerated !== '' || c.attidentity === 'a',
+        storedGenerated: c.attgenerated === 's',
       }));
     const indexes = idx.rows.filter((i) => i.indrelid === rel.oid);
     const pk = indexes.find((i) => i.indisprimary)?.cols ?? null;

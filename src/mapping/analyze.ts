@@ -188,6 +188,7 @@ class FileAnalysis {
       return { checked: null, location };
     }
     for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
+    this.checkSendable(checked, path, source);
     if (checked.issues.length === 0 && checked.type.category !== 'boolean' && !isOpen(checked.type)) {
       this.report(
         'BL-M016',
@@ -222,6 +223,23 @@ class FileAnalysis {
         'Remove "on_delete" (under insert_only, deletes at the store are ignored and counted), or use "on_conflict: upsert".',
       );
     }
+  }
+
+  /** BL-M005: a stored generated source column is never in a change (pgoutput leaves it out). */
+  private checkSendable(checked: CheckedExpr, path: readonly string[], source: TableInfo | null): void {
+    if (!source) return;
+    const reported = new Set<string>();
+    walk(checked.expr, (n) => {
+      if (n.kind !== 'column' || reported.has(n.name)) return;
+      if (!column(source, n.name)?.storedGenerated) return;
+      reported.add(n.name);
+      this.report(
+        'BL-M005',
+        this.inExpression(path, n.start),
+        `source column "${n.name}" of ${formatTable(source.id)} is a generated column, which logical replication does not send, so HQ would never get its value.`,
+        'Compute it in the mapping from the columns it is generated from (e.g. total: qty * price), or make it a generated column at HQ too.',
+      );
+    });
   }
 
   /** BL-M018: every column of an aggregate is a key column or a measure, and the key has no measure. */
@@ -341,6 +359,7 @@ class FileAnalysis {
       }
       this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, hint);
     }
+    this.checkSendable(checked, path, source);
     if (checked.issues.length === 0 && targetCol && target && !fits(checked.type, columnType(targetCol))) {
       this.report(
         'BL-M008',
@@ -382,6 +401,7 @@ class FileAnalysis {
     }
     const checked = checkExpression(expr.args[0]!, this.scope(source), undefined);
     for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
+    this.checkSendable(checked, path, source);
     if (checked.issues.length === 0 && !isNumberType(checked.type) && !isOpen(checked.type)) {
       this.report(
         'BL-M018',
