@@ -532,3 +532,20 @@ describe('planChunk: insert_only, soft deletes, ignored changes, aggregates', ()
     assert.deepEqual(plan2.map((p) => p.kind), ['update', 'upsert']);
   });
 });
+
+describe('planChunk: a key change that must keep values the change did not carry', () => {
+  test('is a barrier: an UPDATE of the old key in place, then an upsert of the row (which inserts it if HQ lacked it)', () => {
+    const move: TargetOp = { kind: 'move', target: SALE, from: ['S001', '1'], key: ['S001', '2'], row: { store_code: 'S001', sale_id: '2', total: '5.00' } };
+    for (const mode of ['grouped', 'ordered'] as const) {
+      const plan = planStatements([sale('7', { total: '1.00' }), move, sale('8', { total: '2.00' })], mode, context());
+      assert.deepEqual(
+        plan.map((p) => p.kind),
+        ['upsert', 'update', 'upsert', 'upsert'],
+        mode,
+      );
+      assert.equal(plan[1]!.sql, 'UPDATE "public"."store_sale" SET "store_code" = $3::text, "sale_id" = $4::bigint, "total" = $5::numeric(14,2) WHERE "store_code" = $1::text AND "sale_id" = $2::bigint');
+      assert.deepEqual(plan[1]!.params, ['S001', '1', 'S001', '2', '5.00']);
+      assert.deepEqual(plan[2]!.params.map((p) => parseTextArray(p as string)), [['S001'], ['2'], ['5.00']]);
+    }
+  });
+});

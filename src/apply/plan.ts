@@ -30,6 +30,8 @@ export interface ChunkPlan {
  *   cancellations, edits). A segment whose operations on one row cannot be
  *   collapsed exactly (say an insert_only row deleted by another mapping and
  *   created again) is planned `ordered` instead.
+ * A TRUNCATE (delete-where) and a key change that must keep values the
+ * change did not carry (move) are barriers in both plans.
  * - `ordered`: the exact plan. Consecutive runs of the same table and kind
  *   become one statement each, in source order, upserts only. Used to redo a
  *   batch that the grouped plan could not apply (e.g. a unique value freed by
@@ -77,10 +79,22 @@ export function planChunk(ops: readonly TargetOp[], mode: PlanMode, ctx: PlanCon
   let start = 0;
   for (let i = 0; i <= ops.length; i++) {
     const op = ops[i];
-    if (i === ops.length || op?.kind === 'delete-where') {
+    if (i === ops.length || op?.kind === 'delete-where' || op?.kind === 'move') {
       const segment = start === 0 && i === ops.length ? ops : ops.slice(start, i);
       if (mode === 'grouped') planGrouped(segment, ctx, out, counts);
       else planOrdered(segment, ctx, out, counts);
+      if (op?.kind === 'move') {
+        // A barrier too: move in place, then write the row (which inserts it when HQ lacked the old one).
+        const cols = op.columns ?? Object.keys(op.row);
+        out.push({
+          sql: ctx.statements(op.target).move(cols),
+          params: [...op.from, ...cols.map((c) => op.row[c] ?? null)],
+          rows: 1,
+          table: op.target,
+          kind: 'update',
+        });
+        out.push(rowsStatement(op.target, 'upsert', cols, [op.row], ctx));
+      }
       if (op?.kind === 'delete-where') {
         const cols = Object.keys(op.where);
         const set = op.set;
@@ -106,7 +120,7 @@ function collapse(ops: readonly TargetOp[], counts: { ignored: number }): TableG
   let group: TableGroup | null = null;
   let ignored = 0;
   for (const op of ops) {
-    if (op.kind === 'delete-where') continue;
+    if (op.kind === 'delete-where' || op.kind === 'move') continue; // barriers, planned by planChunk
     if (op.kind === 'ignore') {
       ignored++;
       continue;

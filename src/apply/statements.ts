@@ -139,6 +139,17 @@ export class TableStatements {
     return this.deleteSql;
   }
 
+  /**
+   * UPDATE ... SET <columns> = $k+1.. WHERE <key> = $1..$k: one row's key
+   * change in place (the old key first, then the new values, key included).
+   */
+  move(columns: readonly string[]): string {
+    const key = this.target.key;
+    const set = columns.map((c, i) => `${quoteIdent(c)} = $${key.length + i + 1}::${this.typeOf(c)}`).join(', ');
+    const match = key.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
+    return `UPDATE ${this.name} SET ${set} WHERE ${match}`;
+  }
+
   /** UPDATE ... SET col = $n ... WHERE col = $1 AND ... (a TRUNCATE under a soft-delete policy). */
   updateWhere(columns: readonly string[], setColumns: readonly string[]): string {
     const match = columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');

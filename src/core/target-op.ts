@@ -75,6 +75,20 @@ export type TargetOp =
       readonly measures: readonly string[];
     }
   | {
+      /**
+       * The row with key `from` now has key `key`: update it in place, with
+       * the columns in `row` (new key included), so the values the change
+       * did not carry (unchanged TOAST) move with it. Written as an upsert
+       * of `row` when the target lacks the old row.
+       */
+      readonly kind: 'move';
+      readonly target: TargetTable;
+      readonly from: readonly string[];
+      readonly key: readonly string[];
+      readonly row: Readonly<Record<string, string | null>>;
+      readonly columns?: readonly string[];
+    }
+  | {
       /** A change a policy left out at the target (insert_only, on_delete: ignore): counted, nothing written. */
       readonly kind: 'ignore';
       readonly target: TargetTable;

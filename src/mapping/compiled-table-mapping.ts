@@ -116,7 +116,12 @@ export class CompiledTableMapping implements CompiledMapping {
         const key = this.keyOfRow(row);
         if (before !== undefined) {
           const oldKey = this.keyFrom(before, ctx, 'update');
-          if (!sameKey(oldKey, key)) return [this.remove(oldKey, before, ctx), this.write(row, false, key)];
+          if (!sameKey(oldKey, key)) {
+            // Values PostgreSQL did not resend stay at HQ only if the row moves in place.
+            if (!this.lastComplete && this.removal.kind === 'delete' && !this.insertOnly)
+              return [{ kind: 'move', target: this.target, from: oldKey, key, row, columns: this.columnsOf(row) }];
+            return [this.remove(oldKey, before, ctx), this.write(row, false, key)];
+          }
         }
         return [this.write(row, false, key)];
       }
