@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { AgentProcess, type AgentCommand } from './agent-process.js';
 import type { Contender, Probe } from './contender.js';
+import { withControlClients } from './probe-client.js';
 import type { ProcessRef } from './cpu-tracker.js';
 import { GiveUp, waitFor } from './wait.js';
 import { HQ_DB, type BenchTopology } from './topology.js';
@@ -27,20 +28,9 @@ export class BranchlineContender implements Contender {
   ) {}
 
   static async create(topology: BenchTopology, command: AgentCommand, cpuProfDir: string | undefined): Promise<BranchlineContender> {
-    const clients: pg.Client[] = [];
-    const open = async (url: string) => {
-      const c = new pg.Client({ connectionString: url, application_name: 'bench-control' });
-      c.on('error', () => undefined);
-      clients.push(c);
-      await c.connect();
-      return c;
-    };
-    try {
-      return new BranchlineContender(topology, command, cpuProfDir, await open(topology.storesServer.url('postgres')), await open(topology.hqServer.url(HQ_DB)));
-    } catch (e) {
-      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-      throw e;
-    }
+    return withControlClients(
+      async (open) => new BranchlineContender(topology, command, cpuProfDir, await open(topology.storesServer.url('postgres')), await open(topology.hqServer.url(HQ_DB))),
+    );
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { quoteIdent } from '../db/connect.js';
 import type { Contender, Probe } from './contender.js';
+import { withControlClients } from './probe-client.js';
 import type { ProcessRef } from './cpu-tracker.js';
 import { waitFor } from './wait.js';
 import type { BenchTopology } from './topology.js';
@@ -22,21 +23,10 @@ export class NativeContender implements Contender {
   ) {}
 
   static async create(topology: BenchTopology): Promise<NativeContender> {
-    const clients: pg.Client[] = [];
-    const open = async (url: string) => {
-      const c = new pg.Client({ connectionString: url, application_name: 'bench-control' });
-      c.on('error', () => undefined);
-      clients.push(c);
-      await c.connect();
-      return c;
-    };
-    try {
+    return withControlClients(async (open) => {
       const control = await Promise.all(topology.stores.map((s) => open(topology.hqServer.url(s.nativeDb))));
       return new NativeContender(topology, control, await open(topology.storesServer.url('postgres')), await open(topology.hqServer.url('postgres')));
-    } catch (e) {
-      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-      throw e;
-    }
+    });
   }
 
   async start(): Promise<void> {

@@ -47,3 +47,24 @@ export async function readSum(clients: readonly ProbeClient[]): Promise<number> 
   const values = await Promise.all(clients.map((c) => c.read()));
   return values.reduce((s, v) => s + v, 0);
 }
+
+/**
+ * Opens the control connections a contender needs through `open` and builds
+ * it; if any connection or the build fails, closes every one opened so far.
+ */
+export async function withControlClients<T>(build: (open: (url: string) => Promise<pg.Client>) => Promise<T>): Promise<T> {
+  const clients: pg.Client[] = [];
+  const open = async (url: string) => {
+    const c = new pg.Client({ connectionString: url, application_name: 'bench-control' });
+    c.on('error', () => undefined);
+    clients.push(c);
+    await c.connect();
+    return c;
+  };
+  try {
+    return await build(open);
+  } catch (e) {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    throw e;
+  }
+}
