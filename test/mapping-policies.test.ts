@@ -94,7 +94,7 @@ function plain(ops: TargetOp[]): unknown[] {
   });
 }
 
-const CTX = { storeCode: 'S001', commitTime: '2026-11-23T10:00:00.000Z' };
+const CTX = { storeCode: 'S001', commitTime: new Date('2026-11-23T10:00:00.000Z') };
 
 const DOC_BASE = `source: doc
 target: h_doc

@@ -8,9 +8,8 @@ import { qualified, quoteIdent } from '../db/connect.js';
  * whole batch for a table is one round trip whatever its size.
  */
 export class TableStatements {
-  private readonly upserts = new Map<string, string>();
-  private readonly inserts = new Map<string, string>();
-  private deleteSql: string | null = null;
+  /** Statements built so far, by kind and column list (see `signature`): each is built once. */
+  private readonly cache = new Map<string, string>();
   private readonly types: Map<string, string>;
   private readonly name: string;
 
@@ -20,6 +19,10 @@ export class TableStatements {
   ) {
     this.types = new Map(info.columns.map((c) => [c.name, c.type]));
     this.name = qualified(target.schema, target.table);
+  }
+
+  private signature(kind: string, columns: readonly string[]): string {
+    return `${kind}\u0001${columns.join('\u0001')}`;
   }
 
   typeOf(column: string): string {
@@ -34,8 +37,8 @@ export class TableStatements {
    * target row, and its MVCC history, alone).
    */
   upsert(columns: readonly string[]): string {
-    const signature = columns.join('\u0001');
-    let sql = this.upserts.get(signature);
+    const signature = this.signature('upsert', columns);
+    let sql = this.cache.get(signature);
     if (sql) return sql;
     const cols = columns.map(quoteIdent);
     const casts = columns.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
@@ -58,20 +61,20 @@ export class TableStatements {
       `INSERT INTO ${this.name} AS t (${cols.join(', ')}) ` +
       `SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) ` +
       `ON CONFLICT (${this.target.key.map(quoteIdent).join(', ')}) ${conflict}`;
-    this.upserts.set(signature, sql);
+    this.cache.set(signature, sql);
     return sql;
   }
 
   /** INSERT ... SELECT FROM unnest(...), without a conflict clause: for rows new at the target. */
   insert(columns: readonly string[]): string {
-    const signature = columns.join('\u0001');
-    let sql = this.inserts.get(signature);
+    const signature = this.signature('insert', columns);
+    let sql = this.cache.get(signature);
     if (sql) return sql;
     const cols = columns.map(quoteIdent);
     const casts = columns.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
     const params = columns.map((_, i) => `$${i + 1}::text[]`);
     sql = `INSERT INTO ${this.name} (${cols.join(', ')}) SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')})`;
-    this.inserts.set(signature, sql);
+    this.cache.set(signature, sql);
     return sql;
   }
 
@@ -80,18 +83,18 @@ export class TableStatements {
    * rows the target does not hold, leave the others alone (insert_only).
    */
   insertMissing(columns: readonly string[]): string {
-    const signature = `missing\u0001${columns.join('\u0001')}`;
-    let sql = this.inserts.get(signature);
+    const signature = this.signature('insert-missing', columns);
+    let sql = this.cache.get(signature);
     if (sql) return sql;
     sql = `${this.insert(columns)} ON CONFLICT (${this.target.key.map(quoteIdent).join(', ')}) DO NOTHING`;
-    this.inserts.set(signature, sql);
+    this.cache.set(signature, sql);
     return sql;
   }
 
   /** UPDATE ... FROM unnest(...): set columns of the rows the target holds (soft delete); key columns come first in `columns` or anywhere. */
   update(columns: readonly string[]): string {
-    const signature = `update\u0001${columns.join('\u0001')}`;
-    let sql = this.upserts.get(signature);
+    const signature = this.signature('update', columns);
+    let sql = this.cache.get(signature);
     if (sql) return sql;
     const keySet = new Set(this.target.key);
     const cols = columns.map(quoteIdent);
@@ -99,7 +102,7 @@ export class TableStatements {
     const set = columns.filter((c) => !keySet.has(c)).map((c) => `${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`);
     const match = this.target.key.map((c) => `t.${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`).join(' AND ');
     sql = `UPDATE ${this.name} AS t SET ${set.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
-    this.upserts.set(signature, sql);
+    this.cache.set(signature, sql);
     return sql;
   }
 
@@ -109,8 +112,8 @@ export class TableStatements {
    * totals, creating the row when absent. Exact numeric arithmetic.
    */
   add(measures: readonly string[]): string {
-    const signature = `add\u0001${measures.join('\u0001')}`;
-    let sql = this.upserts.get(signature);
+    const signature = this.signature('add', measures);
+    let sql = this.cache.get(signature);
     if (sql) return sql;
     const key = this.target.key;
     const columns = [...key, ...measures];
@@ -124,19 +127,21 @@ export class TableStatements {
       `SELECT ${[...keyExprs, ...sums].join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')}) ` +
       `GROUP BY ${key.map((_, i) => String(i + 1)).join(', ')} ` +
       `ON CONFLICT (${key.map(quoteIdent).join(', ')}) DO UPDATE SET ${set.join(', ')}`;
-    this.upserts.set(signature, sql);
+    this.cache.set(signature, sql);
     return sql;
   }
 
   /** DELETE ... USING unnest(keys). */
   delete(): string {
-    if (this.deleteSql) return this.deleteSql;
+    const cached = this.cache.get('delete');
+    if (cached) return cached;
     const key = this.target.key;
     const cols = key.map(quoteIdent);
     const params = key.map((_, i) => `$${i + 1}::text[]`);
     const match = key.map((c) => `t.${quoteIdent(c)} = u.${quoteIdent(c)}::${this.typeOf(c)}`).join(' AND ');
-    this.deleteSql = `DELETE FROM ${this.name} AS t USING unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
-    return this.deleteSql;
+    const sql = `DELETE FROM ${this.name} AS t USING unnest(${params.join(', ')}) AS u(${cols.join(', ')}) WHERE ${match}`;
+    this.cache.set('delete', sql);
+    return sql;
   }
 
   /**

@@ -1,8 +1,9 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import type { CompiledColumn, CompiledFilter } from './compiled-table-mapping.js';
-import { RowEvalError, truth } from './expr/runtime.js';
+import type { CompiledColumn } from './compiled-table-mapping.js';
+import { RowEvalError } from './expr/runtime.js';
+import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
 import type { CompiledMapping, MappingContext } from './mapping.js';
 
 /** One `sum(expression)` or `count()` column. */
@@ -72,18 +73,18 @@ export class CompiledAggregateMapping implements CompiledMapping {
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
     switch (change.op) {
       case 'insert':
-        return this.passes(change.after, ctx) ? [this.add(change.after, ctx, false)] : [];
+        return this.passes(change.after, ctx, 'an insert') ? [this.add(change.after, ctx, false)] : [];
       case 'update': {
         const before = this.oldRow(change.before, 'an update');
-        const after = fill(change.after, before);
+        const after = fillUnchanged(change.after, before, this.reads);
         const ops: TargetOp[] = [];
-        if (this.passes(before, ctx)) ops.push(this.add(before, ctx, true));
-        if (this.passes(after, ctx)) ops.push(this.add(after, ctx, false));
+        if (this.passes(before, ctx, 'an update')) ops.push(this.add(before, ctx, true));
+        if (this.passes(after, ctx, 'an update')) ops.push(this.add(after, ctx, false));
         return ops;
       }
       case 'delete': {
         const before = this.oldRow(change.before, 'a delete');
-        return this.passes(before, ctx) ? [this.add(before, ctx, true)] : [];
+        return this.passes(before, ctx, 'a delete') ? [this.add(before, ctx, true)] : [];
       }
     }
   }
@@ -122,15 +123,8 @@ export class CompiledAggregateMapping implements CompiledMapping {
     });
   }
 
-  private passes(row: RowValues, ctx: MappingContext): boolean {
-    const f = this.filter;
-    if (f === null) return true;
-    try {
-      const v = f.evaluate(row, ctx);
-      return v !== null && truth(v, 'filter');
-    } catch (e) {
-      throw this.rowError(e, 'the filter', f.location);
-    }
+  private passes(row: RowValues, ctx: MappingContext, what: string): boolean {
+    return this.filter === null || filterHolds(this.filter, row, ctx, this.source, this.file, what);
   }
 
   /** The row's contribution to its total: its values, negated when it is taken out. */
@@ -179,17 +173,6 @@ export class CompiledAggregateMapping implements CompiledMapping {
   private targetName(): string {
     return `${this.target.schema}.${this.target.table}`;
   }
-}
-
-/** `after` with values PostgreSQL left out (unchanged TOAST) taken from the whole old row. */
-function fill(after: RowValues, before: RowValues): RowValues {
-  let merged: Record<string, string | null | undefined> | null = null;
-  for (const name in before) {
-    if (after[name] !== undefined) continue;
-    merged ??= { ...after };
-    merged[name] = before[name];
-  }
-  return merged ?? after;
 }
 
 /** -x for a number in PostgreSQL's text form (numeric, integer or float). */

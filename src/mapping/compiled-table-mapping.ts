@@ -1,8 +1,9 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { RowEvalError, truth, type Eval } from './expr/runtime.js';
+import { RowEvalError, type Eval } from './expr/runtime.js';
 import type { CompiledMapping, MappingContext } from './mapping.js';
+import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
 
 /** One target column of a compiled mapping. */
 export interface CompiledColumn {
@@ -14,14 +15,6 @@ export interface CompiledColumn {
   readonly reads: readonly string[];
   readonly evaluate: Eval;
   /** Where the expression is written, for BL-M015. */
-  readonly location: SourceLocation;
-}
-
-/** The `filter` setting, compiled. */
-export interface CompiledFilter {
-  readonly evaluate: Eval;
-  /** Source columns it reads. */
-  readonly reads: readonly string[];
   readonly location: SourceLocation;
 }
 
@@ -104,7 +97,7 @@ export class CompiledTableMapping implements CompiledMapping {
       }
       case 'update': {
         const before = change.before;
-        const after = before === undefined ? change.after : this.fill(change.after, before);
+        const after = before === undefined ? change.after : fillUnchanged(change.after, before, this.reads);
         if (this.filter !== null && !this.passes(after, ctx, 'an update')) {
           // Not (or no longer) a row HQ should hold. When the old row is
           // known not to have matched either, HQ never had it: nothing to do.
@@ -158,28 +151,7 @@ export class CompiledTableMapping implements CompiledMapping {
 
   /** Whether the filter holds for `row`. */
   private passes(row: RowValues, ctx: MappingContext, what: string): boolean {
-    const f = this.filter!;
-    if (!present(row, f.reads)) {
-      const missing = f.reads.filter((r) => row[r] === undefined);
-      throw new BranchlineError({
-        code: 'BL-M015',
-        message: `the filter of ${this.file} reads ${missing.join(', ')}, which ${what} of ${formatTable(this.source)} does not carry (a value PostgreSQL left out because it did not change).`,
-        hint: `At the store, run ALTER TABLE ${formatTable(this.source)} REPLICA IDENTITY FULL so every change carries the whole old row.`,
-        location: f.location,
-      });
-    }
-    let v: string | null;
-    try {
-      v = f.evaluate(row, ctx);
-      return v !== null && truth(v, 'filter');
-    } catch (e) {
-      if (e instanceof RowEvalError)
-        throw new BranchlineError(
-          { code: 'BL-M015', message: `the filter failed on a row of ${formatTable(this.source)}: ${e.message}.`, hint: e.hint, location: f.location },
-          { cause: e },
-        );
-      throw e;
-    }
+    return filterHolds(this.filter!, row, ctx, this.source, this.file, what);
   }
 
   private softError(c: CompiledColumn): BranchlineError {
@@ -222,19 +194,6 @@ export class CompiledTableMapping implements CompiledMapping {
 
   private targetName(): string {
     return `${this.target.schema}.${this.target.table}`;
-  }
-
-  /** `after` with unchanged (undefined) values taken from a full `before` image. */
-  private fill(after: RowValues, before: RowValues): RowValues {
-    let merged: Record<string, string | null | undefined> | null = null;
-    for (const name of this.reads) {
-      if (after[name] !== undefined) continue;
-      const old = before[name];
-      if (old === undefined) continue;
-      merged ??= { ...after };
-      merged[name] = old;
-    }
-    return merged ?? after;
   }
 
   /** The mapped row; `this.lastComplete` says whether every column is in it. */

@@ -6,10 +6,11 @@ export interface MappingContext {
   /** The store's code as configured (e.g. `S001`). */
   readonly storeCode: string;
   /**
-   * Commit time of the source transaction being mapped, as timestamptz text
-   * (`commit_time()`); the pipeline sets it at each transaction's begin.
+   * Commit time of the source transaction being mapped (`commit_time()`);
+   * the pipeline sets it at each transaction's begin, and only the function
+   * formats it, so transactions that do not use it pay nothing.
    */
-  commitTime?: string | null;
+  commitTime?: Date | null;
 }
 
 /**

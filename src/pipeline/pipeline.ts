@@ -260,7 +260,7 @@ export class Pipeline<P> {
               inTxn = true;
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
-              context.commitTime = msg.commitTime.toISOString();
+              context.commitTime = msg.commitTime;
               break;
             case 'change': {
               const change = msg.change;

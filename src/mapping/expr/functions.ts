@@ -231,7 +231,7 @@ const DEFS: FunctionDef[] = [
     maxArgs: 0,
     contextual: true,
     check: () => ({ category: 'timestamptz' }),
-    build: () => (_r, c) => c.commitTime ?? null,
+    build: () => (_r, c) => (c.commitTime ? c.commitTime.toISOString() : null),
   },
   simple('upper', 'upper(text)', ['any'], 1, T.text, (a) => strict1(arg(a, 0), (s) => s.toUpperCase())),
   simple('lower', 'lower(text)', ['any'], 1, T.text, (a) => strict1(arg(a, 0), (s) => s.toLowerCase())),
