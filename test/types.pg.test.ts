@@ -1,3 +1,4 @@
+import { NO_ENTITIES } from '../src/mapping/entities.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -637,7 +638,7 @@ describe('types and odd schemas', { timeout: 600_000 }, () => {
       const store = storeOf('ODD');
       const hq = await readCatalog(env.world.hq.url, 'HQ', [tgt]);
       const st = await readCatalog(store.server.url(store.db), 'store ODD', [src]);
-      return mappingProblems({ dir: '.', files: [file!], problems: [] }, hq, st);
+      return mappingProblems({ dir: '.', files: [file!], problems: [], entities: NO_ENTITIES }, hq, st);
     };
 
     it(

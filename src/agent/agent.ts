@@ -1,5 +1,6 @@
 import { PgLogicalSource, LSN_CODEC } from '../../connectors/pg-logical/index.js';
 import { PgSink } from '../apply/pg-sink.js';
+import { AssociationResolver } from '../associate/resolver.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -25,6 +26,7 @@ export interface AgentOptions {
  */
 export class Agent {
   private mappings: MappingSet | null = null;
+  private files: Awaited<ReturnType<typeof loadMappings>> | null = null;
   private hq: Catalog | null = null;
   private readonly pipelines = new Map<string, Pipeline<Lsn>>();
   private readonly gate: ApplyGate;
@@ -43,6 +45,7 @@ export class Agent {
   async prepare(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
     const files = await loadMappings(config);
+    this.files = files;
     const { sources, targets } = tablesOf(files);
     const backoff = new Backoff(config.retry);
     while (!signal.aborted) {
@@ -119,6 +122,8 @@ export class Agent {
         highWaterMark: Math.max(5_000, config.batch.chunkRows * 2),
       });
       const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
+      // One per store, across sessions: the associations it has read stay cached.
+      const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
       const pipeline = new Pipeline<Lsn>({
         id,
         source,
@@ -132,6 +137,7 @@ export class Agent {
             targetOrder: mappings.targetOrder,
             statementTimeoutMs: config.apply.statementTimeoutMs,
             sessionReplicationRole: config.apply.sessionReplicationRole,
+            associations,
             logger: log,
           }),
         mappings,

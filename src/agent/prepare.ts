@@ -1,11 +1,13 @@
 import type { TableInfo } from '../catalog/pg-catalog.js';
-import { describeTables, listTables } from '../catalog/pg-catalog.js';
+import { describeTables, listSequences, listTables } from '../catalog/pg-catalog.js';
 import type { TableId } from '../core/change.js';
 import { ProblemsError, type Problem } from '../core/errors.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { connect } from '../db/connect.js';
 import { compileMappings, loadMappingDir, mappedTables, validateMappings, type LoadedMappingFile } from '../mapping/index.js';
 import type { MappingSet } from '../mapping/mapping.js';
+import { entityTables } from '../mapping/analyze.js';
+import type { EntitySet } from '../mapping/entities.js';
 
 /** The mapping files of a configuration: those that parsed, and the problems of those that did not. */
 export interface MappingFiles {
@@ -13,12 +15,14 @@ export interface MappingFiles {
   readonly files: readonly LoadedMappingFile[];
   /** Syntax and schema problems (BL-M001, BL-M002): their files are not in `files`. */
   readonly problems: readonly Problem[];
+  /** entities.yml: what associate(...) may name. */
+  readonly entities: EntitySet;
 }
 
 /** Reads every mapping file (no database needed). Never throws for problems in the files. */
 export async function loadMappings(config: Config): Promise<MappingFiles> {
-  const { files, problems } = await loadMappingDir(config.mappingsDir);
-  return { dir: config.mappingsDir, files, problems };
+  const { files, problems, entities } = await loadMappingDir(config.mappingsDir);
+  return { dir: config.mappingsDir, files, problems, entities };
 }
 
 /** Throws the syntax and schema problems, if any (when nothing more can be checked). */
@@ -29,13 +33,14 @@ export function requireReadable(m: MappingFiles): void {
 export interface Catalog {
   readonly tables: Map<string, TableInfo>;
   readonly all: TableId[];
+  readonly sequences: Set<string>;
 }
 
 /** Describes the given tables at a database (and lists all its tables for did-you-mean hints). */
 export async function readCatalog(url: string, role: string, tables: readonly TableId[], connectTimeoutMs = 10_000): Promise<Catalog> {
   const db = await connect(url, { role, applicationName: 'branchline-catalog', connectTimeoutMs });
   try {
-    return { tables: await describeTables(db, tables), all: await listTables(db) };
+    return { tables: await describeTables(db, tables), all: await listTables(db), sequences: await listSequences(db) };
   } finally {
     await db.end().catch(() => undefined);
   }
@@ -54,6 +59,8 @@ export function mappingProblems(m: MappingFiles, hq: Catalog, store: Catalog | n
       ...(store ? { sourceTables: store.all } : {}),
       target: hq.tables,
       targetTables: hq.all,
+      entities: m.entities,
+      sequences: hq.sequences,
     }),
   ];
   return problems.sort(
@@ -71,11 +78,13 @@ export function checkAndCompile(m: MappingFiles, hq: Catalog, store: Catalog | n
     const onlyUnreadable = problems.every((p) => p.code === 'BL-M001' || p.code === 'BL-M002');
     throw new ProblemsError(`The mapping files in ${m.dir} ${onlyUnreadable ? 'have problems' : `do not fit ${context}`}.`, problems);
   }
-  return compileMappings(m.files, { source: store?.tables ?? null, target: hq.tables });
+  return compileMappings(m.files, { source: store?.tables ?? null, target: hq.tables, entities: m.entities });
 }
 
+/** The tables to describe: what the files read at the stores, and write (or entities reference) at HQ. */
 export function tablesOf(m: MappingFiles): { sources: TableId[]; targets: TableId[] } {
-  return mappedTables(m.files);
+  const t = mappedTables(m.files);
+  return { sources: t.sources, targets: [...t.targets, ...entityTables(m.entities)] };
 }
 
 export function storeRole(store: StoreConfig): string {

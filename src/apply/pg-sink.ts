@@ -5,9 +5,13 @@ import { BranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
 import { connect, connectionError, isConnectionError } from '../db/connect.js';
-import { planChunk, type PlanMode } from './plan.js';
+import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
+import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
 import { TableStatements } from './statements.js';
+import { AssociationResolver } from '../associate/resolver.js';
+import { opRowKeys, parksJson, parkUnresolved, PARK_SQL } from './parked-chunk.js';
+import { changeFromJson, parkRecord, type ChangeOrigin, type MappedChange, type ParkRecord } from '../pipeline/parking.js';
 
 export interface PipelineIdentity {
   /** e.g. `up:S001` */
@@ -35,7 +39,17 @@ export interface PgSinkOptions {
   readonly statementTimeoutMs: number;
   /** `replica`: HQ skips foreign-key checks and ordinary triggers for applied rows, as PostgreSQL's subscriptions do. */
   readonly sessionReplicationRole?: 'origin' | 'replica';
+  /** Translates store codes to HQ keys (one per pipeline: its cache outlives sessions). */
+  readonly associations?: AssociationResolver;
   readonly logger: Logger;
+}
+
+/** What a chunk brings besides its operations. */
+export interface ChunkExtras {
+  /** origins[i]: the change and mapping operation i came from (set for operations that carry associations). */
+  readonly origins?: readonly (ChangeOrigin | undefined)[];
+  /** Changes the pipeline parked while mapping (an expression failed, an earlier change of the row is parked). */
+  readonly parks?: readonly ParkRecord[];
 }
 
 /** Advisory lock namespace for pipelines (the first int of the two-int form). */
@@ -57,6 +71,8 @@ export class PgSink {
   private rowsInTransaction = 0;
   /** Changes a policy left out in the open transaction (written with the position). */
   private ignoredInTransaction = 0;
+  /** Changes parked in the open transaction (counted with the position). */
+  private parkedInTransaction = 0;
   private inFlight: Promise<void> | null = null;
 
   constructor(private readonly options: PgSinkOptions) {
@@ -151,8 +167,21 @@ export class PgSink {
    * before queuing (at most two chunks in memory). `commit` waits for all. An
    * error surfaces at the next call.
    */
-  async apply(ops: readonly TargetOp[], mode: PlanMode): Promise<number> {
-    if (ops.length === 0) return 0;
+  async apply(ops: readonly TargetOp[], mode: PlanMode, extras: ChunkExtras = {}): Promise<ParkRecord[]> {
+    if (mode === 'ordered' && extras.origins && ops.length > 0) return this.applyEach(ops, extras.origins, extras.parks ?? []);
+    let parks: ParkRecord[] = extras.parks ? [...extras.parks] : [];
+    const resolver = this.options.associations;
+    if (resolver && AssociationResolver.needed(ops)) {
+      // Look-ups and allocations run in the batch transaction, before planning.
+      await this.drain();
+      await this.begin();
+      const resolution = await resolver.resolve(this.db, ops).catch((e: unknown) => Promise.reject(this.mapError(e)));
+      const r = parkUnresolved(ops, resolution, extras.origins ?? []);
+      ops = r.ops;
+      // In stream order: the pipeline's own parks and these interleave within the chunk.
+      parks = [...parks, ...r.parks].sort((a, b) => a.at - b.at);
+    }
+    if (ops.length === 0 && parks.length === 0) return parks;
     const db = this.db;
     const { statements, ignored } = planChunk(ops, mode, {
       statements: (t) => this.statementsFor(t),
@@ -166,9 +195,16 @@ export class PgSink {
       this.inTransaction = true;
       this.rowsInTransaction = 0;
       this.ignoredInTransaction = 0;
+      this.parkedInTransaction = 0;
       chain = db.query('BEGIN');
     }
     this.ignoredInTransaction += ignored;
+    if (parks.length > 0) {
+      const p = this.options.pipeline;
+      const json = parksJson(parks);
+      chain = chain.then(() => db.query(PARK_SQL, [p.name, p.storeCode, json]).catch((e: unknown) => Promise.reject(this.mapError(e))));
+      this.parkedInTransaction += parks.length;
+    }
     let rows = 0;
     for (const st of statements) {
       chain = chain.then(() =>
@@ -186,7 +222,168 @@ export class PgSink {
     done.catch(() => undefined); // handled by drain(); never an unhandled rejection meanwhile
     this.inFlight = done;
     this.rowsInTransaction += rows;
-    return rows;
+    return parks;
+  }
+
+  /** The row keys of the pipeline's parked changes, by mapping (later changes of those rows park behind them). */
+  async parkedRows(): Promise<{ mapping: string; rowKeys: string[] }[]> {
+    const res = await this.db.query<{ mapping: string; row_keys: string[] }>(
+      `SELECT mapping, row_keys FROM branchline.parked WHERE pipeline = $1 AND status = 'parked' ORDER BY id`,
+      [this.options.pipeline.name],
+    );
+    return res.rows.map((r) => ({ mapping: r.mapping, rowKeys: r.row_keys }));
+  }
+
+  /**
+   * Whether a parked change of this pipeline may go now (its association
+   * exists, or `branchline retry` asked), and how many are parked (a
+   * discarded one no longer holds its row's later changes back).
+   */
+  async parkedState(): Promise<{ retryable: boolean; parked: number }> {
+    const res = await this.db.query<{ retryable: boolean; parked: string }>(
+      `SELECT EXISTS (
+         SELECT 1 FROM branchline.parked p
+          WHERE p.pipeline = $1 AND p.status = 'parked'
+            AND (p.retry_requested_at IS NOT NULL
+                 OR (p.reason_code = 'BL-M021' AND EXISTS (SELECT 1 FROM branchline.associations a
+                       WHERE a.store_code = p.store_code AND a.entity = p.entity AND a.branch_code = p.branch_code))
+                 -- waiting behind a change that is no longer parked (applied elsewhere, or discarded)
+                 OR (p.reason_code = 'BL-P006' AND NOT EXISTS (SELECT 1 FROM branchline.parked q
+                       WHERE q.pipeline = p.pipeline AND q.status = 'parked' AND q.mapping = p.mapping AND q.id < p.id AND q.row_keys && p.row_keys)))) AS retryable,
+         (SELECT count(*) FROM branchline.parked WHERE pipeline = $1 AND status = 'parked') AS parked`,
+      [this.options.pipeline.name],
+    );
+    const r = res.rows[0];
+    return { retryable: r?.retryable ?? false, parked: Number(r?.parked ?? 0) };
+  }
+
+  /**
+   * Retries every parked change of this pipeline, oldest first, in one HQ
+   * transaction (the position does not move). Each change is mapped again by
+   * `remap` (so a fixed mapping file applies), its associations resolved, and
+   * its operations applied in exact order under a savepoint: applied, its
+   * parked record is deleted in the same transaction; otherwise it stays with
+   * the new reason, and later changes of its rows stay behind it.
+   */
+  async retryParked(remap: (mapping: string, change: MappedChange, commitTime: Date | null) => TargetOp[]): Promise<{ applied: number; remaining: { mapping: string; rowKeys: string[] }[] }> {
+    const db = this.db;
+    if (this.inTransaction) throw new Error('internal: retryParked inside a batch');
+    await this.begin();
+    try {
+      const res = await db.query<{ id: string; mapping: string; target_table: string; row_keys: string[]; change: unknown; source_commit_time: Date | null }>(
+        `SELECT id, mapping, target_table, row_keys, change, source_commit_time FROM branchline.parked
+          WHERE pipeline = $1 AND status = 'parked' ORDER BY id FOR UPDATE`,
+        [this.options.pipeline.name],
+      );
+      const applier = this.changeApplier();
+      const remaining: { mapping: string; rowKeys: string[] }[] = [];
+      let applied = 0;
+      for (const e of res.rows) {
+        const change = { mapping: e.mapping, target: e.target_table.slice(e.target_table.indexOf('.') + 1), rowKeys: e.row_keys };
+        let outcome: ChangeOutcome;
+        try {
+          outcome = await applier.apply(change, remap(e.mapping, changeFromJson(e.change), e.source_commit_time));
+        } catch (err) {
+          // The mapping fails on it again (or is gone): it stays, with that reason.
+          if (!(err instanceof BranchlineError) || !err.code.startsWith('BL-M') && !err.code.startsWith('BL-P')) throw err;
+          applier.hold(e.mapping, e.row_keys);
+          outcome = { kind: 'held', reason: { code: err.code, message: err.message.replace(/^BL-[A-Z]\d{3} /, '') } };
+        }
+        if (outcome.kind === 'applied') {
+          await db.query(`DELETE FROM branchline.parked WHERE id = $1`, [e.id]);
+          applied++;
+          continue;
+        }
+        const why = outcome.reason;
+        await db.query(
+          `UPDATE branchline.parked SET attempts = attempts + 1, last_attempt_at = clock_timestamp(), retry_requested_at = NULL,
+                  reason_code = $2, reason = $3, entity = $4, branch_code = $5 WHERE id = $1`,
+          [e.id, why.code, why.message, why.entity ?? null, why.branchCode ?? null],
+        );
+        remaining.push({ mapping: e.mapping, rowKeys: e.row_keys });
+      }
+      await db.query('COMMIT');
+      this.inTransaction = false;
+      this.options.associations?.commit();
+      return { applied, remaining };
+    } catch (e) {
+      await this.rollback();
+      throw this.mapError(e);
+    }
+  }
+
+  /**
+   * The exact plan, change by change (see ChangeApplier): a change HQ rejects
+   * for its data is parked with HQ's reason (BL-A004) instead of failing the
+   * batch, and so are later changes of its rows; the others are applied.
+   * Used to redo a batch the grouped plan could not apply, so a bad row
+   * stops nothing. Slower (a round trip per change), and only for that batch.
+   */
+  private async applyEach(ops: readonly TargetOp[], origins: readonly (ChangeOrigin | undefined)[], given: readonly ParkRecord[]): Promise<ParkRecord[]> {
+    await this.drain();
+    await this.begin();
+    const applier = this.changeApplier();
+    for (const p of given) applier.hold(p.mapping, p.rowKeys);
+    const parks: ParkRecord[] = [...given];
+    for (let i = 0; i < ops.length; ) {
+      const origin = origins[i];
+      let j = i + 1;
+      while (j < ops.length && origin !== undefined && origins[j] === origin) j++;
+      const group = ops.slice(i, j);
+      const at = i;
+      i = j;
+      if (origin === undefined) {
+        // A truncate: no change to park it with; a failure fails the batch.
+        const { statements, ignored } = this.planExact(group);
+        this.ignoredInTransaction += ignored;
+        for (const st of statements) await this.db.query(st.sql, st.params).catch((e: unknown) => Promise.reject(this.mapError(e, st.table)));
+        continue;
+      }
+      const keys = group.flatMap(opRowKeys);
+      const outcome = await applier.apply({ mapping: origin.mapping.name, target: origin.mapping.target.table, rowKeys: keys }, group);
+      if (outcome.kind === 'applied') {
+        this.rowsInTransaction += outcome.rows;
+        this.ignoredInTransaction += outcome.ignored;
+      } else {
+        parks.push(parkRecord(origin, keys, outcome.reason, at));
+      }
+    }
+    if (parks.length > 0) {
+      parks.sort((a, b) => a.at - b.at);
+      const p = this.options.pipeline;
+      await this.db.query(PARK_SQL, [p.name, p.storeCode, parksJson(parks)]).catch((e: unknown) => Promise.reject(this.mapError(e)));
+      this.parkedInTransaction += parks.length;
+    }
+    return parks;
+  }
+
+  private planExact(ops: readonly TargetOp[]): ChunkPlan {
+    return planChunk(ops, 'ordered', {
+      statements: (t) => this.statementsFor(t),
+      rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
+    });
+  }
+
+  private changeApplier(): ChangeApplier {
+    return new ChangeApplier({
+      db: this.db,
+      associations: this.options.associations,
+      plan: (ops) => this.planExact(ops),
+      mapError: (e) => this.mapError(e),
+      // Only what is wrong with this row (integrity 23xxx, data 22xxx) holds it; a
+      // schema problem at HQ (42xxx: a missing column, a privilege) fails the batch.
+      isRowProblem: (e) => e instanceof ApplyRejected && /^2[23]/.test(e.sqlState),
+    });
+  }
+
+  /** Opens the batch transaction now (when something must run in it before the chunk's statements). */
+  private async begin(): Promise<void> {
+    if (this.inTransaction) return;
+    await this.db.query('BEGIN').catch((e: unknown) => Promise.reject(this.mapError(e)));
+    this.inTransaction = true;
+    this.rowsInTransaction = 0;
+    this.ignoredInTransaction = 0;
+    this.parkedInTransaction = 0;
   }
 
   /** Waits for the queued chunk; its first failure is thrown. */
@@ -203,6 +400,7 @@ export class PgSink {
       await db.query('BEGIN');
       this.inTransaction = true;
       this.ignoredInTransaction = 0;
+      this.parkedInTransaction = 0;
     }
     const p = this.options.pipeline;
     try {
@@ -210,8 +408,8 @@ export class PgSink {
       await db.query(
         `INSERT INTO branchline.pipelines AS p
                 (pipeline, store_code, direction, connector, position_kind, position, source_commit_time, applied_at,
-                 txns_applied, rows_applied, batches_applied, changes_ignored)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8, $9, 1, $10)
+                 txns_applied, rows_applied, batches_applied, changes_ignored, changes_parked)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8, $9, 1, $10, $11)
          ON CONFLICT (pipeline) DO UPDATE SET
            position = EXCLUDED.position,
            source_commit_time = COALESCE(EXCLUDED.source_commit_time, p.source_commit_time),
@@ -219,12 +417,27 @@ export class PgSink {
            txns_applied = p.txns_applied + EXCLUDED.txns_applied,
            rows_applied = p.rows_applied + EXCLUDED.rows_applied,
            batches_applied = p.batches_applied + 1,
-           changes_ignored = p.changes_ignored + EXCLUDED.changes_ignored`,
-        [p.name, p.storeCode, p.direction, p.connector, this.options.positionKind, position, stats.sourceCommitTime, stats.txns, stats.rows, this.ignoredInTransaction],
+           changes_ignored = p.changes_ignored + EXCLUDED.changes_ignored,
+           changes_parked = p.changes_parked + EXCLUDED.changes_parked`,
+        [
+          p.name,
+          p.storeCode,
+          p.direction,
+          p.connector,
+          this.options.positionKind,
+          position,
+          stats.sourceCommitTime,
+          stats.txns,
+          stats.rows,
+          this.ignoredInTransaction,
+          this.parkedInTransaction,
+        ],
       );
       await db.query('COMMIT');
+      this.options.associations?.commit();
       this.inTransaction = false;
       this.ignoredInTransaction = 0;
+      this.parkedInTransaction = 0;
     } catch (e) {
       // Still "in a transaction" for rollback(), which ends it on a live connection.
       throw this.mapError(e);
@@ -234,6 +447,8 @@ export class PgSink {
   async rollback(): Promise<void> {
     await this.drain().catch(() => undefined);
     this.ignoredInTransaction = 0;
+    this.parkedInTransaction = 0;
+    this.options.associations?.rollback();
     if (!this.client || !this.inTransaction) return;
     this.inTransaction = false;
     await this.client.query('ROLLBACK').catch(() => undefined);

@@ -246,3 +246,12 @@ export async function listTables(db: Queryable): Promise<TableId[]> {
   );
   return res.rows.map((r) => ({ schema: r.nspname, table: r.relname }));
 }
+
+/** Every sequence of a database, as `schema.name` (to check the sequences mapping entities allocate from). */
+export async function listSequences(db: Queryable): Promise<Set<string>> {
+  const res = await db.query<{ nspname: string; relname: string }>(
+    `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  );
+  return new Set(res.rows.map((r) => `${r.nspname}.${r.relname}`));
+}

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   'BL-M017': 'mapping settings contradict each other',
   'BL-M018': 'aggregate mapping is not well formed',
   'BL-M019': 'aggregate source table lacks REPLICA IDENTITY FULL',
+  'BL-M020': 'association to an undeclared or badly declared entity',
+  'BL-M021': 'a row needs an association that does not exist yet (parked)',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',
@@ -49,6 +51,15 @@ export const ERROR_CODES = {
   'BL-A001': 'HQ rejected a batch',
   'BL-A002': 'another agent is already running this pipeline',
   'BL-A003': 'the position stored at HQ was written by another connector',
+  'BL-A004': 'HQ rejected one row (parked)',
+  // associations and parked changes (BL-P)
+  'BL-P001': 'unknown entity or store in an association command',
+  'BL-P002': 'HQ key does not exist in the table the entity references',
+  'BL-P003': 'code or HQ key already associated otherwise',
+  'BL-P004': 'association CSV file is not readable or not well formed',
+  'BL-P005': 'no parked change with that id',
+  'BL-P006': 'change parked behind an earlier parked change of the same row',
+  'BL-P007': 'the mapping file of a parked change is gone',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',

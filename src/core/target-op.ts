@@ -10,10 +10,29 @@ export interface TargetTable {
   readonly key: readonly string[];
 }
 
+/**
+ * A column whose value is a store's code for an entity (`associate(...)` in
+ * the mapping): before the operation is planned, the sink replaces the code
+ * with the HQ key associated with it for this store (allocating one for an
+ * `allocate` entity), in `row`, in `key` and in `from`. Operations of one
+ * mapping share one array.
+ */
+export interface AssocRef {
+  readonly entity: string;
+  /** allocate: a code never seen gets a new HQ key; manual: a missing association parks the change. */
+  readonly allocate: boolean;
+  /** The column in `row` that holds the code. */
+  readonly column: string;
+  /** Its index in `key` (and `from`) when it is a key column; -1 otherwise. */
+  readonly keyIndex: number;
+}
+
 export type TargetOp =
   | {
       readonly kind: 'upsert';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       /** Key values in `target.key` order. */
       readonly key: readonly string[];
       /**
@@ -38,6 +57,8 @@ export type TargetOp =
   | {
       readonly kind: 'delete';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       readonly key: readonly string[];
     }
   | {
@@ -48,6 +69,8 @@ export type TargetOp =
        */
       readonly kind: 'insert-missing';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       readonly key: readonly string[];
       readonly row: Readonly<Record<string, string | null>>;
       readonly columns?: readonly string[];
@@ -56,6 +79,8 @@ export type TargetOp =
       /** Set these columns of the row with this key, if the target holds it (a soft delete). */
       readonly kind: 'update';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       readonly key: readonly string[];
       readonly row: Readonly<Record<string, string | null>>;
       readonly columns?: readonly string[];
@@ -69,6 +94,8 @@ export type TargetOp =
        */
       readonly kind: 'add';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       readonly key: readonly string[];
       readonly row: Readonly<Record<string, string | null>>;
       /** Measure columns (those in `row` that are not key columns); shared by the ops of one mapping. */
@@ -83,6 +110,8 @@ export type TargetOp =
        */
       readonly kind: 'move';
       readonly target: TargetTable;
+      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+      readonly assoc?: readonly AssocRef[];
       readonly from: readonly string[];
       readonly key: readonly string[];
       readonly row: Readonly<Record<string, string | null>>;

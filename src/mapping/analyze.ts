@@ -10,6 +10,7 @@ import { columnType, conversionHint, describeType, fits, isNumberType, isOpen, T
 import type { LoadedMappingFile, MappingColumn } from './load.js';
 import { sortProblems } from './problems.js';
 import { didYouMean, editDistance } from './suggest.js';
+import type { Entity, EntitySet } from './entities.js';
 
 /** The catalogs a set of mapping files is checked and compiled against. */
 export interface MappingCatalogs {
@@ -25,6 +26,10 @@ export interface MappingCatalogs {
   readonly target: ReadonlyMap<string, TableInfo>;
   /** Every table at HQ, for "did you mean" (default: the keys of `target`). */
   readonly targetTables?: readonly TableId[];
+  /** The entities `associate(...)` may name (entities.yml). */
+  readonly entities?: EntitySet;
+  /** HQ's sequences (`schema.name`), to check allocating entities; unchecked when absent. */
+  readonly sequences?: ReadonlySet<string>;
 }
 
 export interface AnalyzedColumn {
@@ -35,6 +40,8 @@ export interface AnalyzedColumn {
   readonly location: SourceLocation;
   /** `sum(...)` or `count()` at the top of an aggregate mapping's column. */
   readonly measure?: 'sum' | 'count';
+  /** `associate(entity, code)`: `checked` is the code; the HQ key of that code is written. */
+  readonly associate?: Entity;
 }
 
 /** The `filter` setting, checked. */
@@ -86,6 +93,7 @@ export function analyzeMappings(
       });
     }
   }
+  if (catalogs.entities) checkEntities(catalogs.entities, catalogs, problems);
   const aggregateTargets = new Map(mappings.filter((m) => m.aggregate).map((m) => [tableKey(m.file.spec.target), m.file.file]));
   for (const m of mappings) {
     const agg = aggregateTargets.get(tableKey(m.file.spec.target));
@@ -121,6 +129,40 @@ export function aggregateSources(files: readonly LoadedMappingFile[]): TableId[]
   }
   return [...out.values()];
 }
+
+/** BL-M020: an allocating entity's sequence and a manual entity's referenced column exist at HQ. */
+function checkEntities(entities: EntitySet, catalogs: MappingCatalogs, problems: Problem[]): void {
+  for (const e of entities.byName.values()) {
+    if (e.sequence && catalogs.sequences && !catalogs.sequences.has(tableKey(e.sequence))) {
+      const near = didYouMean(tableKey(e.sequence), [...catalogs.sequences]);
+      problems.push({
+        code: 'BL-M020',
+        message: `entity "${e.name}" takes new HQ keys from sequence ${formatTable(e.sequence)}, which does not exist at HQ.`,
+        hint: near.length > 0 ? `Did you mean ${near.join(' or ')}?` : `Create it at HQ (CREATE SEQUENCE ${formatTable(e.sequence)}), or name the sequence of the HQ key column: SELECT pg_get_serial_sequence('<table>', '<column>').`,
+        location: e.location,
+      });
+    }
+    const ref = e.references;
+    if (ref) {
+      const info = catalogs.target.get(tableKey(ref.table));
+      if (!info || !column(info, ref.column)) {
+        problems.push({
+          code: 'BL-M020',
+          message: `entity "${e.name}" references ${formatTable(ref.table)}.${ref.column}, which ${info ? 'has no such column' : 'does not exist at HQ'}.`,
+          hint: info ? `Its columns are: ${info.columns.map((c) => c.name).join(', ')}.` : 'Name the HQ table and column that hold the keys, e.g. references: cost_center.id.',
+          location: e.location,
+        });
+      }
+    }
+  }
+}
+
+/** Tables entities reference at HQ: describe them with the targets. */
+export function entityTables(entities: EntitySet): TableId[] {
+  return [...entities.byName.values()].flatMap((e) => (e.references ? [e.references.table] : []));
+}
+
+const ENTITIES_HINT = 'entities.yml in the mapping directory';
 
 function list(names: readonly string[]): string {
   return names.map((n) => `"${n}"`).join(', ');
@@ -181,7 +223,9 @@ class FileAnalysis {
     const location = this.doc.location(path);
     let checked: CheckedExpr;
     try {
-      checked = checkExpression(parseExpression(text), this.scope(source), T.boolean);
+      const parsed = parseExpression(text);
+      if (this.nestedAssociate(parsed, path, 'filter')) return { checked: null, location };
+      checked = checkExpression(parsed, this.scope(source), T.boolean);
     } catch (e) {
       if (!(e instanceof ExprSyntaxError)) throw e;
       this.report('BL-M016', this.inExpression(path, e.index), `the filter does not parse: ${e.message}.`, e.hint);
@@ -340,6 +384,8 @@ class FileAnalysis {
       const expr = parseExpression(c.expression);
       if (aggregate && expr.kind === 'call' && (expr.name.toLowerCase() === 'sum' || expr.name.toLowerCase() === 'count'))
         return this.analyzeMeasure(c, expr, path, location, source, target, targetCol);
+      if (expr.kind === 'call' && expr.name.toLowerCase() === 'associate') return this.analyzeAssociate(c, expr, path, location, source);
+      if (this.nestedAssociate(expr, path, c.name)) return { column: c, checked: null, location };
       const expected = targetCol ? columnType(targetCol) : undefined;
       checked = checkExpression(expr, this.scope(source), expected);
     } catch (e) {
@@ -371,6 +417,64 @@ class FileAnalysis {
     return { column: c, checked, location };
   }
 
+  /** `associate(entity, code)`: the HQ key associated with `code` at this store is written. */
+  private analyzeAssociate(
+    c: MappingColumn,
+    expr: Extract<Expr, { kind: 'call' }>,
+    path: readonly string[],
+    location: SourceLocation,
+    source: TableInfo | null,
+  ): AnalyzedColumn {
+    const entities = this.catalogs.entities?.byName ?? new Map<string, Entity>();
+    if (expr.args.length !== 2) {
+      this.report(
+        'BL-M020',
+        this.inExpression(path, expr.start),
+        `associate takes two arguments (the entity and the store's code), not ${expr.args.length}.`,
+        `Write e.g. ${c.name}: associate(customer, customer_id).`,
+      );
+      return { column: c, checked: null, location };
+    }
+    const [nameArg, codeArg] = expr.args as [Expr, Expr];
+    const name = nameArg.kind === 'column' ? nameArg.name : nameArg.kind === 'literal' && nameArg.type === 'text' ? nameArg.value : null;
+    const entity = name === null ? undefined : entities.get(name);
+    if (!entity) {
+      const declared = [...entities.keys()];
+      const near = name === null ? [] : didYouMean(name, declared);
+      this.report(
+        'BL-M020',
+        this.inExpression(path, nameArg.start),
+        name === null ? 'the first argument of associate must name an entity.' : `entity "${name}" is not declared.`,
+        near.length > 0
+          ? `Did you mean ${list(near)}?`
+          : declared.length > 0
+            ? `Declared entities: ${declared.join(', ')}; or declare "${name ?? 'name'}" in ${ENTITIES_HINT}.`
+            : `Declare it in ${ENTITIES_HINT}, e.g. ${name ?? 'customer'}: {kind: allocate, sequence: ${name ?? 'customer'}_id_seq}.`,
+      );
+    }
+    if (this.nestedAssociate(codeArg, path, c.name)) return { column: c, checked: null, location };
+    const checked = checkExpression(codeArg, this.scope(source), undefined);
+    for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
+    this.checkSendable(checked, path, source);
+    return entity ? { column: c, checked, location, associate: entity } : { column: c, checked: null, location };
+  }
+
+  /** BL-M020 for an associate(...) inside a larger expression: it must be the whole column. */
+  private nestedAssociate(e: Expr, path: readonly string[], name: string): boolean {
+    let found: Expr | null = null;
+    walk(e, (n) => {
+      if (!found && n.kind === 'call' && n.name.toLowerCase() === 'associate') found = n;
+    });
+    if (!found) return false;
+    this.report(
+      'BL-M020',
+      this.inExpression(path, (found as Expr).start),
+      `associate(...) must be the whole expression of "${name}": the HQ key it stands for is known only when the row is applied.`,
+      'Write the column as associate(entity, code) and compute the code inside it, e.g. associate(customer, trim(code)).',
+    );
+    return true;
+  }
+
   /** A `sum(expression)` or `count()` column of an aggregate mapping. */
   private analyzeMeasure(
     c: MappingColumn,
@@ -399,6 +503,7 @@ class FileAnalysis {
       this.report('BL-M018', this.inExpression(path, expr.start), `sum takes one argument, not ${expr.args.length}.`, 'Write sum(quantity), sum(amount * 2), ...');
       return { column: c, checked: null, location, measure: 'sum' };
     }
+    if (this.nestedAssociate(expr.args[0]!, path, c.name)) return { column: c, checked: null, location, measure: 'sum' };
     const checked = checkExpression(expr.args[0]!, this.scope(source), undefined);
     for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
     this.checkSendable(checked, path, source);

@@ -9,6 +9,7 @@ import type { CompiledFilter } from './row-filter.js';
 import type { CheckedExpr } from './expr/check.js';
 import { compileExpression } from './expr/compile.js';
 import type { LoadedMappingFile } from './load.js';
+import type { EntitySet } from './entities.js';
 import type { CompiledMapping, MappingSet } from './mapping.js';
 
 /**
@@ -18,7 +19,7 @@ import type { CompiledMapping, MappingSet } from './mapping.js';
  */
 export function compileMappings(
   files: readonly LoadedMappingFile[],
-  opts: { source: ReadonlyMap<string, TableInfo> | null; target: ReadonlyMap<string, TableInfo> },
+  opts: { source: ReadonlyMap<string, TableInfo> | null; target: ReadonlyMap<string, TableInfo>; entities?: EntitySet },
 ): MappingSet {
   const { mappings, problems } = analyzeMappings(files, opts);
   if (problems.length > 0) {
@@ -80,6 +81,7 @@ function compileColumn(c: AnalyzedColumn, m: AnalyzedMapping): CompiledColumn {
   const e = checked.expr;
   return {
     name: c.column.name,
+    associate: c.associate ? { entity: c.associate.name, allocate: c.associate.kind === 'allocate' } : null,
     bare: e.kind === 'column' ? e.name : null,
     reads: checked.columns,
     evaluate: compileExpression(checked),

@@ -1,7 +1,8 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import type { CompiledColumn } from './compiled-table-mapping.js';
+import { assocRefs, tagAssociations, type CompiledColumn } from './compiled-table-mapping.js';
+import type { AssocRef } from '../core/target-op.js';
 import { RowEvalError } from './expr/runtime.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
 import type { CompiledMapping, MappingContext } from './mapping.js';
@@ -40,6 +41,8 @@ type Row = Record<string, string | null>;
  */
 export class CompiledAggregateMapping implements CompiledMapping {
   readonly file: string;
+  readonly name: string;
+  readonly associates: boolean;
   readonly source: TableId;
   readonly target: TargetTable;
   readonly columns: readonly string[];
@@ -50,9 +53,11 @@ export class CompiledAggregateMapping implements CompiledMapping {
   private readonly filter: CompiledFilter | null;
   private readonly reads: readonly string[];
   private readonly keyLocation: SourceLocation;
+  private readonly assoc: readonly AssocRef[] | null;
 
   constructor(options: CompiledAggregateMappingOptions) {
     this.file = options.file;
+    this.name = options.file.slice(options.file.lastIndexOf('/') + 1);
     this.source = options.source;
     this.target = options.target;
     this.keyColumns = options.keyColumns;
@@ -61,6 +66,8 @@ export class CompiledAggregateMapping implements CompiledMapping {
     this.columns = [...options.target.key, ...this.measureNames];
     this.filter = options.filter;
     this.keyLocation = options.keyLocation;
+    this.assoc = assocRefs(options.keyColumns, options.target.key);
+    this.associates = this.assoc !== null;
     this.reads = [
       ...new Set([
         ...options.keyColumns.flatMap((c) => c.reads),
@@ -71,6 +78,16 @@ export class CompiledAggregateMapping implements CompiledMapping {
   }
 
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
+    const ops = this.mapRow(change, ctx);
+    return this.assoc === null ? ops : tagAssociations(ops, this.assoc);
+  }
+
+  /** Additions commute: a parked one needs no later change kept behind it. */
+  rowKeys(): string[][] {
+    return [];
+  }
+
+  private mapRow(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
     switch (change.op) {
       case 'insert':
         return this.passes(change.after, ctx, 'an insert') ? [this.add(change.after, ctx, false)] : [];

@@ -1,6 +1,6 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
-import type { TargetOp, TargetTable } from '../core/target-op.js';
+import type { AssocRef, TargetOp, TargetTable } from '../core/target-op.js';
 import { RowEvalError, type Eval } from './expr/runtime.js';
 import type { CompiledMapping, MappingContext } from './mapping.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
@@ -9,6 +9,8 @@ import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js
 export interface CompiledColumn {
   /** Target column. */
   readonly name: string;
+  /** `associate(entity, code)`: `evaluate` gives the store's code; the sink writes the HQ key. */
+  readonly associate?: { readonly entity: string; readonly allocate: boolean } | null;
   /** The source column when the expression is just that column: copied with one property read. */
   readonly bare: string | null;
   /** Source columns the expression reads; if one is absent from the row (unchanged TOAST), so is the result. */
@@ -50,6 +52,8 @@ type Row = Record<string, string | null>;
  */
 export class CompiledTableMapping implements CompiledMapping {
   readonly file: string;
+  readonly name: string;
+  readonly associates: boolean;
   readonly source: TableId;
   readonly target: TargetTable;
   readonly columns: readonly string[];
@@ -65,10 +69,13 @@ export class CompiledTableMapping implements CompiledMapping {
   /** Key columns then soft-delete columns: the column list of a soft delete's update. */
   private readonly softColumns: readonly string[];
   private readonly ignoreOp: TargetOp;
+  /** Associated columns, shared by every operation this mapping returns; null when none. */
+  private readonly assoc: readonly AssocRef[] | null;
   private lastComplete = true;
 
   constructor(options: CompiledTableMappingOptions) {
     this.file = options.file;
+    this.name = options.file.slice(options.file.lastIndexOf('/') + 1);
     this.source = options.source;
     this.target = options.target;
     this.cols = options.columns;
@@ -86,9 +93,37 @@ export class CompiledTableMapping implements CompiledMapping {
     // Every source column any expression or the filter reads (for filling `after` from `before`).
     this.reads = [...new Set([...options.columns.flatMap((c) => c.reads), ...(this.filter?.reads ?? [])])];
     this.keyLocation = options.keyLocation;
+    this.assoc = assocRefs([...options.columns, ...(this.removal.kind === 'soft' ? this.removal.columns : [])], options.target.key);
+    this.associates = this.assoc !== null;
   }
 
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
+    const ops = this.mapRow(change, ctx);
+    return this.assoc === null ? ops : tagAssociations(ops, this.assoc);
+  }
+
+  rowKeys(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): string[][] {
+    const rows: RowValues[] =
+      change.op === 'insert'
+        ? [change.after]
+        : change.op === 'delete'
+          ? [change.before]
+          : change.before === undefined
+            ? [change.after]
+            : [change.before, fillUnchanged(change.after, change.before, this.reads)];
+    const out: string[][] = [];
+    for (const r of rows) {
+      try {
+        const k = this.keyFrom(r, ctx, 'update');
+        if (!out.some((o) => sameKey(o, k))) out.push(k);
+      } catch {
+        // a key that cannot be computed identifies no row
+      }
+    }
+    return out;
+  }
+
+  private mapRow(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
     switch (change.op) {
       case 'insert': {
         if (this.filter !== null && !this.passes(change.after, ctx, 'an insert')) return NONE;
@@ -299,6 +334,27 @@ export class CompiledTableMapping implements CompiledMapping {
       { cause: e },
     );
   }
+}
+
+/** The associated columns of a mapping as AssocRefs (null when it has none). */
+export function assocRefs(columns: readonly CompiledColumn[], key: readonly string[]): readonly AssocRef[] | null {
+  const refs: AssocRef[] = [];
+  const seen = new Set<string>();
+  for (const c of columns) {
+    if (!c.associate || seen.has(c.name)) continue;
+    seen.add(c.name);
+    refs.push({ entity: c.associate.entity, allocate: c.associate.allocate, column: c.name, keyIndex: key.indexOf(c.name) });
+  }
+  return refs.length > 0 ? refs : null;
+}
+
+/** The same operations, each carrying the mapping's associated columns for the sink to translate. */
+export function tagAssociations(ops: TargetOp[], assoc: readonly AssocRef[]): TargetOp[] {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.kind !== 'ignore' && op.kind !== 'delete-where') ops[i] = { ...op, assoc };
+  }
+  return ops;
 }
 
 function present(row: RowValues, reads: readonly string[]): boolean {

@@ -7,6 +7,7 @@ import { BranchlineError, type Problem } from '../core/errors.js';
 import { pointerToPath, schemaProblems, YamlDoc } from '../config/yaml-doc.js';
 import { MappingFileSchema, type MappingFileDoc } from './schema.js';
 import { sortProblems } from './problems.js';
+import { ENTITIES_FILE, NO_ENTITIES, parseEntitiesFile, type EntitySet } from './entities.js';
 
 /** One `target column: expression` line of a mapping file. */
 export interface MappingColumn {
@@ -142,10 +143,11 @@ function spellRecord(doc: YamlDoc, record: unknown, path: readonly string[]): vo
 
 /**
  * Reads every `*.yml` / `*.yaml` file of `dir` (not recursive) in name
- * order, with syntax and schema checks. Files with problems are left out
+ * order, with syntax and schema checks; `entities.yml` declares the
+ * associated entities (see entities.ts) and is not a mapping file. Files with problems are left out
  * of `files`. Throws BL-C006 when the directory cannot be read.
  */
-export async function loadMappingDir(dir: string): Promise<{ files: LoadedMappingFile[]; problems: Problem[] }> {
+export async function loadMappingDir(dir: string): Promise<{ files: LoadedMappingFile[]; problems: Problem[]; entities: EntitySet }> {
   let names: string[];
   try {
     const entries = await readdir(dir, { withFileTypes: true });
@@ -163,13 +165,20 @@ export async function loadMappingDir(dir: string): Promise<{ files: LoadedMappin
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const files: LoadedMappingFile[] = [];
   const problems: Problem[] = [];
+  let entities = NO_ENTITIES;
   for (const name of names) {
     const path = join(dir, name);
+    if (name === ENTITIES_FILE || name === 'entities.yaml') {
+      const r = parseEntitiesFile(path, await readFile(path, 'utf8'));
+      entities = r.entities;
+      problems.push(...r.problems);
+      continue;
+    }
     const r = parseMappingFile(path, await readFile(path, 'utf8'));
     if (r.file) files.push(r.file);
     problems.push(...r.problems);
   }
-  return { files, problems: sortProblems(problems) };
+  return { files, problems: sortProblems(problems), entities };
 }
 
 /** The tables the enabled files read and write, without duplicates, so the caller knows what to describe. */

@@ -20,6 +20,10 @@ export interface MappingContext {
 export interface CompiledMapping {
   /** Path of the YAML file, for messages. */
   readonly file: string;
+  /** The file's name without its folder: how parked changes name their mapping. */
+  readonly name: string;
+  /** Some column is associate(...): its operations carry codes for the sink to translate. */
+  readonly associates: boolean;
   readonly source: TableId;
   readonly target: TargetTable;
   /** Target columns this mapping writes, key columns included. */
@@ -32,6 +36,13 @@ export interface CompiledMapping {
    * this row, e.g. a key that evaluates to NULL.
    */
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[];
+  /**
+   * The target keys (store side: associated columns hold the store's code)
+   * of the rows a change touches: the old row's and the new row's. Used to
+   * keep later changes of a parked row behind it. Empty when they cannot be
+   * computed, and for aggregates (additions need no order).
+   */
+  rowKeys(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): string[][];
   /** What a TRUNCATE of the source table means at the target. */
   mapTruncate(ctx: MappingContext): TargetOp[];
 }

@@ -3,10 +3,12 @@ import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Source, SourceStream } from '../core/source.js';
 import type { TargetOp } from '../core/target-op.js';
-import type { MappingContext, MappingSet } from '../mapping/mapping.js';
+import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
+import type { ErrorCode } from '../core/errors.js';
 import { ApplyRejected, type PgSink, type PipelineIdentity } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
 import { Backoff } from './backoff.js';
+import { behindReason, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from './parking.js';
 import type { ApplyGate } from './apply-gate.js';
 
 export interface BatchSettings {
@@ -39,6 +41,11 @@ export interface PipelineSnapshot {
   readonly position: string | null;
   /** Batches the grouped plan could not apply and that were redone in exact source order. */
   readonly batchesRedone: number;
+  /** Rows with a parked change (this session's view). */
+  readonly parkedRows: number;
+  /** Changes parked / parked changes applied by a retry, since the agent started. */
+  readonly changesParked: number;
+  readonly parkedApplied: number;
 }
 
 export interface PipelineHooks {
@@ -59,6 +66,8 @@ export interface PipelineOptions<P> {
   readonly gate?: ApplyGate;
   readonly logger: Logger;
   readonly hooks?: PipelineHooks;
+  /** How often parked changes are checked for a retry (their association created, `branchline retry`). Default 2000. */
+  readonly retryCheckMs?: number;
 }
 
 /** A grouped batch failed on the data: redo it in exact order, through the transaction that failed. */
@@ -96,6 +105,11 @@ export class Pipeline<P> {
   private position: string | null = null;
   private safeMode: SafeMode<P> | null = null;
   private batchesRedone = 0;
+  private readonly parked = new ParkedRows();
+  /** Parked changes of this pipeline at HQ, as far as this session knows. */
+  private parkedRecords = 0;
+  private changesParked = 0;
+  private parkedApplied = 0;
 
   constructor(private readonly options: PipelineOptions<P>) {}
 
@@ -111,6 +125,9 @@ export class Pipeline<P> {
       lastError: this.lastError,
       position: this.position,
       batchesRedone: this.batchesRedone,
+      parkedRows: this.parked.size,
+      changesParked: this.changesParked,
+      parkedApplied: this.parkedApplied,
     };
   }
 
@@ -145,6 +162,7 @@ export class Pipeline<P> {
 
   private async session(signal: AbortSignal): Promise<void> {
     const { source, mappings, context, batch, logger, gate } = this.options;
+    const retryCheckMs = this.options.retryCheckMs ?? 2_000;
     const codec = source.positions;
     const sink = this.options.sink();
     let stream: SourceStream<P> | null = null;
@@ -158,6 +176,9 @@ export class Pipeline<P> {
       const stored = await sink.storedPosition();
       const after = stored === null ? null : codec.parse(stored);
       this.position = stored;
+      await this.reloadParked(sink);
+      let lastRetryCheck = Date.now();
+      await this.retryParked(sink);
       stream = await source.open(after);
       this.setState('streaming');
       await sink.reportStatus('streaming', { error: null });
@@ -166,6 +187,10 @@ export class Pipeline<P> {
       if (safe) logger.info('redoing the failed batch in exact source order', { through: safe.through === null ? 'first transaction' : codec.format(safe.through) });
 
       let chunk: TargetOp[] = [];
+      // origins[i]: where chunk[i] came from, for operations that may have to be parked (associations).
+      let origins: (ChangeOrigin | undefined)[] = [];
+      let parks: ParkRecord[] = [];
+      let txn: { xid: number; commitTime: Date } | null = null;
       let inTxn = false;
       let batchStarted = 0; // ms; 0 = no open batch
       let batchTxns = 0;
@@ -174,11 +199,26 @@ export class Pipeline<P> {
       let lastStatusAt = Date.now();
 
       const flushChunk = async () => {
-        if (chunk.length === 0) return;
+        if (chunk.length === 0 && parks.length === 0) return;
         if (!releaseGate && gate) releaseGate = await gate.acquire();
         const ops = chunk;
+        const extras = { origins, parks };
         chunk = [];
-        await sink.apply(ops, mode);
+        origins = [];
+        parks = [];
+        const parked = await sink.apply(ops, mode, extras);
+        for (const r of parked) this.parked.add(r.mapping, r.rowKeys);
+        this.parkedRecords += parked.length;
+        if (parked.length > 0) {
+          this.changesParked += parked.length;
+          for (const r of parked) logger.warn('change parked', { code: r.reasonCode, reason: r.reason, mapping: r.mapping, rowKeys: r.rowKeys });
+        }
+      };
+
+      /** Parks the change through `m` instead of mapping it; it is written with the next chunk. */
+      const park = (m: CompiledMapping, change: MappedChange, rowKeys: string[], why: { code: ErrorCode; message: string }) => {
+        parks.push(parkRecord({ mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null }, rowKeys, why, chunk.length));
+        this.parked.add(m.name, rowKeys);
       };
 
       const commitBatch = async () => {
@@ -225,6 +265,10 @@ export class Pipeline<P> {
         batchStarted = 0;
         batchTxns = 0;
         batchRows = 0;
+        if (Date.now() - lastRetryCheck >= retryCheckMs) {
+          lastRetryCheck = Date.now();
+          await this.retryParked(sink);
+        }
       };
 
       const due = () => batchStarted !== 0 && (batchRows >= batch.maxRows || Date.now() - batchStarted >= batch.maxDelayMs);
@@ -242,6 +286,10 @@ export class Pipeline<P> {
             const result: IteratorResult<SourceMessage<P>> | typeof TIMEOUT = await raceTimeout(pending, waitMs);
             if (result === TIMEOUT) {
               if (!inTxn && lastCommit) await commitBatch();
+              else if (!inTxn && !sink.open && Date.now() - lastRetryCheck >= retryCheckMs) {
+                lastRetryCheck = Date.now();
+                await this.retryParked(sink);
+              }
               if (Date.now() - lastStatusAt > 5_000 && !sink.open) {
                 lastStatusAt = Date.now();
                 await sink.reportStatus('streaming', { oldestUnapplied: this.oldestUnapplied });
@@ -261,6 +309,7 @@ export class Pipeline<P> {
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
               context.commitTime = msg.commitTime;
+              txn = { xid: msg.xid, commitTime: msg.commitTime };
               break;
             case 'change': {
               const change = msg.change;
@@ -269,8 +318,34 @@ export class Pipeline<P> {
               } else {
                 const ms = mappings.forSource(change.table);
                 for (let i = 0; i < ms.length; i++) {
-                  const ops = ms[i]!.map(change, context);
-                  for (let j = 0; j < ops.length; j++) chunk.push(ops[j]!);
+                  const m = ms[i]!;
+                  if (this.parked.size > 0) {
+                    const keys = this.parked.touched(m, change, context);
+                    if (keys !== null) {
+                      park(m, change, keys, behindReason(m.name));
+                      continue;
+                    }
+                  }
+                  let ops: TargetOp[];
+                  try {
+                    ops = m.map(change, context);
+                  } catch (e) {
+                    // An expression that fails on this row: park it, the stream goes on.
+                    if (!isBranchlineError(e) || e.code !== 'BL-M015') throw e;
+                    park(m, change, m.rowKeys(change, context).map(rowKeyText), { code: 'BL-M015', message: errorReport(e).message });
+                    continue;
+                  }
+                  // Where an operation came from, for those that may be parked: associations,
+                  // and every change while a batch is redone change by change.
+                  if (m.associates || mode === 'ordered') {
+                    const origin: ChangeOrigin = { mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null };
+                    for (let j = 0; j < ops.length; j++) {
+                      origins[chunk.length] = origin;
+                      chunk.push(ops[j]!);
+                    }
+                  } else {
+                    for (let j = 0; j < ops.length; j++) chunk.push(ops[j]!);
+                  }
                 }
               }
               batchRows++;
@@ -290,7 +365,14 @@ export class Pipeline<P> {
               // above) is what closes a batch early.
               if (!inTxn && lastCommit && due()) await commitBatch();
               // Nothing held anywhere: let the source release what it keeps.
-              if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) stream.ack(msg.position);
+              if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) {
+                stream.ack(msg.position);
+                // Keepalives may arrive more often than the wait above times out: check parked changes here too.
+                if (Date.now() - lastRetryCheck >= retryCheckMs) {
+                  lastRetryCheck = Date.now();
+                  await this.retryParked(sink);
+                }
+              }
               break;
           }
         }
@@ -317,6 +399,48 @@ export class Pipeline<P> {
       if (signal.aborted) await sink.reportStatus('stopped', {}).catch(() => undefined);
       await sink.close();
     }
+  }
+
+  /**
+   * Applies the parked changes that may go now (see PgSink.retryParked), and
+   * refreshes which rows are held back when the parked changes at HQ are
+   * fewer than this pipeline parked (someone discarded one).
+   */
+  private async retryParked(sink: PgSink): Promise<void> {
+    const state = await sink.parkedState();
+    if (!state.retryable) {
+      if (state.parked < this.parkedRecords) await this.reloadParked(sink);
+      return;
+    }
+    const { mappings, context, logger } = this.options;
+    const saved = context.commitTime;
+    try {
+      const r = await sink.retryParked((name, change, commitTime) => {
+        const m = mappings.mappings.find((x) => x.name === name);
+        if (!m)
+          throw new BranchlineError({
+            code: 'BL-P007',
+            message: `mapping file ${name} is no longer in the mapping directory.`,
+            hint: 'Put the file back, or discard the change with `branchline discard`.',
+          });
+        context.commitTime = commitTime;
+        return m.map(change, context);
+      });
+      this.parked.clear();
+      for (const x of r.remaining) this.parked.add(x.mapping, x.rowKeys);
+      this.parkedRecords = r.remaining.length;
+      this.parkedApplied += r.applied;
+      if (r.applied > 0) logger.info('parked changes applied', { applied: r.applied, stillParked: r.remaining.length });
+    } finally {
+      context.commitTime = saved;
+    }
+  }
+
+  private async reloadParked(sink: PgSink): Promise<void> {
+    const rows = await sink.parkedRows();
+    this.parked.clear();
+    for (const r of rows) this.parked.add(r.mapping, r.rowKeys);
+    this.parkedRecords = rows.length;
   }
 
   private recordError(e: unknown): void {

@@ -4,6 +4,8 @@ import { formatTable } from '../core/change.js';
 import type { RowValues } from '../core/change.js';
 import { clientConfig, qualified, quoteIdent } from '../db/connect.js';
 import type { MappingSet } from '../mapping/mapping.js';
+import type { TargetOp } from '../core/target-op.js';
+import { lookupHqKeys } from '../associate/association-store.js';
 
 export interface TableComparison {
   readonly file: string;
@@ -51,13 +53,43 @@ export async function compareStore(options: {
       const expected: Record<string, string | null>[] = [];
       // An aggregate's HQ rows are totals: the store's rows summed per key.
       const aggregate = m.aggregate;
+      const written: Extract<TargetOp, { kind: 'upsert' | 'insert-missing' | 'add' }>[] = [];
       for (const row of src.rows) {
         for (const op of m.map({ op: 'insert', table: m.source, after: row as RowValues }, ctx)) {
-          if (op.kind === 'upsert' || op.kind === 'insert-missing' || op.kind === 'add') expected.push(op.row as Record<string, string | null>);
+          if (op.kind === 'upsert' || op.kind === 'insert-missing' || op.kind === 'add') written.push(op);
         }
       }
-      const scope = m.mapTruncate(ctx).flatMap((op) => (op.kind === 'delete-where' ? Object.entries(op.where) : []));
-      const cols = m.columns;
+      // Store codes become HQ keys through the associations (a code not associated yet stays, and so differs).
+      const keysOf = new Map<string, Map<string, string>>();
+      for (const ref of m.associates ? (written[0]?.assoc ?? []) : []) {
+        const codes = [...new Set(written.map((op) => op.row[ref.column]).filter((v): v is string => typeof v === 'string'))];
+        keysOf.set(ref.column, await lookupHqKeys(hq, options.storeCode, ref.entity, codes));
+      }
+      let unassociated = 0; // rows that wait for an association: not at HQ yet, so missing
+      for (const op of written) {
+        const row = { ...op.row } as Record<string, string | null>;
+        let ok = true;
+        for (const [column, keys] of keysOf) {
+          const v = row[column];
+          if (typeof v !== 'string') continue;
+          const k = keys.get(v);
+          if (k === undefined) ok = false;
+          else row[column] = k;
+        }
+        if (ok) expected.push(row);
+        else unassociated++;
+      }
+      // Only this store's rows at HQ: by the key columns that hold the store code; a table
+      // shared by every store (e.g. HQ's customers, keyed by HQ key) by the keys expected.
+      let scope: [string, string][] | null;
+      try {
+        const wheres = m.mapTruncate(ctx).flatMap((op) => (op.kind === 'delete-where' ? [op.where] : []));
+        scope = wheres.length > 0 ? wheres.flatMap((w) => Object.entries(w)) : null;
+      } catch {
+        scope = null;
+      }
+      // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
+      const cols = written.some((op) => op.kind === 'insert-missing') ? m.target.key : m.columns;
       const typeOf = (c: string) => info.columns.find((x) => x.name === c)!;
       // json has no equality operator: compare as jsonb.
       const cmpType = (c: string) => (typeOf(c).typeName === 'json' ? 'jsonb' : typeOf(c).type);
@@ -71,11 +103,14 @@ export async function compareStore(options: {
             .map((c) => (keySet.has(c) ? `u.${quoteIdent(c)}::${cmpType(c)}` : `coalesce(sum(u.${quoteIdent(c)}::numeric), 0)::${cmpType(c)}`))
             .join(', ')} FROM ${unnest} GROUP BY ${m.target.key.map((_, i) => i + 1).join(', ')} HAVING ${nonZero((c) => `coalesce(sum(u.${quoteIdent(c)}::numeric), 0)`)}`
         : `SELECT ${cols.map((c) => `u.${quoteIdent(c)}::${cmpType(c)}`).join(', ')} FROM ${unnest}`;
-      const conditions = scope.map(([c], i) => `${quoteIdent(c)} = $${cols.length + i + 1}::${typeOf(c).type}`);
+      const conditions =
+        scope === null
+          ? [`(${m.target.key.map(quoteIdent).join(', ')}) IN (SELECT ${m.target.key.map((k) => `u.${quoteIdent(k)}::${typeOf(k).type}`).join(', ')} FROM ${unnest})`]
+          : scope.map(([c], i) => `${quoteIdent(c)} = $${cols.length + i + 1}::${typeOf(c).type}`);
       if (aggregate) conditions.push(nonZero(quoteIdent));
       const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
       const actualSql = `SELECT ${cols.map((c) => `${quoteIdent(c)}::${cmpType(c)}`).join(', ')} FROM ${qualified(m.target.schema, m.target.table)} ${where}`;
-      const params: unknown[] = [...cols.map((c) => expected.map((r) => r[c] ?? null)), ...scope.map(([, v]) => v)];
+      const params: unknown[] = [...cols.map((c) => expected.map((r) => r[c] ?? null)), ...(scope ?? []).map(([, v]) => v)];
       const res = await hq.query<{ missing: string; extra: string; target_rows: string }>(
         `WITH expected AS (${expectedSql}), actual AS (${actualSql})
          SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM actual) x) AS missing,
@@ -90,7 +125,7 @@ export async function compareStore(options: {
         target: formatTable(m.target),
         sourceRows: src.rows.length,
         targetRows: Number(r.target_rows),
-        missing: Number(r.missing),
+        missing: Number(r.missing) + unassociated,
         extra: Number(r.extra),
       });
     }

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
-import { silentLogger } from '../../src/core/logger.js';
+import { createLogger, silentLogger } from '../../src/core/logger.js';
 import { startTestServer, type TestServer } from './pg.js';
 import { createWorld, eventually, type World } from './world.js';
 
@@ -54,7 +54,9 @@ export async function startInProcess(options: InProcessOptions): Promise<InProce
       mappingsDir,
       ...(options.extraConfig === undefined ? {} : { extraConfig: options.extraConfig }),
     });
-    const agent = new Agent({ config: await world.config(), logger: silentLogger() });
+    // BRANCHLINE_TEST_LOG=1 shows the agent's log on stderr (to see why a test waits in vain).
+    const logger = process.env['BRANCHLINE_TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
+    const agent = new Agent({ config: await world.config(), logger });
     running = agent.run(controller.signal);
     await eventually('every pipeline streaming', async () => options.stores.every((s) => agent.snapshot().get(s)?.state === 'streaming'));
     return { server, world, agent, dispose };

@@ -1,0 +1,78 @@
+import type pg from 'pg';
+import { AssociationResolver } from '../associate/resolver.js';
+import type { TargetOp } from '../core/target-op.js';
+import { behindReason, missingReason, type ParkReason } from '../pipeline/parking.js';
+import type { ChunkPlan } from './plan.js';
+
+/** What applying one change needs from the sink. */
+export interface ChangeApplierContext {
+  readonly db: pg.ClientBase;
+  readonly associations: AssociationResolver | undefined;
+  /** The exact plan of some operations. */
+  plan(ops: readonly TargetOp[]): ChunkPlan;
+  /** A database error as branchline's (ApplyRejected for data HQ refuses). */
+  mapError(e: unknown): unknown;
+  /** Whether an error (mapped) is about this change's data, so the change is parked rather than the batch failed. */
+  isRowProblem(e: unknown): boolean;
+}
+
+export type ChangeOutcome =
+  | { readonly kind: 'applied'; readonly rows: number; readonly ignored: number }
+  | { readonly kind: 'held'; readonly reason: ParkReason };
+
+/**
+ * Applies changes one at a time inside an open HQ transaction, for the
+ * exact (change by change) plan and for retries of parked changes: a change
+ * whose row is held behind an earlier parked change waits too, its
+ * associations are resolved (a missing one holds it), and its operations run
+ * under a savepoint, so HQ rejecting its data holds it without undoing the
+ * others. Rows it holds stay held for the changes after it.
+ */
+export class ChangeApplier {
+  private readonly held = new Map<string, Set<string>>();
+
+  constructor(private readonly ctx: ChangeApplierContext) {}
+
+  hold(mapping: string, rowKeys: readonly string[]): void {
+    let set = this.held.get(mapping);
+    if (!set) this.held.set(mapping, (set = new Set()));
+    for (const k of rowKeys) set.add(k);
+  }
+
+  async apply(change: { mapping: string; target: string; rowKeys: readonly string[] }, ops: readonly TargetOp[]): Promise<ChangeOutcome> {
+    const outcome = await this.attempt(change, ops);
+    if (outcome.kind === 'held') this.hold(change.mapping, change.rowKeys);
+    return outcome;
+  }
+
+  private async attempt(change: { mapping: string; target: string; rowKeys: readonly string[] }, ops: readonly TargetOp[]): Promise<ChangeOutcome> {
+    const { db, associations } = this.ctx;
+    if (change.rowKeys.some((k) => this.held.get(change.mapping)?.has(k))) return { kind: 'held', reason: behindReason(change.mapping) };
+    let ready = ops;
+    if (associations && AssociationResolver.needed(ops)) {
+      const r = await associations.resolve(db, ops).catch((e: unknown) => Promise.reject(this.ctx.mapError(e)));
+      const u = r.unresolved[0];
+      if (u) return { kind: 'held', reason: missingReason(change.mapping, change.target, u.entity, u.code) };
+      ready = r.ops.filter((o): o is TargetOp => o !== null);
+    }
+    await db.query('SAVEPOINT branchline_change').catch((e: unknown) => Promise.reject(this.ctx.mapError(e)));
+    try {
+      const { statements, ignored } = this.ctx.plan(ready);
+      let rows = 0;
+      let notInserted = 0;
+      for (const st of statements) {
+        const res = await db.query(st.sql, st.params);
+        if (st.kind === 'insert-missing') notInserted += st.rows - (res.rowCount ?? 0);
+        rows += st.rows;
+      }
+      await db.query('RELEASE SAVEPOINT branchline_change');
+      return { kind: 'applied', rows, ignored: ignored + notInserted };
+    } catch (e) {
+      const mapped = this.ctx.mapError(e);
+      if (!this.ctx.isRowProblem(mapped)) throw mapped;
+      await db.query('ROLLBACK TO SAVEPOINT branchline_change').catch((x: unknown) => Promise.reject(this.ctx.mapError(x)));
+      const message = ((mapped as Error).message ?? String(mapped)).replace(/^BL-[A-Z]\d{3} /, '').replace(/ The batch is retried.*$/, '');
+      return { kind: 'held', reason: { code: 'BL-A004', message: `${change.mapping}: ${message}` } };
+    }
+  }
+}
