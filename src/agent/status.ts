@@ -18,6 +18,8 @@ export interface StoreStatus {
   readonly walRetainedBytes: number | null;
   readonly txnsApplied: number;
   readonly rowsApplied: number;
+  /** Changes parked at HQ (waiting for an association, or rejected by HQ), not yet applied or discarded. */
+  readonly parked: number;
   readonly lastApplyAt: string | null;
   readonly lastSourceCommitAt: string | null;
   readonly storeReachable: boolean;
@@ -50,8 +52,11 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
   const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-status' });
   let pipelines: PipelineRow[];
   let statuses: StatusRow[];
+  let parked = new Map<string, number>();
   try {
-    const installed = await hq.query<{ ok: boolean }>(`SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok`);
+    const installed = await hq.query<{ ok: boolean; parked: boolean }>(
+      `SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok, to_regclass('branchline.parked') IS NOT NULL AS parked`,
+    );
     if (!installed.rows[0]?.ok) {
       pipelines = [];
       statuses = [];
@@ -62,6 +67,11 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
           `SELECT *, updated_at > clock_timestamp() - interval '30 seconds' AS fresh FROM branchline.pipeline_status`,
         )
       ).rows;
+      // (A branchline schema older than the parked table has nothing parked.)
+      const p = installed.rows[0].parked
+        ? await hq.query<{ pipeline: string; n: string }>(`SELECT pipeline, count(*) AS n FROM branchline.parked WHERE status = 'parked' GROUP BY pipeline`)
+        : { rows: [] };
+      parked = new Map(p.rows.map((r) => [r.pipeline, Number(r.n)]));
     }
   } finally {
     await hq.end().catch(() => undefined);
@@ -114,6 +124,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         walRetainedBytes: walRetained,
         txnsApplied: Number(p?.txns_applied ?? 0),
         rowsApplied: Number(p?.rows_applied ?? 0),
+        parked: parked.get(name) ?? 0,
         lastApplyAt: p?.applied_at.toISOString() ?? null,
         lastSourceCommitAt: p?.source_commit_time?.toISOString() ?? null,
         storeReachable,

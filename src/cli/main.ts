@@ -4,10 +4,14 @@ import { hideBin } from 'yargs/helpers';
 import { defaultConfigPath } from '../config/load.js';
 import { BranchlineError } from '../core/errors.js';
 import { EXIT, exitCodeFor, printError } from './output.js';
+import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
+import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 
 /** Command modules load on demand: `run` starts faster without the rest. */
 const commands = () => import('./commands/basic.js');
+const associateCommands = () => import('./commands/associate.js');
+const parkedCommands = () => import('./commands/parked.js');
 
 function storeOption<T>(y: Argv<T>) {
   return y.option('store', {
@@ -84,6 +88,59 @@ export async function main(argv: string[]): Promise<void> {
       'per store: position, lag in seconds and bytes, rows applied, last apply',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
+    )
+    .command(
+      'associate',
+      "associate a store's code with HQ's key (--entity --code --hq-key), or many from a CSV file (--import)",
+      (y) =>
+        y
+          .option('store', { type: 'string', describe: 'the store whose code it is (with --import: for lines without a store_code)' })
+          .option('entity', { type: 'string', describe: 'an entity declared in entities.yml, e.g. cost_center' })
+          .option('code', { type: 'string', describe: "the store's code, e.g. CC-09" })
+          .option('hq-key', { type: 'string', describe: "HQ's key for it, e.g. 100" })
+          .option('import', { type: 'string', describe: 'CSV file with the header entity,branch_code,hq_key[,store_code]; all lines or none' })
+          .option('by', { type: 'string', describe: 'who sets it, recorded with it (default: user@host)' }),
+      handle(async (a: AssociateArgs) => (await associateCommands()).associateCommand(a)),
+    )
+    .command(
+      'associations',
+      'list the associations, and the codes parked changes wait for',
+      (y) =>
+        y
+          .option('store', { type: 'string', array: true, describe: 'these store codes only (repeatable); default: all' })
+          .option('entity', { type: 'string', describe: 'this entity only' })
+          .option('missing', { type: 'boolean', default: false, describe: 'only the codes parked changes wait for' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: AssociationsArgs) => (await associateCommands()).associationsCommand(a)),
+    )
+    .command(
+      'parked',
+      'list the changes parked at HQ (waiting for an association, or rejected by HQ) and why',
+      (y) =>
+        y
+          .option('store', { type: 'string', array: true, describe: 'these store codes only (repeatable); default: all' })
+          .option('all', { type: 'boolean', default: false, describe: 'also the discarded changes, with who discarded them and why' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: ParkedArgs) => (await parkedCommands()).parkedCommand(a)),
+    )
+    .command(
+      'retry',
+      'ask the running agent to try parked changes again now (after a fix)',
+      (y) =>
+        y
+          .option('store', { type: 'string', array: true, describe: 'these store codes only (repeatable)' })
+          .option('id', { type: 'number', array: true, describe: 'these parked changes only (repeatable); default: every parked change' }),
+      handle(async (a: RetryArgs) => (await parkedCommands()).retryCommand(a)),
+    )
+    .command(
+      'discard',
+      'give parked changes up: they are never applied and stay recorded with who and why',
+      (y) =>
+        y
+          .option('id', { type: 'number', array: true, demandOption: true, describe: 'the parked changes to discard (repeatable)' })
+          .option('reason', { type: 'string', demandOption: true, describe: 'why, kept with the change' })
+          .option('by', { type: 'string', describe: 'who discards them (default: user@host)' }),
+      handle(async (a: DiscardArgs) => (await parkedCommands()).discardCommand(a)),
     )
     .command(
       'demo',

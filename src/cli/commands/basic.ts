@@ -177,7 +177,7 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
   }
   out(
     table(
-      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'LAST APPLY', 'LAST ERROR'],
+      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'LAST APPLY', 'LAST ERROR'],
       rows.map((r) => [
         r.store,
         r.storeReachable ? r.state : `${r.state} (store unreachable)`,
@@ -187,11 +187,15 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
         formatBytes(r.walRetainedBytes),
         String(r.txnsApplied),
         String(r.rowsApplied),
+        String(r.parked),
         formatAgo(r.lastApplyAt),
         r.lastError ? `${r.lastError.code} ${formatAgo(r.lastError.at)}` : '-',
       ]),
     ),
   );
   for (const r of rows) if (r.lastError) out(`${r.store}: ${r.lastError.message}\n`);
+  const parked = rows.filter((r) => r.parked > 0);
+  if (parked.length)
+    out(`${parked.map((r) => `${r.store}: ${r.parked} parked`).join(', ')}; \`branchline parked\` lists ${parked.length === 1 && parked[0]!.parked === 1 ? 'it' : 'them'} and why.\n`);
   return EXIT.ok;
 }
