@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Lsn } from '../src/core/lsn.js';
 import { RETAIL_EXAMPLE_DIR } from '../src/demo/retail-example.js';
 import { AgentProcess, CLI, runCli } from './support/agent-process.js';
+import { assertNoStack, show, type CliResult } from './support/cli-output.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { createWorld, eventually, type World } from './support/world.js';
 
@@ -16,8 +17,6 @@ import { createWorld, eventually, type World } from './support/world.js';
  * exit code, and what it prints. Every message is checked word for word,
  * with its file:line:column; no user error may print a stack trace.
  */
-
-type CliResult = { code: number | null; stdout: string; stderr: string };
 
 const ROOT = path.resolve(path.dirname(CLI), '../..');
 
@@ -37,21 +36,6 @@ async function runCliWithin(ms: number, args: readonly string[], env: NodeJS.Pro
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
   return { code, stdout, stderr, timedOut };
-}
-
-/** A user error is sentences: no stack trace, no "internal error". */
-function assertNoStack(r: CliResult): void {
-  for (const [name, text] of [
-    ['stdout', r.stdout],
-    ['stderr', r.stderr],
-  ] as const) {
-    assert.doesNotMatch(text, /^\s+at /m, `${name} has a stack trace:\n${text}`);
-    assert.doesNotMatch(text, /internal error/, `${name} reports an internal error:\n${text}`);
-  }
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 }
 
 /** A port on this machine that nobody listens on. */
@@ -196,11 +180,11 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
     it('the example ERP: exit 0, how many files, valid against HQ and which stores', async () => {
       const r = await runCli(['validate', '--config', world.configFile]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '8 mapping files are valid against HQ and stores S001, S002.\n');
+      assert.equal(r.stdout, '9 mapping files are valid against HQ and stores S001, S002.\n');
       assert.equal(r.stderr, '');
       const one = await runCli(['validate', '--config', world.configFile, '--store', 'S002']);
       assert.equal(one.code, 0, show(one));
-      assert.equal(one.stdout, '8 mapping files are valid against HQ and store S002.\n');
+      assert.equal(one.stdout, '9 mapping files are valid against HQ and store S002.\n');
     });
 
     it('--store naming a store that is not configured: exit 2, BL-C005', async () => {
@@ -437,7 +421,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       );
       const r = await runCliWithin(60_000, ['validate', '--config', file]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '8 mapping files are valid against HQ and store S001.\n');
+      assert.equal(r.stdout, '9 mapping files are valid against HQ and store S001.\n');
       assert.equal(
         r.stderr,
         `warning: store S009 (BL-D001 cannot reach the store S009 database at 127.0.0.1:${port}/erp: connect ECONNREFUSED 127.0.0.1:${port}. ` +
@@ -448,7 +432,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // Only that store: nothing could be checked at a store, exit 3.
       const only = await runCliWithin(60_000, ['validate', '--config', file, '--store', 'S009']);
       assert.equal(only.code, 3, show(only));
-      assert.equal(only.stdout, '8 mapping files are valid against HQ.\n');
+      assert.equal(only.stdout, '9 mapping files are valid against HQ.\n');
       assert.ok(!only.stderr.includes(PASSWORD));
     });
   });
@@ -542,6 +526,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       'lastApplyAt',
       'lastError',
       'lastSourceCommitAt',
+      'parked',
       'position',
       'rowsApplied',
       'slotState',
@@ -627,18 +612,18 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       const lines = text.stdout.trimEnd().split('\n');
       assert.equal(lines.length, 3, text.stdout);
       const cells = lines.map((l) => l.split(/\s{2,}/));
-      assert.deepEqual(cells[0], ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'LAST APPLY', 'LAST ERROR']);
+      assert.deepEqual(cells[0], ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'LAST APPLY', 'LAST ERROR']);
       for (const [i, store, txns, rowsApplied] of [
         [1, 'S101', '5', '21'],
         [2, 'S102', '1', '5'],
       ] as const) {
         const c = cells[i]!;
-        assert.equal(c.length, 10, lines[i]);
-        assert.deepEqual([c[0], c[1], c[2], c[6], c[7], c[9]], [store, 'streaming', (await applied(store))!.position, txns, rowsApplied, '-']);
+        assert.equal(c.length, 11, lines[i]);
+        assert.deepEqual([c[0], c[1], c[2], c[6], c[7], c[8], c[10]], [store, 'streaming', (await applied(store))!.position, txns, rowsApplied, '0', '-']);
         assert.match(c[3]!, /^\d+\.\ds$/);
         assert.match(c[4]!, /^\d+(\.\d)? (B|kB|MB)$/);
         assert.match(c[5]!, /^\d+(\.\d)? (B|kB|MB)$/);
-        assert.match(c[8]!, /^\d+(\.\d)?s ago$/);
+        assert.match(c[9]!, /^\d+(\.\d)?s ago$/);
       }
     });
 
@@ -675,9 +660,9 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       );
       assert.equal(r.stderr, '');
       assert.deepEqual((await readdir(dir)).sort(), ['branchline.yml', 'mappings']);
-      const examples = (await readdir(RETAIL_EXAMPLE_DIR)).filter((f) => f.endsWith('.yml')).sort();
-      assert.equal(examples.length, 8);
-      assert.deepEqual((await readdir(path.join(dir, 'mappings'))).sort(), examples, 'the mapping files only (no .sql, no README)');
+      const examples = (await readdir(RETAIL_EXAMPLE_DIR)).filter((f) => f.endsWith('.yml') || f.endsWith('.csv')).sort();
+      assert.equal(examples.length, 11, 'nine mapping files, entities.yml and associations.csv');
+      assert.deepEqual((await readdir(path.join(dir, 'mappings'))).sort(), examples, 'the mapping files, entities and associations only (no .sql, no README)');
       for (const f of examples) assert.equal(await readFile(path.join(dir, 'mappings', f), 'utf8'), await readFile(path.join(RETAIL_EXAMPLE_DIR, f), 'utf8'), f);
       const text = await readFile(file, 'utf8');
       assert.match(text, /^hq:\n {2}url: \$\{BRANCHLINE_HQ_URL\}$/m);
@@ -687,7 +672,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // The written configuration works as it is, once the two variables are set.
       const valid = await runCli(['validate', '--config', file], { BRANCHLINE_HQ_URL: world.hq.url, BRANCHLINE_S001_URL: world.stores[0]!.url });
       assert.equal(valid.code, 0, show(valid));
-      assert.equal(valid.stdout, '8 mapping files are valid against HQ and store S001.\n');
+      assert.equal(valid.stdout, '9 mapping files are valid against HQ and store S001.\n');
 
       // A second init does not overwrite it.
       await writeFile(file, text + '# edited by hand\n');

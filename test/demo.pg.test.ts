@@ -21,7 +21,7 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
   for (const code of ['S001', 'S002']) assert.match(out, new RegExp(`  ${code}  streaming  store txns +\\d+  HQ txns +\\d+  rows +\\d+  lag \\d+\\.\\d+s  behind `));
   // The final comparison: every table of both stores, nothing missing or extra.
   const rows = out.split('\n').filter((l) => /^S00[12] +public\./.test(l));
-  assert.equal(rows.length, 16, out); // 8 mappings x 2 stores
+  assert.equal(rows.length, 18, out); // 9 mappings x 2 stores
   for (const row of rows) {
     const cells = row.trim().split(/\s{2,}/);
     assert.equal(cells[4], '0', `missing at HQ: ${row}`);
@@ -34,6 +34,11 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
     }
   }
   assert.ok(rows.some((row) => row.includes('public.sale ->') && Number(row.trim().split(/\s{2,}/)[2]) > 0), 'sales were made');
-  assert.match(out, /HQ holds exactly what both stores hold: \d+ rows in 8 tables per store\./);
+  assert.match(out, /HQ holds exactly what both stores hold: \d+ rows in 9 tables per store\./);
+  // The association story: a new HQ key for a store's customer; a receivable parked for its cost center, applied after `associate`.
+  assert.match(out, /customer \d+ registered at S001 arrived at HQ as customer (\d+) \(S001-C\d+\): a new HQ id, allocated from customer_id_seq/);
+  assert.match(out, /receivable DEMO-S001-1 uses cost center CC-09, which nobody associated: parked #\d+ \(BL-M021\)/);
+  assert.match(out, /the agent retried it on its own: receivable DEMO-S001-1 is at HQ with cost center 109; nothing parked/);
+  assert.match(out, /The daily sales totals \(daily_product_sales, \d+ rows\) equal the sum of each store's fiscal coupon items/);
   assert.equal(existsSync(dir!), false, `the demo left ${dir} behind`);
 });

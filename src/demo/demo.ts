@@ -12,7 +12,8 @@ import { createLogger } from '../core/logger.js';
 import { EmbeddedServer } from '../embedded/pg-server.js';
 import { compareStore, inStep, type TableComparison } from '../verify/compare.js';
 import { EXIT, formatBytes, table } from '../cli/output.js';
-import { hqSchemaSql, RETAIL_EXAMPLE_DIR, storeSchemaSql } from './retail-example.js';
+import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchemaSql } from './retail-example.js';
+import { associationStory } from './associations-story.js';
 import { RetailWorkload } from './workload.js';
 
 export interface DemoOptions {
@@ -94,6 +95,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const reports = await install(config, config.stores, logger);
     say('  installed:');
     for (const r of reports) for (const a of r.actions) say(`    ${r.database}: ${a}`);
+    await importExampleAssociations(hqUrl, STORES.map((s) => s.code));
+    say(`  associated the stores' cost centers CC-01, CC-02, CC-03 with HQ's 100, 101, 102 (${path.join(path.basename(RETAIL_EXAMPLE_DIR), 'associations.csv')})`);
 
     const workloads = STORES.map((s, i) => {
       const pool = new pg.Pool({ connectionString: storeUrls[i], max: 2 });
@@ -140,6 +143,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     clearInterval(ticker);
     await printStatus();
 
+    const hqPool = new pg.Pool({ connectionString: hqUrl, max: 2 });
+    hqPool.on('error', () => undefined);
+    pools.push(hqPool);
+    await associationStory({ storeCode: STORES[0].code, store: pools[0]!, hq: hqPool, workload: workloads[0]! });
+
     say('\nstores stopped selling; waiting for HQ to catch up and comparing every table...');
     const files = await loadMappings(config);
     const hqCatalog = await readCatalog(hqUrl, 'HQ', tablesOf(files).targets);
@@ -166,6 +174,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       });
     }
     say(`HQ holds exactly what both stores hold: ${results.flat().reduce((n, r) => n + r.targetRows, 0)} rows in ${results[0]!.length} tables per store.`);
+    const totals = results.flat().filter((r) => r.target.endsWith('daily_product_sales'));
+    say(`The daily sales totals (daily_product_sales, ${totals.reduce((n, r) => n + r.targetRows, 0)} rows) equal the sum of each store's fiscal coupon items, cancelled coupons taken out.`);
 
     if (options.keep) {
       say('\n--keep: everything stays up until Ctrl-C.');

@@ -45,3 +45,28 @@ export const UP_TABLES = [
 ] as const;
 
 export type UpTable = (typeof UP_TABLES)[number];
+
+/**
+ * The example's manual associations (`associations.csv`: the stores' cost
+ * center codes and HQ's ids), set for each of `storeCodes` at HQ, as
+ * `branchline associate --import` would. Needs `install` first.
+ */
+export async function importExampleAssociations(hqUrl: string, storeCodes: readonly string[]): Promise<void> {
+  const { connect } = await import('../db/connect.js');
+  const { insertAssociations } = await import('../associate/association-store.js');
+  const lines = (await readFile(path.join(RETAIL_EXAMPLE_DIR, 'associations.csv'), 'utf8')).split(/\r?\n/).filter((l) => l.trim() !== '');
+  const rows = lines.slice(1).map((l) => l.split(','));
+  const db = await connect(hqUrl, { role: 'HQ', applicationName: 'branchline-example' });
+  try {
+    for (const storeCode of storeCodes) {
+      await insertAssociations(
+        db,
+        rows.map(([entity, branchCode, hqKey]) => ({ storeCode, entity: entity!, branchCode: branchCode!, hqKey: hqKey! })),
+        'import',
+        'retail example',
+      );
+    }
+  } finally {
+    await db.end();
+  }
+}

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { install } from '../../src/agent/install.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { hqSchemaSql, RETAIL_EXAMPLE_DIR, storeSchemaSql } from '../../src/demo/retail-example.js';
+import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchemaSql } from '../../src/demo/retail-example.js';
 import { RetailWorkload } from '../../src/demo/workload.js';
 import type { TestServer } from './pg.js';
 
@@ -97,7 +97,11 @@ export async function createWorld(options: WorldOptions): Promise<World> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-  if (options.install ?? true) await install(await world.config(), (await world.config()).stores, silentLogger());
+  if (options.install ?? true) {
+    await install(await world.config(), (await world.config()).stores, silentLogger());
+    // The example's cost centers are associated by a person; without it its receivables park.
+    if (!options.hqSql && !options.mappingsDir) await importExampleAssociations(options.hqServer.url(hqDb), options.stores);
+  }
   if (options.setup ?? !options.storeSql) await Promise.all(stores.map((s) => s.workload.setup({ products: 100, customers: 5 })));
   return world;
 }
