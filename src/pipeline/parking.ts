@@ -88,15 +88,16 @@ export function parkRecord(
  */
 export class ParkedRows {
   private readonly rows = new Map<string, Set<string>>();
+  private count = 0;
 
+  /** How many row keys are held (read per change on the hot path: kept, not counted). */
   get size(): number {
-    let n = 0;
-    for (const s of this.rows.values()) n += s.size;
-    return n;
+    return this.count;
   }
 
   clear(): void {
     this.rows.clear();
+    this.count = 0;
   }
 
   add(mapping: string, rowKeys: readonly string[]): void {
@@ -105,7 +106,11 @@ export class ParkedRows {
       s = new Set();
       this.rows.set(mapping, s);
     }
-    for (const k of rowKeys) s.add(k);
+    for (const k of rowKeys) {
+      if (s.has(k)) continue;
+      s.add(k);
+      this.count++;
+    }
   }
 
   has(mapping: string, rowKey: string): boolean {
