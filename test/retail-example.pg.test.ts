@@ -47,6 +47,15 @@ describe('the retail example mappings', { timeout: 120_000 }, () => {
     await eventually('R-1 marked deleted at HQ', async () => (await hq<{ d: boolean }>(`SELECT deleted_at IS NOT NULL AS d FROM store_receivable WHERE receivable_id = 1`))[0]?.d === true);
     assert.deepEqual(await hq(`SELECT name FROM customer`), [{ name: 'Maria Souza' }]);
 
+    // on_delete: ignore: HQ keeps a Z closing the store deletes, and counts the delete.
+    const ignored = async () => Number((await hq<{ n: string }>(`SELECT changes_ignored::text AS n FROM branchline.pipelines`))[0]?.n ?? 0);
+    await store(`INSERT INTO z_closing (id, till, business_day, coupon_count, gross_total, cancelled_total) VALUES (1, 1, CURRENT_DATE, 10, 500.00, 20.00)`);
+    await eventually('the Z closing at HQ', async () => (await hq(`SELECT 1 FROM store_z_closing WHERE z_closing_id = 1`)).length === 1);
+    const before = await ignored();
+    await store(`DELETE FROM z_closing WHERE id = 1`);
+    await eventually('the delete counted', async () => (await ignored()) === before + 1);
+    assert.equal((await hq(`SELECT 1 FROM store_z_closing WHERE z_closing_id = 1`)).length, 1, 'HQ keeps it');
+
     await hq(`INSERT INTO branchline.associations (store_code, entity, branch_code, hq_key, origin) VALUES ('S001', 'cost_center', 'CC-09', '109', 'manual')`);
     await eventually('R-2 at HQ', async () => (await hq<{ cost_center_id: number }>(`SELECT cost_center_id FROM store_receivable WHERE receivable_id = 2`))[0]?.cost_center_id === 109, 20_000);
   });

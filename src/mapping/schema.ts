@@ -40,7 +40,7 @@ export const MappingFileSchema = Type.Object(
     columns: Type.Record(Type.String({ minLength: 1 }), Expression, {
       minProperties: 1,
       description:
-        'Target column -> expression over the source row. In an aggregate mapping, every column that is not a key column is sum(expression) or count().',
+        'Target column -> expression over the source row. associate(entity, code) writes HQ\'s key for a store\'s code (entities are declared in entities.yml). In an aggregate mapping, every column that is not a key column is sum(expression) or count().',
     }),
     filter: Type.Optional(
       Type.Unsafe<string | boolean>({
