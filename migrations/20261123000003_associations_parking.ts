@@ -34,6 +34,7 @@ export async function up(knex: Knex): Promise<void> {
     t.text('entity').comment('BL-M021: the entity whose association is missing');
     t.text('branch_code').comment("BL-M021: the store's code that is not associated");
     t.jsonb('change').notNullable().comment('the source change: op, table, before, after');
+    t.text('source_position').comment("the source transaction's commit position (store LSN)");
     t.bigInteger('source_xid');
     t.timestamp('source_commit_time', { useTz: true });
     t.timestamp('parked_at', { useTz: true }).notNullable().defaultTo(knex.raw('clock_timestamp()'));

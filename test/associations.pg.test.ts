@@ -120,6 +120,13 @@ describe('ID association and parking', { timeout: 120_000 }, () => {
         ['BL-P006', null, null, 'update', ['["S1","10"]']],
       ],
     );
+    // Where each came from at the store: its transaction and that transaction's commit position (LSN).
+    const sources = (await hq<{ source_position: string | null; source_xid: string | null }>(`SELECT source_position, source_xid::text FROM branchline.parked ORDER BY id`)).rows;
+    for (const s of sources) {
+      assert.match(s.source_position ?? '', /^[0-9A-F]+\/[0-9A-F]+$/, 'an LSN');
+      assert.match(s.source_xid ?? '', /^\d+$/);
+    }
+    assert.notEqual(sources[0]!.source_position, sources[1]!.source_position, 'two store transactions, two positions');
     const counted = (await hq<{ n: string }>(`SELECT changes_parked::text AS n FROM branchline.pipelines`)).rows[0]!.n;
     assert.equal(counted, '2');
   });
@@ -181,5 +188,31 @@ describe('ID association and parking', { timeout: 120_000 }, () => {
     await hq(`UPDATE branchline.parked SET retry_requested_at = now() WHERE status = 'parked' AND reason_code = 'BL-A004'`);
     await eventually('doc 31 applied', async () => (await hq<{ ref_no: number }>(`SELECT ref_no FROM h_doc WHERE id = 31`)).rows[0]?.ref_no === 4, 20_000);
     assert.deepEqual((await parked()).filter((r) => r.status === 'parked'), []);
+  });
+
+  it('a TRUNCATE at the store supersedes the parked changes of that table: discarded by branchline, never applied', async () => {
+    await store(`INSERT INTO doc VALUES (40, 1, 'CC-55', 'open', NULL)`);
+    await eventually('doc 40 parked', async () => (await parked()).some((r) => r.status === 'parked' && r.branch_code === 'CC-55'));
+    await store(`TRUNCATE doc`);
+    await eventually('the store\'s docs gone from HQ', async () => (await hq(`SELECT 1 FROM h_doc WHERE store_code = 'S1'`)).rows.length === 0);
+    const [gone] = (await hq<{ status: string; discarded_by: string; discard_reason: string }>(
+      `SELECT status, discarded_by, discard_reason FROM branchline.parked WHERE branch_code = 'CC-55'`,
+    )).rows;
+    assert.equal(gone?.status, 'discarded');
+    assert.equal(gone?.discarded_by, 'branchline');
+    assert.match(gone?.discard_reason ?? '', /^the store truncated public\.doc after this change \(store transaction \d+\)\.$/);
+    const db = await connect(env.world.hq.url, { role: 'HQ' });
+    try {
+      await db.query(`INSERT INTO cost_center VALUES (102)`);
+      const outcome = await insertAssociations(db, [{ storeCode: 'S1', entity: 'cost_center', branchCode: 'CC-55', hqKey: '102' }], 'manual', 'test');
+      assert.deepEqual(outcome, [{ kind: 'created' }]);
+    } finally {
+      await db.end();
+    }
+    // A new row after the truncate goes through; the superseded one never comes back.
+    await store(`INSERT INTO doc VALUES (41, 1, 'CC-55', 'open', NULL)`);
+    await eventually('doc 41 at HQ', async () => (await hq(`SELECT 1 FROM h_doc WHERE id = 41`)).rows.length === 1);
+    await new Promise((r) => setTimeout(r, 2_500)); // a retry check passes
+    assert.deepEqual((await hq<{ id: number }>(`SELECT id FROM h_doc WHERE store_code = 'S1' ORDER BY id`)).rows, [{ id: 41 }]);
   });
 });

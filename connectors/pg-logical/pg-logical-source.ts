@@ -290,7 +290,8 @@ class PgLogicalStream implements SourceStream<Lsn> {
         // where the last applied one ended.
         const commitStart = msg.commitLsn ? Lsn.parse(msg.commitLsn) : null;
         this.skipping = this.after !== null && commitStart !== null && commitStart.isBefore(this.after);
-        if (!this.skipping) this.push({ kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) });
+        if (!this.skipping)
+          this.push(commitStart ? { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime), commitPosition: commitStart } : { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) });
         return;
       }
       case 'origin':

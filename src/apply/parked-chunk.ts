@@ -4,9 +4,10 @@ import { behindReason, changeJson, missingReason, parkRecord, rowKeyText, type C
 
 /** Writing parked changes at HQ, and taking a chunk's unresolved changes out of it. */
 
-export const PARK_SQL = `INSERT INTO branchline.parked (pipeline, store_code, mapping, target_table, row_keys, reason_code, reason, entity, branch_code, change, source_xid, source_commit_time)
+export const PARK_SQL = `INSERT INTO branchline.parked (pipeline, store_code, mapping, target_table, row_keys, reason_code, reason, entity, branch_code, change,
+                                 source_position, source_xid, source_commit_time)
   SELECT $1, $2, e.v->>'mapping', e.v->>'target_table', ARRAY(SELECT jsonb_array_elements_text(e.v->'row_keys')), e.v->>'reason_code', e.v->>'reason',
-         e.v->>'entity', e.v->>'branch_code', e.v->'change', (e.v->>'source_xid')::bigint, (e.v->>'source_commit_time')::timestamptz
+         e.v->>'entity', e.v->>'branch_code', e.v->'change', e.v->>'source_position', (e.v->>'source_xid')::bigint, (e.v->>'source_commit_time')::timestamptz
     FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, n)
    ORDER BY e.n`;
 
@@ -17,7 +18,7 @@ export function parksJson(parks: readonly ParkRecord[]): string {
       (r) =>
         `{"mapping":${JSON.stringify(r.mapping)},"target_table":${JSON.stringify(`${r.target.schema}.${r.target.table}`)},"row_keys":${JSON.stringify(r.rowKeys)},` +
         `"reason_code":${JSON.stringify(r.reasonCode)},"reason":${JSON.stringify(r.reason)},"entity":${JSON.stringify(r.entity)},"branch_code":${JSON.stringify(r.branchCode)},` +
-        `"change":${changeJson(r.change)},"source_xid":${r.xid ?? 'null'},"source_commit_time":${r.commitTime ? JSON.stringify(r.commitTime.toISOString()) : 'null'}}`,
+        `"change":${changeJson(r.change)},"source_position":${JSON.stringify(r.position)},"source_xid":${r.xid ?? 'null'},"source_commit_time":${r.commitTime ? JSON.stringify(r.commitTime.toISOString()) : 'null'}}`,
     )
     .join(',')}]`;
 }

@@ -50,6 +50,8 @@ export interface ChunkExtras {
   readonly origins?: readonly (ChangeOrigin | undefined)[];
   /** Changes the pipeline parked while mapping (an expression failed, an earlier change of the row is parked). */
   readonly parks?: readonly ParkRecord[];
+  /** Mappings whose parked changes a TRUNCATE supersedes: discarded (by branchline, with the reason) before this chunk runs. */
+  readonly supersede?: readonly { mapping: string; reason: string }[];
 }
 
 /** Advisory lock namespace for pipelines (the first int of the two-int form). */
@@ -168,6 +170,18 @@ export class PgSink {
    * error surfaces at the next call.
    */
   async apply(ops: readonly TargetOp[], mode: PlanMode, extras: ChunkExtras = {}): Promise<ParkRecord[]> {
+    if (extras.supersede && extras.supersede.length > 0) {
+      await this.drain();
+      await this.begin();
+      for (const s of extras.supersede)
+        await this.db
+          .query(
+            `UPDATE branchline.parked SET status = 'discarded', discarded_at = clock_timestamp(), discarded_by = 'branchline', discard_reason = $3
+              WHERE pipeline = $1 AND mapping = $2 AND status = 'parked'`,
+            [this.options.pipeline.name, s.mapping, s.reason],
+          )
+          .catch((e: unknown) => Promise.reject(this.mapError(e)));
+    }
     if (mode === 'ordered' && extras.origins && ops.length > 0) return this.applyEach(ops, extras.origins, extras.parks ?? []);
     let parks: ParkRecord[] = extras.parks ? [...extras.parks] : [];
     const resolver = this.options.associations;

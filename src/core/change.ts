@@ -41,7 +41,13 @@ export type RowChange =
 
 /** One message of a source's stream: transactions arrive whole and in commit order. */
 export type SourceMessage<P> =
-  | { readonly kind: 'begin'; readonly xid: number; readonly commitTime: Date }
+  | {
+      readonly kind: 'begin';
+      readonly xid: number;
+      readonly commitTime: Date;
+      /** Where the transaction's commit is in the source's log, when the source knows it at begin (pgoutput does): how a parked change names its source position. */
+      readonly commitPosition?: P;
+    }
   | { readonly kind: 'change'; readonly change: RowChange }
   | {
       readonly kind: 'commit';

@@ -11,6 +11,8 @@ export interface ChangeOrigin {
   readonly change: MappedChange;
   readonly xid: number | null;
   readonly commitTime: Date | null;
+  /** The source transaction's commit position, formatted (e.g. a store LSN). */
+  readonly position?: string | null;
 }
 
 /**
@@ -30,6 +32,7 @@ export interface ParkRecord {
   readonly change: MappedChange;
   readonly xid: number | null;
   readonly commitTime: Date | null;
+  readonly position: string | null;
   /** Where in its chunk the change was (index of its first operation): parks of one chunk are written in this order. */
   readonly at: number;
 }
@@ -78,6 +81,7 @@ export function parkRecord(
     change: origin.change,
     xid: origin.xid,
     commitTime: origin.commitTime,
+    position: origin.position ?? null,
     at,
   };
 }
@@ -111,6 +115,19 @@ export class ParkedRows {
       s.add(k);
       this.count++;
     }
+  }
+
+  /** Whether some row of `mapping` is held. */
+  holds(mapping: string): boolean {
+    return (this.rows.get(mapping)?.size ?? 0) > 0;
+  }
+
+  /** Holds no row of `mapping` any more (its parked changes were superseded). */
+  release(mapping: string): void {
+    const s = this.rows.get(mapping);
+    if (!s) return;
+    this.count -= s.size;
+    this.rows.delete(mapping);
   }
 
   has(mapping: string, rowKey: string): boolean {

@@ -5,6 +5,7 @@ import type { Source, SourceStream } from '../core/source.js';
 import type { TargetOp } from '../core/target-op.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import type { ErrorCode } from '../core/errors.js';
+import { formatTable } from '../core/change.js';
 import { ApplyRejected, type PgSink, type PipelineIdentity } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
 import { Backoff } from './backoff.js';
@@ -190,7 +191,8 @@ export class Pipeline<P> {
       // origins[i]: where chunk[i] came from, for operations that may have to be parked (associations).
       let origins: (ChangeOrigin | undefined)[] = [];
       let parks: ParkRecord[] = [];
-      let txn: { xid: number; commitTime: Date } | null = null;
+      let supersede: { mapping: string; reason: string }[] = [];
+      let txn: { xid: number; commitTime: Date; position: string | null } | null = null;
       let inTxn = false;
       let batchStarted = 0; // ms; 0 = no open batch
       let batchTxns = 0;
@@ -199,13 +201,14 @@ export class Pipeline<P> {
       let lastStatusAt = Date.now();
 
       const flushChunk = async () => {
-        if (chunk.length === 0 && parks.length === 0) return;
+        if (chunk.length === 0 && parks.length === 0 && supersede.length === 0) return;
         if (!releaseGate && gate) releaseGate = await gate.acquire();
         const ops = chunk;
-        const extras = { origins, parks };
+        const extras = { origins, parks, supersede };
         chunk = [];
         origins = [];
         parks = [];
+        supersede = [];
         const parked = await sink.apply(ops, mode, extras);
         for (const r of parked) this.parked.add(r.mapping, r.rowKeys);
         this.parkedRecords += parked.length;
@@ -217,7 +220,7 @@ export class Pipeline<P> {
 
       /** Parks the change through `m` instead of mapping it; it is written with the next chunk. */
       const park = (m: CompiledMapping, change: MappedChange, rowKeys: string[], why: { code: ErrorCode; message: string }) => {
-        parks.push(parkRecord({ mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null }, rowKeys, why, chunk.length));
+        parks.push(parkRecord({ mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null, position: txn?.position ?? null }, rowKeys, why, chunk.length));
         this.parked.add(m.name, rowKeys);
       };
 
@@ -309,11 +312,19 @@ export class Pipeline<P> {
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
               context.commitTime = msg.commitTime;
-              txn = { xid: msg.xid, commitTime: msg.commitTime };
+              txn = { xid: msg.xid, commitTime: msg.commitTime, position: msg.commitPosition === undefined ? null : codec.format(msg.commitPosition) };
               break;
             case 'change': {
               const change = msg.change;
               if (change.op === 'truncate') {
+                // Parked changes of a truncated table would bring back rows the store
+                // removed: the truncate supersedes them (discarded, with that reason).
+                const superseded = change.tables.flatMap((t) => mappings.forSource(t)).filter((m) => this.parked.holds(m.name));
+                if (superseded.length > 0) {
+                  await flushChunk();
+                  supersede = superseded.map((m) => ({ mapping: m.name, reason: `the store truncated ${formatTable(m.source)} after this change (store transaction ${txn?.xid ?? '?'}).` }));
+                  for (const m of superseded) this.parked.release(m.name);
+                }
                 for (const t of change.tables) for (const m of mappings.forSource(t)) for (const op of m.mapTruncate(context)) chunk.push(op);
               } else {
                 const ms = mappings.forSource(change.table);
@@ -338,7 +349,7 @@ export class Pipeline<P> {
                   // Where an operation came from, for those that may be parked: associations,
                   // and every change while a batch is redone change by change.
                   if (m.associates || mode === 'ordered') {
-                    const origin: ChangeOrigin = { mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null };
+                    const origin: ChangeOrigin = { mapping: m, change, xid: txn?.xid ?? null, commitTime: txn?.commitTime ?? null, position: txn?.position ?? null };
                     for (let j = 0; j < ops.length; j++) {
                       origins[chunk.length] = origin;
                       chunk.push(ops[j]!);

@@ -29,6 +29,7 @@ interface ParkedRow {
   entity: string | null;
   branch_code: string | null;
   change: unknown;
+  source_position: string | null;
   source_xid: string | null;
   source_commit_time: Date | null;
   parked_at: Date;
@@ -51,7 +52,7 @@ export async function parkedCommand(args: ParkedArgs): Promise<number> {
     (
       await db.query<ParkedRow>(
         `SELECT id, pipeline, store_code, mapping, target_table, change->>'op' AS op, reason_code, reason, entity, branch_code, change,
-                source_xid, source_commit_time, parked_at, attempts, last_attempt_at, retry_requested_at,
+                source_position, source_xid, source_commit_time, parked_at, attempts, last_attempt_at, retry_requested_at,
                 status, discarded_at, discarded_by, discard_reason
            FROM branchline.parked
           WHERE ($1::boolean OR status = 'parked') AND ($2::text[] IS NULL OR store_code = ANY($2::text[]))
@@ -79,6 +80,7 @@ export async function parkedCommand(args: ParkedArgs): Promise<number> {
           attempts: r.attempts,
           lastAttemptAt: iso(r.last_attempt_at),
           retryRequestedAt: iso(r.retry_requested_at),
+          sourcePosition: r.source_position,
           sourceXid: r.source_xid === null ? null : Number(r.source_xid),
           sourceCommitTime: iso(r.source_commit_time),
           discardedAt: iso(r.discarded_at),
@@ -115,7 +117,8 @@ export async function parkedCommand(args: ParkedArgs): Promise<number> {
   );
   out('\n');
   for (const r of rows) {
-    out(`${r.id}: ${r.reason}${r.retry_requested_at && r.status === 'parked' ? ` (retry requested ${formatAgo(r.retry_requested_at.toISOString())})` : ''}\n`);
+    const at = r.source_position ? ` (store transaction ${r.source_xid ?? '?'}, committed at ${r.source_position})` : '';
+    out(`${r.id}: ${r.reason}${at}${r.retry_requested_at && r.status === 'parked' ? ` (retry requested ${formatAgo(r.retry_requested_at.toISOString())})` : ''}\n`);
     if (r.status === 'discarded')
       out(`${r.id}: discarded ${formatAgo(iso(r.discarded_at))} by ${r.discarded_by ?? '-'}: ${r.discard_reason ?? '-'}\n`);
   }
