@@ -221,3 +221,41 @@ describe('parking a chunk', () => {
     assert.equal(rows.touched(m, { op: 'delete', table: DOC, before: { id: '1' } }, { storeCode: 'S2' }), null, "another store's row 1 is another row");
   });
 });
+
+describe('a cycle of foreign keys among target tables (BL-M022)', () => {
+  const src = () =>
+    catalog(
+      table('a', [col('id', 'integer', { notNull: true }), col('b_id', 'integer')], { primaryKey: ['id'] }),
+      table('b', [col('id', 'integer', { notNull: true }), col('a_id', 'integer')], { primaryKey: ['id'] }),
+    );
+  const target = (deferrable: boolean) =>
+    catalog(
+      table('h_a', [col('id', 'integer', { notNull: true }), col('b_id', 'integer'), col('parent', 'integer')], {
+        primaryKey: ['id'],
+        foreignKeys: [
+          { name: 'h_a_b_fkey', columns: ['b_id'], references: 'h_b', referencedColumns: ['id'] },
+          { name: 'h_a_parent_fkey', columns: ['parent'], references: 'h_a', referencedColumns: ['id'] },
+        ],
+      }),
+      table('h_b', [col('id', 'integer', { notNull: true }), col('a_id', 'integer')], {
+        primaryKey: ['id'],
+        foreignKeys: [{ name: 'h_b_a_fkey', columns: ['a_id'], references: 'h_a', referencedColumns: ['id'], deferrable }],
+      }),
+    );
+  const files = () => [
+    parseMappingFile('mappings/a.yml', 'source: a\ntarget: h_a\ncolumns:\n  id: id\n  b_id: b_id\n').file!,
+    parseMappingFile('mappings/b.yml', 'source: b\ntarget: h_b\ncolumns:\n  id: id\n  a_id: a_id\n').file!,
+  ];
+
+  test('two targets referencing each other through foreign keys HQ checks at once are reported at the second file', () => {
+    assert.deepEqual(validateMappings(files(), { source: src(), target: target(false) }).map(formatProblem), [
+      'mappings/b.yml:2:9: BL-M022 target tables public.h_a, public.h_b reference each other at HQ through foreign keys that are checked at once (h_a_b_fkey, h_b_a_fkey), a cycle: their rows cannot always be written parents first. Make one of those foreign keys DEFERRABLE INITIALLY DEFERRED at HQ (ALTER TABLE ... ALTER CONSTRAINT h_b_a_fkey DEFERRABLE INITIALLY DEFERRED), or set apply.session_replication_role: replica, or leave one of the tables out of the mappings.',
+    ]);
+  });
+
+  test('no problem when one of them is deferrable, a table references itself, or HQ does not check foreign keys (replica)', () => {
+    assert.deepEqual(validateMappings(files(), { source: src(), target: target(true) }), []);
+    assert.deepEqual(validateMappings(files(), { source: src(), target: target(false), foreignKeysChecked: false }), []);
+    assert.doesNotThrow(() => compileMappings(files(), { source: src(), target: target(false) }), 'compiling leaves the check to validate');
+  });
+});

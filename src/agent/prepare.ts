@@ -17,12 +17,14 @@ export interface MappingFiles {
   readonly problems: readonly Problem[];
   /** entities.yml: what associate(...) may name. */
   readonly entities: EntitySet;
+  /** HQ checks the foreign keys of applied rows (not apply.session_replication_role: replica); default true. */
+  readonly foreignKeysChecked?: boolean;
 }
 
 /** Reads every mapping file (no database needed). Never throws for problems in the files. */
 export async function loadMappings(config: Config): Promise<MappingFiles> {
   const { files, problems, entities } = await loadMappingDir(config.mappingsDir);
-  return { dir: config.mappingsDir, files, problems, entities };
+  return { dir: config.mappingsDir, files, problems, entities, foreignKeysChecked: config.apply.sessionReplicationRole !== 'replica' };
 }
 
 /** Throws the syntax and schema problems, if any (when nothing more can be checked). */
@@ -61,6 +63,7 @@ export function mappingProblems(m: MappingFiles, hq: Catalog, store: Catalog | n
       targetTables: hq.all,
       entities: m.entities,
       sequences: hq.sequences,
+      foreignKeysChecked: m.foreignKeysChecked ?? true,
     }),
   ];
   return problems.sort(

@@ -47,6 +47,10 @@ export interface ColumnInfo {
 }
 
 export interface ForeignKeyInfo {
+  /** The constraint's name (absent in hand-made catalogs). */
+  readonly name?: string;
+  /** DEFERRABLE: checked at commit when deferred, so rows may come in any order within a transaction. */
+  readonly deferrable?: boolean;
   readonly columns: readonly string[];
   readonly references: TableId;
   readonly referencedColumns: readonly string[];
@@ -172,12 +176,14 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
 
   const fks = await db.query<{
     conrelid: number;
+    name: string;
+    deferrable: boolean;
     cols: string[];
     ref_schema: string;
     ref_table: string;
     ref_cols: string[];
   }>(
-    `SELECT c.conrelid::int AS conrelid,
+    `SELECT c.conrelid::int AS conrelid, c.conname AS name, c.condeferrable AS deferrable,
             array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.ord)::text[] AS cols,
             rn.nspname AS ref_schema, rc.relname AS ref_table,
@@ -228,6 +234,8 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
       foreignKeys: fks.rows
         .filter((f) => f.conrelid === rel.oid)
         .map((f) => ({
+          name: f.name,
+          deferrable: f.deferrable,
           columns: f.cols,
           references: { schema: f.ref_schema, table: f.ref_table },
           referencedColumns: f.ref_cols,

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   'BL-M019': 'aggregate source table lacks REPLICA IDENTITY FULL',
   'BL-M020': 'association to an undeclared or badly declared entity',
   'BL-M021': 'a row needs an association that does not exist yet (parked)',
+  'BL-M022': 'target tables reference each other through foreign keys HQ checks at once (a cycle)',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',

@@ -30,6 +30,8 @@ export interface MappingCatalogs {
   readonly entities?: EntitySet;
   /** HQ's sequences (`schema.name`), to check allocating entities; unchecked when absent. */
   readonly sequences?: ReadonlySet<string>;
+  /** HQ checks foreign keys of applied rows (apply.session_replication_role: origin, the default). */
+  readonly foreignKeysChecked?: boolean;
 }
 
 export interface AnalyzedColumn {
@@ -94,6 +96,7 @@ export function analyzeMappings(
     }
   }
   if (catalogs.entities) checkEntities(catalogs.entities, catalogs, problems);
+  if (catalogs.foreignKeysChecked ?? true) checkCycles(mappings, catalogs.target, problems);
   const aggregateTargets = new Map(mappings.filter((m) => m.aggregate).map((m) => [tableKey(m.file.spec.target), m.file.file]));
   for (const m of mappings) {
     const agg = aggregateTargets.get(tableKey(m.file.spec.target));
@@ -152,6 +155,54 @@ function checkEntities(entities: EntitySet, catalogs: MappingCatalogs, problems:
           hint: info ? `Its columns are: ${info.columns.map((c) => c.name).join(', ')}.` : 'Name the HQ table and column that hold the keys, e.g. references: cost_center.id.',
           location: e.location,
         });
+      }
+    }
+  }
+}
+
+/**
+ * BL-M022: target tables that reference each other through foreign keys HQ
+ * checks at once (not deferrable) cannot always be written parents first:
+ * rows of one batch may need the other table's rows first in both
+ * directions. A table referencing itself is fine (one statement writes it).
+ */
+function checkCycles(mappings: readonly AnalyzedMapping[], target: ReadonlyMap<string, TableInfo>, problems: Problem[]): void {
+  const files = new Map<string, AnalyzedMapping>(); // target -> first file writing it
+  for (const m of mappings) if (!files.has(tableKey(m.file.spec.target))) files.set(tableKey(m.file.spec.target), m);
+  const edges = new Map<string, { to: string; fk: string }[]>();
+  for (const t of files.keys()) {
+    for (const fk of target.get(t)?.foreignKeys ?? []) {
+      const to = tableKey(fk.references);
+      if (to === t || fk.deferrable || !files.has(to)) continue;
+      edges.set(t, [...(edges.get(t) ?? []), { to, fk: fk.name ?? `${t} -> ${to}` }]);
+    }
+  }
+  const reported = new Set<string>();
+  for (const start of files.keys()) {
+    // Depth-first from `start`: a path back to it is a cycle.
+    const stack: { at: string; path: { table: string; fk: string }[] }[] = [{ at: start, path: [] }];
+    const seen = new Set<string>();
+    while (stack.length > 0) {
+      const { at, path } = stack.pop()!;
+      for (const e of edges.get(at) ?? []) {
+        const step = [...path, { table: at, fk: e.fk }];
+        if (e.to === start) {
+          const members = step.map((s) => s.table);
+          const id = [...members].sort().join(' ');
+          if (reported.has(id)) continue;
+          reported.add(id);
+          const last = files.get(members.reduce((a, b) => ((files.get(a)!.file.file > files.get(b)!.file.file ? a : b))))!;
+          const names = members.map((t) => formatTable(files.get(t)!.file.spec.target));
+          problems.push({
+            code: 'BL-M022',
+            message: `target tables ${names.join(', ')} reference each other at HQ through foreign keys that are checked at once (${step.map((s) => s.fk).join(', ')}), a cycle: their rows cannot always be written parents first.`,
+            hint: `Make one of those foreign keys DEFERRABLE INITIALLY DEFERRED at HQ (ALTER TABLE ... ALTER CONSTRAINT ${step[step.length - 1]!.fk} DEFERRABLE INITIALLY DEFERRED), or set apply.session_replication_role: replica, or leave one of the tables out of the mappings.`,
+            location: last.file.doc.location(['target']),
+          });
+        } else if (!seen.has(e.to)) {
+          seen.add(e.to);
+          stack.push({ at: e.to, path: step });
+        }
       }
     }
   }

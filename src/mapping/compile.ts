@@ -21,7 +21,8 @@ export function compileMappings(
   files: readonly LoadedMappingFile[],
   opts: { source: ReadonlyMap<string, TableInfo> | null; target: ReadonlyMap<string, TableInfo>; entities?: EntitySet },
 ): MappingSet {
-  const { mappings, problems } = analyzeMappings(files, opts);
+  // Foreign-key cycles (BL-M022) depend on the apply settings: `validate` and start-up report them.
+  const { mappings, problems } = analyzeMappings(files, { ...opts, foreignKeysChecked: false });
   if (problems.length > 0) {
     throw new ProblemsError(`The mapping files have ${problems.length} problem${problems.length === 1 ? '' : 's'}.`, problems);
   }

@@ -57,7 +57,7 @@ export function table(
     uniqueKeys?: string[][];
     replicaIdentity?: TableInfo['replicaIdentity'];
     identityColumns?: string[];
-    foreignKeys?: { columns: string[]; references: string; referencedColumns: string[] }[];
+    foreignKeys?: { columns: string[]; references: string; referencedColumns: string[]; name?: string; deferrable?: boolean }[];
   } = {},
 ): TableInfo {
   const [schema, tbl] = name.includes('.') ? (name.split('.') as [string, string]) : ['public', name];
@@ -68,7 +68,13 @@ export function table(
     (replicaIdentity === 'full' ? columns.map((c) => c.name) : replicaIdentity === 'default' ? (primaryKey ?? []) : []);
   const foreignKeys: ForeignKeyInfo[] = (opts.foreignKeys ?? []).map((f) => {
     const [s, t] = f.references.includes('.') ? (f.references.split('.') as [string, string]) : ['public', f.references];
-    return { columns: f.columns, references: { schema: s, table: t }, referencedColumns: f.referencedColumns };
+    return {
+      columns: f.columns,
+      references: { schema: s, table: t },
+      referencedColumns: f.referencedColumns,
+      ...(f.name === undefined ? {} : { name: f.name }),
+      ...(f.deferrable === undefined ? {} : { deferrable: f.deferrable }),
+    };
   });
   return {
     id: { schema, table: tbl },
