@@ -1,0 +1,90 @@
+import type { TableId } from '../../src/core/change.js';
+import { qualified, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
+
+/**
+ * The SQL of the `pg-trigger` connector, generated in one place so tests can
+ * state it exactly.
+ *
+ * Each captured table gets its own trigger function that writes every
+ * column in PostgreSQL's text form (the same form `pgoutput` sends), under
+ * fixed output settings (ISO dates, UTC, hex bytea, exact floats) whatever
+ * the writing session uses. Rows written by a session that set
+ * `branchline.applying = on` (branchline's own apply) are not captured: no
+ * echo.
+ */
+export const LOG_TABLE = 'branchline.change_log';
+export const NOTIFY_CHANNEL = 'branchline_change_log';
+
+export function createLogSql(): string[] {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS branchline`,
+    `CREATE TABLE IF NOT EXISTS ${LOG_TABLE} (
+       id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       xid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
+       schema_name text NOT NULL,
+       table_name  text NOT NULL,
+       op          "char" NOT NULL,
+       before      jsonb,
+       after       jsonb,
+       logged_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+     )`,
+    `CREATE INDEX IF NOT EXISTS change_log_xid_idx ON ${LOG_TABLE} (xid, id)`,
+    `CREATE OR REPLACE FUNCTION branchline.capture_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
+     BEGIN
+       IF current_setting('branchline.applying', true) = 'on' THEN RETURN NULL; END IF;
+       INSERT INTO ${LOG_TABLE} (schema_name, table_name, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 't');
+       PERFORM pg_notify('${NOTIFY_CHANNEL}', '');
+       RETURN NULL;
+     END $f$`,
+  ];
+}
+
+/** The name of a table's capture function (unique, within PostgreSQL's 63 bytes). */
+export function captureFunctionName(t: TableId, oid: number): string {
+  const base = `capture_${t.table}`.slice(0, 40);
+  return `${base}_${oid}`;
+}
+
+/** `jsonb_build_object` of every column's text form; chunks of 50 pairs (a function takes at most 100 arguments). */
+function rowJson(record: 'NEW' | 'OLD', columns: readonly string[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < columns.length; i += 50) {
+    const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::text`);
+    parts.push(`jsonb_build_object(${pairs.join(', ')})`);
+  }
+  return parts.length > 0 ? parts.join(' || ') : `'{}'::jsonb`;
+}
+
+/** The capture function and triggers of one table (idempotent). */
+export function captureSql(t: TableId, fn: string, columns: readonly string[]): string[] {
+  const table = qualified(t.schema, t.table);
+  return [
+    `CREATE OR REPLACE FUNCTION branchline.${quoteIdent(fn)}() RETURNS trigger LANGUAGE plpgsql
+       SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' SET timezone = 'UTC'
+       SET bytea_output = 'hex' SET extra_float_digits = 3
+     AS $f$
+     BEGIN
+       IF current_setting('branchline.applying', true) = 'on' THEN RETURN NULL; END IF;
+       INSERT INTO ${LOG_TABLE} (schema_name, table_name, op, before, after)
+       VALUES (${quoteLiteral(t.schema)}, ${quoteLiteral(t.table)}, lower(left(TG_OP, 1)),
+               CASE WHEN TG_OP <> 'INSERT' THEN ${rowJson('OLD', columns)} END,
+               CASE WHEN TG_OP <> 'DELETE' THEN ${rowJson('NEW', columns)} END);
+       PERFORM pg_notify('${NOTIFY_CHANNEL}', '');
+       RETURN NULL;
+     END $f$`,
+    `DROP TRIGGER IF EXISTS branchline_capture ON ${table}`,
+    `CREATE TRIGGER branchline_capture AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION branchline.${quoteIdent(fn)}()`,
+    `DROP TRIGGER IF EXISTS branchline_capture_truncate ON ${table}`,
+    `CREATE TRIGGER branchline_capture_truncate AFTER TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION branchline.capture_truncate()`,
+  ];
+}
+
+/** Every change of transactions that ended below the oldest still running one, after `from`, in log order: one page. */
+export const READ_SQL = `SELECT id, xid::text AS xid, schema_name, table_name, op, before, after, logged_at
+  FROM ${LOG_TABLE}
+ WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 AND id > $3
+ ORDER BY id
+ LIMIT $4`;
+
+/** The bound below which every transaction has ended (committed or rolled back). */
+export const HORIZON_SQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`;

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { PgTriggerInstaller, PgTriggerSource, XID8_CODEC } from '../connectors/pg-trigger/index.js';
+import type { SourceMessage } from '../src/core/change.js';
+import type { SourceStream } from '../src/core/source.js';
+import { silentLogger } from '../src/core/logger.js';
+import { startTestServer, type TestServer } from './support/pg.js';
+
+/**
+ * The pg-trigger source on real PostgreSQL: values in text form whatever the
+ * writer's session settings, before-images, truncates, no echo of
+ * branchline's own writes, restart from a position, and no gap when a long
+ * transaction commits after later ones.
+ */
+
+const SCHEMA = `CREATE TABLE price (id int PRIMARY KEY, amount numeric(12,2), tags int[], at timestamptz, day date, note text, raw bytea);`;
+
+type Msg = SourceMessage<bigint>;
+
+/** Reads until `n` changes and the commit that closes them arrived (windows may hold several store transactions), or fails after `ms`. */
+async function commits(stream: SourceStream<bigint>, n: number, ms = 10_000): Promise<Msg[]> {
+  const out: Msg[] = [];
+  let seen = 0;
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`waited ${ms} ms for ${n} changes; got ${JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+    const r = await Promise.race([stream.messages.next(), new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left))]);
+    if (r === 'timeout') continue;
+    if (r.done) throw new Error('stream ended');
+    if (r.value.kind === 'idle') continue;
+    out.push(r.value);
+    if (r.value.kind === 'change') seen++;
+    if (r.value.kind === 'commit' && seen >= n) return out;
+  }
+}
+
+/** Waits `ms` and returns what arrived meanwhile besides idle messages (to show that nothing did). */
+async function quiet(stream: SourceStream<bigint>, ms: number): Promise<Msg[]> {
+  const out: Msg[] = [];
+  const until = Date.now() + ms;
+  for (;;) {
+    const left = until - Date.now();
+    if (left <= 0) return out;
+    const r = await Promise.race([stream.messages.next(), new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left))]);
+    if (r === 'timeout') return out;
+    if (!r.done && r.value.kind !== 'idle') out.push(r.value);
+  }
+}
+
+const changes = (msgs: Msg[]) => msgs.filter((m) => m.kind === 'change').map((m) => (m as Extract<Msg, { kind: 'change' }>).change);
+
+describe('pg-trigger source', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let db: string;
+  let url: string;
+  const clients: pg.Client[] = [];
+  const client = async (settings: string[] = []) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (const s of settings) await c.query(s);
+    clients.push(c);
+    return c;
+  };
+  const source = () => new PgTriggerSource({ url, role: 'test', logger: silentLogger(), pollMs: 100 });
+
+  before(async () => {
+    server = await startTestServer('pg-trigger');
+    db = await server.createDatabase('trig');
+    url = server.url(db);
+    await server.query(db, SCHEMA);
+    const done = await new PgTriggerInstaller({ url, role: 'test', logger: silentLogger() }).install([{ schema: 'public', table: 'price' }]);
+    assert.deepEqual(done, ['created the change log branchline.change_log', 'created the capture triggers on public.price (7 columns)']);
+  });
+  after(async () => {
+    for (const c of clients) await c.end().catch(() => undefined);
+    await server?.dispose();
+  });
+
+  it('delivers inserts, updates with before-images, deletes and truncates, values in text form whatever the writer\'s settings', async () => {
+    const stream = await source().open(null);
+    try {
+      const w = await client([`SET datestyle = 'SQL, DMY'`, `SET timezone = 'America/Sao_Paulo'`, `SET bytea_output = 'escape'`]);
+      await w.query(`INSERT INTO price VALUES (1, 10.50, '{1,2}', '2026-11-23 10:00:00-03', '2026-02-01', 'a "quoted", text', '\\x00ff')`);
+      await w.query(`UPDATE price SET amount = 11.00, note = NULL WHERE id = 1`);
+      await w.query(`DELETE FROM price WHERE id = 1`);
+      await w.query(`TRUNCATE price`);
+      const got = changes(await commits(stream, 4));
+      const row = { id: '1', amount: '10.50', tags: '{1,2}', at: '2026-11-23 13:00:00+00', day: '2026-02-01', note: 'a "quoted", text', raw: '\\x00ff' };
+      const updated = { ...row, amount: '11.00', note: null };
+      const price = { schema: 'public', table: 'price' };
+      assert.deepEqual(got, [
+        { op: 'insert', table: price, after: row },
+        { op: 'update', table: price, before: row, after: updated },
+        { op: 'delete', table: price, before: updated },
+        { op: 'truncate', tables: [price] },
+      ]);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('does not capture what branchline itself writes (no echo)', async () => {
+    const stream = await source().open(null);
+    try {
+      await commits(stream, 4); // the previous test's changes, from the start of the log
+      const b = await client([`SET branchline.applying = on`]);
+      await b.query(`INSERT INTO price (id) VALUES (2)`);
+      const w = await client();
+      await w.query(`INSERT INTO price (id) VALUES (3)`);
+      const got = changes(await commits(stream, 1));
+      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['3']);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('never skips a long transaction that commits after later ones, and resumes after a position', async () => {
+    let stream = await source().open(null);
+    let position: bigint;
+    try {
+      const all = await commits(stream, 5);
+      position = (all.filter((m) => m.kind === 'commit').at(-1) as Extract<Msg, { kind: 'commit' }>).position;
+      const long = await client();
+      await long.query('BEGIN');
+      await long.query(`INSERT INTO price (id) VALUES (10)`); // takes its xid first
+      const w = await client();
+      await w.query(`INSERT INTO price (id) VALUES (11)`); // commits first
+      await w.query(`INSERT INTO price (id) VALUES (12)`);
+      assert.deepEqual(changes(await quiet(stream, 1_000)), [], 'nothing while the older transaction runs: delivering 11 and 12 would move the position past 10');
+      await long.query('COMMIT');
+      const got = changes(await commits(stream, 3));
+      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['10', '11', '12'], 'all three, in log order');
+    } finally {
+      await stream.close();
+    }
+    // From the position before 10, 11 and 12: exactly those, once.
+    stream = await source().open(position);
+    try {
+      const got = changes(await commits(stream, 3));
+      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['10', '11', '12']);
+      assert.deepEqual(changes(await quiet(stream, 500)), []);
+    } finally {
+      await stream.close();
+    }
+    assert.equal(XID8_CODEC.format(XID8_CODEC.parse(position.toString())), position.toString());
+  });
+
+  it('uninstall removes the triggers, the functions and the log, and nothing else', async () => {
+    const done = await new PgTriggerInstaller({ url, role: 'test', logger: silentLogger() }).uninstall();
+    assert.deepEqual(done, ['removed the capture triggers from public.price', 'dropped the change log branchline.change_log']);
+    const left = await server.query(db, `SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'branchline%')::int AS triggers,
+      (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'branchline')::int AS functions,
+      to_regclass('public.price') IS NOT NULL AS price`);
+    assert.deepEqual(left, [{ triggers: 0, functions: 0, price: true }]);
+  });
+});
