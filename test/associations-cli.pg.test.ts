@@ -7,6 +7,7 @@ import { migrateLatest } from '../src/state/migrate.js';
 import { runCli } from './support/agent-process.js';
 import { assertNoStack, show } from './support/cli-output.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { TEST_ENTITIES } from './support/entities.js';
 
 /**
  * The association and parked-change commands as a user meets them: a child
@@ -14,13 +15,6 @@ import { startTestServer, type TestServer } from './support/pg.js';
  * Only HQ is needed: parked changes are written here as the agent would.
  */
 
-const ENTITIES = `customer:
-  kind: allocate
-  sequence: customer_id_seq
-cost_center:
-  kind: manual
-  references: cost_center.id
-`;
 
 const HQ_SQL = `
 CREATE TABLE cost_center (id integer PRIMARY KEY, name text NOT NULL);
@@ -100,7 +94,7 @@ describe('cli: associations and parked changes', { timeout: 300_000 }, () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-assoc-'));
     mappings = path.join(dir, 'maps');
     await mkdir(mappings);
-    await writeFile(path.join(mappings, 'entities.yml'), ENTITIES);
+    await writeFile(path.join(mappings, 'entities.yml'), TEST_ENTITIES);
     config = path.join(dir, 'branchline.yml');
     // The stores' URLs point at HQ's database: `status` reaches them (and finds no slot); nothing else connects.
     await writeFile(

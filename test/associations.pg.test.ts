@@ -4,6 +4,7 @@ import { insertAssociations, lookupBranchCodes, lookupHqKeys } from '../src/asso
 import { connect } from '../src/db/connect.js';
 import { startInProcess, type InProcess } from './support/in-process.js';
 import { eventually } from './support/world.js';
+import { TEST_ENTITIES } from './support/entities.js';
 
 /**
  * ID association and parking through the real pipeline: codes a store uses
@@ -25,13 +26,7 @@ const HQ_SQL = `
     ref_no int, PRIMARY KEY (store_code, id));`;
 
 const MAPPINGS = {
-  'entities.yml': `customer:
-  kind: allocate
-  sequence: customer_id_seq
-cost_center:
-  kind: manual
-  references: cost_center.id
-`,
+  'entities.yml': TEST_ENTITIES,
   'cust.yml': `source: cust
 target: customer
 on_conflict: insert_only

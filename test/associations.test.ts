@@ -8,6 +8,7 @@ import { parseEntitiesFile, type EntitySet } from '../src/mapping/entities.js';
 import { compileMappings, parseMappingFile, validateMappings, type LoadedMappingFile } from '../src/mapping/index.js';
 import { ParkedRows, rowKeyText, type ChangeOrigin } from '../src/pipeline/parking.js';
 import { catalog, col, table } from './support/mapping-catalog.js';
+import { TEST_ENTITIES } from './support/entities.js';
 
 /** associate(...) in mapping files, entities.yml, and how a chunk parks what it cannot translate; no database. */
 
@@ -43,15 +44,8 @@ const hq = () =>
     table('cost_center', [col('id', 'integer', { notNull: true })], { primaryKey: ['id'] }),
   );
 
-const ENTITIES = `customer:
-  kind: allocate
-  sequence: customer_id_seq
-cost_center:
-  kind: manual
-  references: cost_center.id
-`;
 
-function entities(text = ENTITIES): EntitySet {
+function entities(text = TEST_ENTITIES): EntitySet {
   const r = parseEntitiesFile('mappings/entities.yml', text);
   assert.deepEqual(r.problems.map(formatProblem), []);
   return r.entities;
@@ -160,7 +154,7 @@ columns:
   });
 
   test('a sequence or referenced column HQ does not have is BL-M020 at the entity', () => {
-    const bad = entities(ENTITIES.replace('references: cost_center.id', 'references: cost_center.code'));
+    const bad = entities(TEST_ENTITIES.replace('references: cost_center.id', 'references: cost_center.code'));
     assert.deepEqual(problems(GOOD, { entities: bad, sequences: new Set(['public.customer_seq']) }), [
       'mappings/entities.yml:1:1: BL-M020 entity "customer" takes new HQ keys from sequence public.customer_id_seq, which does not exist at HQ. Did you mean public.customer_seq?',
       'mappings/entities.yml:4:1: BL-M020 entity "cost_center" references public.cost_center.code, which has no such column. Its columns are: id.',

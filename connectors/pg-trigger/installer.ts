@@ -76,14 +76,11 @@ export class PgTriggerInstaller implements SourceInstaller {
 
   private async withDb<T>(fn: (db: import('pg').Client) => Promise<T>): Promise<T> {
     const { url, role } = this.options;
-    let db;
-    try {
-      db = await connect(url, { role, applicationName: 'branchline-install' });
-    } catch (e) {
-      throw isConnectionError(e) ? connectionError(e, url, role) : e;
-    }
+    const db = await connect(url, { role, applicationName: 'branchline-install' }); // says BL-D001 itself
     try {
       return await fn(db);
+    } catch (e) {
+      throw isConnectionError(e) ? connectionError(e, url, role) : e;
     } finally {
       await db.end().catch(() => undefined);
     }

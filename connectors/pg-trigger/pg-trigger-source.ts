@@ -51,13 +51,13 @@ export class PgTriggerSource implements Source<bigint> {
 
   async open(after: bigint | null): Promise<SourceStream<bigint>> {
     const { url, role } = this.options;
-    let db: pg.Client;
+    const db = await connect(url, { role, applicationName: 'branchline-trigger-reader' }); // says BL-D001 itself
     try {
-      db = await connect(url, { role, applicationName: 'branchline-trigger-reader' });
+      await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
     } catch (e) {
+      await db.end().catch(() => undefined);
       throw isConnectionError(e) ? connectionError(e, url, role) : e;
     }
-    await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
     return new TriggerStream(db, after ?? 0n, this.options);
   }
 }
@@ -106,20 +106,17 @@ class TriggerStream implements SourceStream<bigint> {
     const pageRows = this.options.pageRows ?? 5_000;
     const pollMs = this.options.pollMs ?? 1_000;
     while (!this.closed) {
-      let bound: bigint;
-      try {
-        bound = BigInt((await this.db.query<{ xmin: string }>(HORIZON_SQL)).rows[0]!.xmin);
-      } catch (e) {
-        if (this.closed) return;
-        throw isConnectionError(e) ? connectionError(e, this.options.url, this.options.role) : e;
-      }
+      const horizon = await this.query<{ xmin: string }>(HORIZON_SQL);
+      if (horizon === null) return;
+      const bound = BigInt(horizon[0]!.xmin);
       if (bound > this.position) {
         let lastId = '0';
         let begun = false;
         let lastAt: Date | null = null;
         for (;;) {
-          const page = await this.db.query<LogRow>(READ_SQL, [this.position.toString(), bound.toString(), lastId, pageRows]);
-          for (const r of page.rows) {
+          const page = await this.query<LogRow>(READ_SQL, [this.position.toString(), bound.toString(), lastId, pageRows]);
+          if (page === null) return;
+          for (const r of page) {
             if (!begun) {
               begun = true;
               yield { kind: 'begin', xid: Number(BigInt(r.xid) & 0xffffffffn), commitTime: r.logged_at };
@@ -127,8 +124,8 @@ class TriggerStream implements SourceStream<bigint> {
             lastAt = r.logged_at;
             yield { kind: 'change', change: this.change(r) };
           }
-          if (page.rows.length < pageRows) break;
-          lastId = page.rows[page.rows.length - 1]!.id;
+          if (page.length < pageRows) break;
+          lastId = page[page.length - 1]!.id;
         }
         const from = this.position;
         this.position = bound;
@@ -149,7 +146,17 @@ class TriggerStream implements SourceStream<bigint> {
     }
   }
 
-  private change(r: LogRow): RowChange {
+  /** A query's rows; null once the stream is closed; a lost connection as BL-D001. */
+  private async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[] | null> {
+    try {
+      return (await this.db.query<R>(sql, params)).rows;
+    } catch (e) {
+      if (this.closed) return null;
+      throw isConnectionError(e) ? connectionError(e, this.options.url, this.options.role) : e;
+    }
+  }
+
+    private change(r: LogRow): RowChange {
     const table = this.table(r.schema_name, r.table_name);
     switch (r.op) {
       case 'i':

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { AssociationResolver } from '../associate/resolver.js';
 import type { TargetOp } from '../core/target-op.js';
-import { behindReason, missingReason, type ParkReason } from '../pipeline/parking.js';
+import { behindReason, missingReason, ParkedRows, type ParkReason } from '../pipeline/parking.js';
 import type { ChunkPlan } from './plan.js';
 
 /** What applying one change needs from the sink. */
@@ -14,6 +14,8 @@ export interface ChangeApplierContext {
   mapError(e: unknown): unknown;
   /** Whether an error (mapped) is about this change's data, so the change is parked rather than the batch failed. */
   isRowProblem(e: unknown): boolean;
+  /** The database's own words for such an error. */
+  rejection(e: unknown): string;
 }
 
 export type ChangeOutcome =
@@ -29,14 +31,12 @@ export type ChangeOutcome =
  * others. Rows it holds stay held for the changes after it.
  */
 export class ChangeApplier {
-  private readonly held = new Map<string, Set<string>>();
+  private readonly held = new ParkedRows();
 
   constructor(private readonly ctx: ChangeApplierContext) {}
 
   hold(mapping: string, rowKeys: readonly string[]): void {
-    let set = this.held.get(mapping);
-    if (!set) this.held.set(mapping, (set = new Set()));
-    for (const k of rowKeys) set.add(k);
+    this.held.add(mapping, rowKeys);
   }
 
   async apply(change: { mapping: string; target: string; rowKeys: readonly string[] }, ops: readonly TargetOp[]): Promise<ChangeOutcome> {
@@ -47,7 +47,7 @@ export class ChangeApplier {
 
   private async attempt(change: { mapping: string; target: string; rowKeys: readonly string[] }, ops: readonly TargetOp[]): Promise<ChangeOutcome> {
     const { db, associations } = this.ctx;
-    if (change.rowKeys.some((k) => this.held.get(change.mapping)?.has(k))) return { kind: 'held', reason: behindReason(change.mapping) };
+    if (change.rowKeys.some((k) => this.held.has(change.mapping, k))) return { kind: 'held', reason: behindReason(change.mapping) };
     let ready = ops;
     if (associations && AssociationResolver.needed(ops)) {
       const r = await associations.resolve(db, ops).catch((e: unknown) => Promise.reject(this.ctx.mapError(e)));
@@ -71,8 +71,7 @@ export class ChangeApplier {
       const mapped = this.ctx.mapError(e);
       if (!this.ctx.isRowProblem(mapped)) throw mapped;
       await db.query('ROLLBACK TO SAVEPOINT branchline_change').catch((x: unknown) => Promise.reject(this.ctx.mapError(x)));
-      const message = ((mapped as Error).message ?? String(mapped)).replace(/^BL-[A-Z]\d{3} /, '').replace(/ The batch is retried.*$/, '');
-      return { kind: 'held', reason: { code: 'BL-A004', message: `${change.mapping}: ${message}` } };
+      return { kind: 'held', reason: { code: 'BL-A004', message: `${change.mapping}: ${change.target} refused this change: ${this.ctx.rejection(mapped)}.` } };
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { TargetOp } from '../core/target-op.js';
 import type { Resolution } from '../associate/resolver.js';
-import { behindReason, changeJson, missingReason, parkRecord, rowKeyText, type ChangeOrigin, type ParkRecord } from '../pipeline/parking.js';
+import { behindReason, changeJson, missingReason, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type ParkRecord } from '../pipeline/parking.js';
 
 /** Writing parked changes at HQ, and taking a chunk's unresolved changes out of it. */
 
@@ -55,7 +55,7 @@ export function parkUnresolved(
     for (const k of opRowKeys(op)) if (!list.includes(k)) list.push(k);
     keysOf.set(o, list);
   });
-  const blocked = new Map<string, Set<string>>(); // mapping -> row keys parked in this chunk
+  const blocked = new ParkedRows(); // rows parked in this chunk
   const parked = new Set<ChangeOrigin>();
   const parks: ParkRecord[] = [];
   const ops: TargetOp[] = [];
@@ -64,13 +64,11 @@ export function parkUnresolved(
     if (o && !parked.has(o)) {
       const keys = keysOf.get(o) ?? [];
       // Behind an earlier parked change of its row first (it waits for that one), whatever else it lacks.
-      const behind = keys.some((k) => blocked.get(o.mapping.name)?.has(k));
+      const behind = keys.some((k) => blocked.has(o.mapping.name, k));
       const missing = behind ? undefined : why.get(o);
       if (missing || behind) {
         parked.add(o);
-        let set = blocked.get(o.mapping.name);
-        if (!set) blocked.set(o.mapping.name, (set = new Set()));
-        for (const k of keys) set.add(k);
+        blocked.add(o.mapping.name, keys);
         parks.push(
           missing
             ? parkRecord(o, keys, missingReason(o.mapping.name, o.mapping.target.table, missing.entity, missing.code), i)

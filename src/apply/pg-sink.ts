@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type pg from 'pg';
 import type { TableInfo } from '../catalog/pg-catalog.js';
-import { BranchlineError } from '../core/errors.js';
+import { BranchlineError, describeProblem } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
 import { connect, connectionError, isConnectionError } from '../db/connect.js';
@@ -301,7 +301,7 @@ export class PgSink {
           // The mapping fails on it again (or is gone): it stays, with that reason.
           if (!(err instanceof BranchlineError) || !err.code.startsWith('BL-M') && !err.code.startsWith('BL-P')) throw err;
           applier.hold(e.mapping, e.row_keys);
-          outcome = { kind: 'held', reason: { code: err.code, message: err.message.replace(/^BL-[A-Z]\d{3} /, '') } };
+          outcome = { kind: 'held', reason: { code: err.code, message: describeProblem(err.problem) } };
         }
         if (outcome.kind === 'applied') {
           await db.query(`DELETE FROM branchline.parked WHERE id = $1`, [e.id]);
@@ -387,6 +387,7 @@ export class PgSink {
       // Only what is wrong with this row (integrity 23xxx, data 22xxx) holds it; a
       // schema problem at HQ (42xxx: a missing column, a privilege) fails the batch.
       isRowProblem: (e) => e instanceof ApplyRejected && /^2[23]/.test(e.sqlState),
+      rejection: (e) => (e instanceof ApplyRejected ? e.rejection : String(e)),
     });
   }
 
@@ -528,13 +529,15 @@ export class PgSink {
     const err = e as { code?: string; message?: string; detail?: string; constraint?: string };
     if (err?.code && /^(23|22|42)/.test(err.code)) {
       const where = table ? ` in ${table.schema}.${table.table}` : '';
+      const rejection = `${err.message}${err.detail ? ` (${err.detail})` : ''}`;
       return new ApplyRejected(
         {
           code: 'BL-A001',
-          message: `${this.options.role} rejected a batch${where}: ${err.message}${err.detail ? ` (${err.detail})` : ''}.`,
+          message: `${this.options.role} rejected a batch${where}: ${rejection}.`,
           hint: 'The batch is retried in exact source order; if it still fails the data or the mapping needs a fix (see the mapping file for this table).',
         },
         err.code,
+        rejection,
         e,
       );
     }
@@ -547,6 +550,8 @@ export class ApplyRejected extends BranchlineError {
   constructor(
     problem: ConstructorParameters<typeof BranchlineError>[0],
     readonly sqlState: string,
+    /** What the database said, in its words (for one row's parked reason). */
+    readonly rejection: string,
     cause: unknown,
   ) {
     super(problem, { cause });

@@ -22,26 +22,26 @@ export interface Association {
 }
 
 /** The HQ keys of `codes` (those associated), store -> HQ. */
-export async function lookupHqKeys(db: pg.ClientBase, storeCode: string, entity: string, codes: readonly string[]): Promise<Map<string, string>> {
-  const res = await db.query<{ branch_code: string; hq_key: string }>(
-    `SELECT branch_code, hq_key FROM branchline.associations
-      WHERE store_code = $1 AND entity = $2 AND branch_code = ANY($3::text[])`,
-    [storeCode, entity, codes],
-  );
-  return new Map(res.rows.map((r) => [r.branch_code, r.hq_key]));
+export function lookupHqKeys(db: pg.ClientBase, storeCode: string, entity: string, codes: readonly string[]): Promise<Map<string, string>> {
+  return lookup(db, storeCode, entity, 'branch_code', codes);
 }
 
 /**
  * The store's codes of `hqKeys` (those associated), HQ -> store: what the
  * down channel writes at a store for a row that refers to an HQ key.
  */
-export async function lookupBranchCodes(db: pg.ClientBase, storeCode: string, entity: string, hqKeys: readonly string[]): Promise<Map<string, string>> {
-  const res = await db.query<{ branch_code: string; hq_key: string }>(
-    `SELECT branch_code, hq_key FROM branchline.associations
-      WHERE store_code = $1 AND entity = $2 AND hq_key = ANY($3::text[])`,
-    [storeCode, entity, hqKeys],
+export function lookupBranchCodes(db: pg.ClientBase, storeCode: string, entity: string, hqKeys: readonly string[]): Promise<Map<string, string>> {
+  return lookup(db, storeCode, entity, 'hq_key', hqKeys);
+}
+
+/** Associations of one store and entity by one side, as side -> other side (both sides are unique). */
+async function lookup(db: pg.ClientBase, storeCode: string, entity: string, by: 'branch_code' | 'hq_key', values: readonly string[]): Promise<Map<string, string>> {
+  const other = by === 'branch_code' ? 'hq_key' : 'branch_code';
+  const res = await db.query<{ k: string; v: string }>(
+    `SELECT ${by} AS k, ${other} AS v FROM branchline.associations WHERE store_code = $1 AND entity = $2 AND ${by} = ANY($3::text[])`,
+    [storeCode, entity, values],
   );
-  return new Map(res.rows.map((r) => [r.hq_key, r.branch_code]));
+  return new Map(res.rows.map((r) => [r.k, r.v]));
 }
 
 /**

@@ -93,8 +93,15 @@ export function formatProblem(p: Problem): string {
   return `${where}${p.code} ${p.message}${hint}`;
 }
 
+/** A problem as a sentence without its code, for places that keep the code apart (status, parked changes). */
+export function describeProblem(p: Problem): string {
+  const where = p.location ? `${formatLocation(p.location)}: ` : '';
+  return `${where}${p.message}${p.hint ? ` ${p.hint}` : ''}`;
+}
+
 export class BranchlineError extends Error {
   readonly code: ErrorCode;
+  readonly problem: Problem;
   readonly hint: string | undefined;
   readonly location: SourceLocation | undefined;
 
@@ -102,6 +109,7 @@ export class BranchlineError extends Error {
     super(formatProblem(problem), options);
     this.name = 'BranchlineError';
     this.code = problem.code;
+    this.problem = problem;
     this.hint = problem.hint;
     this.location = problem.location;
   }

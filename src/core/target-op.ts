@@ -27,25 +27,33 @@ export interface AssocRef {
   readonly keyIndex: number;
 }
 
+/** What every operation on one target row has: the table, the key, and the store codes in it to translate. */
+interface KeyedOp {
+  readonly target: TargetTable;
+  /** Key values in `target.key` order. */
+  readonly key: readonly string[];
+  /** Columns holding store codes to translate to HQ keys (see AssocRef). */
+  readonly assoc?: readonly AssocRef[];
+}
+
+/** An operation that writes column values to its row. */
+interface RowOp extends KeyedOp {
+  /**
+   * Column values, key columns included. A column absent here is left as it
+   * is at the target (for example an unchanged TOAST value).
+   */
+  readonly row: Readonly<Record<string, string | null>>;
+  /**
+   * The names of the columns in `row`. Operations of one mapping share one
+   * array while all its columns are present, so a sink groups rows by it
+   * without looking into each row. Absent: use the row's keys.
+   */
+  readonly columns?: readonly string[];
+}
+
 export type TargetOp =
-  | {
+  | (RowOp & {
       readonly kind: 'upsert';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      /** Key values in `target.key` order. */
-      readonly key: readonly string[];
-      /**
-       * Column values, key columns included. A column absent here is left
-       * as it is at the target (for example an unchanged TOAST value).
-       */
-      readonly row: Readonly<Record<string, string | null>>;
-      /**
-       * The names of the columns in `row`. Operations of one mapping share
-       * one array while all its columns are present, so a sink groups rows
-       * by it without looking into each row. Absent: use the row's keys.
-       */
-      readonly columns?: readonly string[];
       /**
        * The source inserted this row: it cannot be at the target yet (the
        * position guarantees it was never applied), so a sink may use a plain
@@ -53,70 +61,34 @@ export type TargetOp =
        * order with upserts.
        */
       readonly fresh?: boolean;
-    }
-  | {
-      readonly kind: 'delete';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      readonly key: readonly string[];
-    }
-  | {
-      /**
-       * Insert the row unless the target already holds its key (the
-       * `insert_only` policy): a store may create a row at HQ, never alter
-       * one. A sink counts the rows it did not insert as ignored.
-       */
-      readonly kind: 'insert-missing';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      readonly key: readonly string[];
-      readonly row: Readonly<Record<string, string | null>>;
-      readonly columns?: readonly string[];
-    }
-  | {
-      /** Set these columns of the row with this key, if the target holds it (a soft delete). */
-      readonly kind: 'update';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      readonly key: readonly string[];
-      readonly row: Readonly<Record<string, string | null>>;
-      readonly columns?: readonly string[];
-    }
-  | {
-      /**
-       * Add these amounts to the totals of the row with this key, creating
-       * it if absent (aggregates). `row` holds the key columns and the
-       * measure deltas (negative to subtract). Adds commute: a sink sums
-       * them per key.
-       */
+    })
+  | (KeyedOp & { readonly kind: 'delete' })
+  /**
+   * Insert the row unless the target already holds its key (the
+   * `insert_only` policy): a store may create a row at HQ, never alter one.
+   * A sink counts the rows it did not insert as ignored.
+   */
+  | (RowOp & { readonly kind: 'insert-missing' })
+  /** Set these columns of the row with this key, if the target holds it (a soft delete). */
+  | (RowOp & { readonly kind: 'update' })
+  /**
+   * Add these amounts to the totals of the row with this key, creating it if
+   * absent (aggregates). `row` holds the key columns and the measure deltas
+   * (negative to subtract). Adds commute: a sink sums them per key.
+   */
+  | (KeyedOp & {
       readonly kind: 'add';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      readonly key: readonly string[];
       readonly row: Readonly<Record<string, string | null>>;
       /** Measure columns (those in `row` that are not key columns); shared by the ops of one mapping. */
       readonly measures: readonly string[];
-    }
-  | {
-      /**
-       * The row with key `from` now has key `key`: update it in place, with
-       * the columns in `row` (new key included), so the values the change
-       * did not carry (unchanged TOAST) move with it. Written as an upsert
-       * of `row` when the target lacks the old row.
-       */
-      readonly kind: 'move';
-      readonly target: TargetTable;
-      /** Columns holding store codes to translate to HQ keys (see AssocRef). */
-      readonly assoc?: readonly AssocRef[];
-      readonly from: readonly string[];
-      readonly key: readonly string[];
-      readonly row: Readonly<Record<string, string | null>>;
-      readonly columns?: readonly string[];
-    }
+    })
+  /**
+   * The row with key `from` now has key `key`: update it in place, with the
+   * columns in `row` (new key included), so the values the change did not
+   * carry (unchanged TOAST) move with it. Written as an upsert of `row` when
+   * the target lacks the old row.
+   */
+  | (RowOp & { readonly kind: 'move'; readonly from: readonly string[] })
   | {
       /** A change a policy left out at the target (insert_only, on_delete: ignore): counted, nothing written. */
       readonly kind: 'ignore';

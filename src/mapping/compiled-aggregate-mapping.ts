@@ -5,7 +5,7 @@ import { assocRefs, tagAssociations, type CompiledColumn } from './compiled-tabl
 import type { AssocRef } from '../core/target-op.js';
 import { RowEvalError } from './expr/runtime.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
-import type { CompiledMapping, MappingContext } from './mapping.js';
+import { mappingName, type CompiledMapping, type MappingContext } from './mapping.js';
 
 /** One `sum(expression)` or `count()` column. */
 export interface CompiledMeasure {
@@ -57,7 +57,7 @@ export class CompiledAggregateMapping implements CompiledMapping {
 
   constructor(options: CompiledAggregateMappingOptions) {
     this.file = options.file;
-    this.name = options.file.slice(options.file.lastIndexOf('/') + 1);
+    this.name = mappingName(options.file);
     this.source = options.source;
     this.target = options.target;
     this.keyColumns = options.keyColumns;

@@ -2,7 +2,7 @@ import { formatTable, type RowChange, type RowValues, type TableId } from '../co
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { AssocRef, TargetOp, TargetTable } from '../core/target-op.js';
 import { RowEvalError, type Eval } from './expr/runtime.js';
-import type { CompiledMapping, MappingContext } from './mapping.js';
+import { mappingName, type CompiledMapping, type MappingContext } from './mapping.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
 
 /** One target column of a compiled mapping. */
@@ -75,7 +75,7 @@ export class CompiledTableMapping implements CompiledMapping {
 
   constructor(options: CompiledTableMappingOptions) {
     this.file = options.file;
-    this.name = options.file.slice(options.file.lastIndexOf('/') + 1);
+    this.name = mappingName(options.file);
     this.source = options.source;
     this.target = options.target;
     this.cols = options.columns;

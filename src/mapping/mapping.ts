@@ -60,3 +60,8 @@ export interface MappingSet {
    */
   readonly targetOrder: readonly TargetTable[];
 }
+
+/** A mapping file's name without its folder: how parked changes name their mapping (the folder may differ between hosts). */
+export function mappingName(file: string): string {
+  return file.slice(file.lastIndexOf('/') + 1);
+}

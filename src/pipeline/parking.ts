@@ -87,8 +87,10 @@ export function parkRecord(
 }
 
 /**
- * The rows of one pipeline that have a parked change, by mapping: a later
+ * Rows held back by a parked change, by mapping and store-side key: a later
  * change to one of them parks behind it, so a row never goes out of order.
+ * The pipeline keeps one for the stream; a chunk, a redo and a retry pass
+ * each keep their own for the rows they park.
  */
 export class ParkedRows {
   private readonly rows = new Map<string, Set<string>>();

@@ -1,5 +1,5 @@
 import type { SourceMessage } from '../core/change.js';
-import { BranchlineError, isBranchlineError } from '../core/errors.js';
+import { BranchlineError, describeProblem, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Source, SourceStream } from '../core/source.js';
 import type { TargetOp } from '../core/target-op.js';
@@ -466,9 +466,8 @@ export class Pipeline<P> {
 
 /** Code and sentence of an error, the code not repeated in the sentence. */
 function errorReport(e: unknown): { code: string; message: string } {
-  const code = isBranchlineError(e) ? e.code : 'internal';
-  const message = ((e as Error)?.message ?? String(e)).replace(/^BL-[A-Z]\d{3} /, '');
-  return { code, message };
+  if (isBranchlineError(e)) return { code: e.code, message: describeProblem(e.problem) };
+  return { code: 'internal', message: (e as Error)?.message ?? String(e) };
 }
 
 const TIMEOUT = Symbol('timeout');
