@@ -65,6 +65,7 @@ describe('config: defaults', () => {
       apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' },
       retry: { initialMs: 500, maxMs: 30_000 },
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
+      down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300 },
       log: { level: 'info' },
     };
     assert.deepEqual(config, expected);
@@ -101,6 +102,10 @@ retry:
 source:
   status_interval_ms: 100
   silence_timeout_ms: 1000
+down:
+  poll_ms: 250
+  retention_hours: 0.5
+  purge_interval_s: 7
 log:
   level: debug
 `,
@@ -115,6 +120,7 @@ log:
     assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
     assert.deepEqual(config.retry, { initialMs: 10, maxMs: 100 });
     assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000 });
+    assert.deepEqual(config.down, { pollMs: 250, retentionHours: 0.5, purgeIntervalS: 7 });
     assert.deepEqual(config.log, { level: 'debug' });
     // A disabled store is not served unless named.
     assert.deepEqual(selectStores(config, undefined).map((s) => s.code), ['S002']);

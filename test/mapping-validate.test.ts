@@ -72,14 +72,14 @@ describe('syntax and schema', () => {
 
   test('an unknown setting is BL-M002 and names the allowed ones', () => {
     assert.deepEqual(loadProblems('sale.yml', sale({ 'description:': 'descripton:' })), [
-      'mappings/sale.yml:4:1: BL-M002 unknown setting "descripton" at the top level in this mapping file. Remove it or use one of: source, target, key, enabled, description, columns, filter, on_conflict, on_delete.',
+      'mappings/sale.yml:4:1: BL-M002 unknown setting "descripton" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, key, enabled, description, columns, filter, on_conflict, on_delete.',
     ]);
   });
 
   test('a missing setting and a bad table name', () => {
     assert.deepEqual(loadProblems('sale.yml', 'source: sale items\ntarget: store_sale\n'), [
       'mappings/sale.yml:1:1: BL-M002 "columns" is missing at the top level in this mapping file. Add "columns:" here.',
-      'mappings/sale.yml:1:9: BL-M002 at "source" is not in the expected form (must match pattern "^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*)?$"). Expected: Source table at the store: "table" (schema public) or "schema.table", e.g. sale or erp.sale.',
+      'mappings/sale.yml:1:9: BL-M002 at "source" is not in the expected form (must match pattern "^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*)?$"). Expected: Source table (at the store; at HQ for direction: down): "table" (schema public) or "schema.table", e.g. sale or erp.sale.',
     ]);
   });
 
@@ -324,7 +324,7 @@ describe('loading a directory', () => {
         [join(dir, 'a-item.yml'), join(dir, 'b-sale.yaml')],
       );
       assert.deepEqual(problems.map(formatProblem), [
-        `${join(dir, 'c-bad.yml')}:3:1: BL-M002 unknown setting "extra" at the top level in this mapping file. Remove it or use one of: source, target, key, enabled, description, columns, filter, on_conflict, on_delete.`,
+        `${join(dir, 'c-bad.yml')}:3:1: BL-M002 unknown setting "extra" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, key, enabled, description, columns, filter, on_conflict, on_delete.`,
       ]);
       assert.deepEqual(mappedTables(files), {
         sources: [

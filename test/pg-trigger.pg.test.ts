@@ -1,7 +1,8 @@
+import type { BranchlineError } from '../src/core/errors.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { PgTriggerInstaller, PgTriggerSource, XID8_CODEC } from '../connectors/pg-trigger/index.js';
+import { PgTriggerInstaller, PgTriggerSource, purgeChangeLog, XID8_CODEC, type PgTriggerSourceOptions, type XidPosition } from '../connectors/pg-trigger/index.js';
 import type { SourceMessage } from '../src/core/change.js';
 import type { SourceStream } from '../src/core/source.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -16,10 +17,10 @@ import { startTestServer, type TestServer } from './support/pg.js';
 
 const SCHEMA = `CREATE TABLE price (id int PRIMARY KEY, amount numeric(12,2), tags int[], at timestamptz, day date, note text, raw bytea);`;
 
-type Msg = SourceMessage<bigint>;
+type Msg = SourceMessage<XidPosition>;
 
 /** Reads until `n` changes and the commit that closes them arrived (windows may hold several store transactions), or fails after `ms`. */
-async function commits(stream: SourceStream<bigint>, n: number, ms = 10_000): Promise<Msg[]> {
+async function commits(stream: SourceStream<XidPosition>, n: number, ms = 10_000): Promise<Msg[]> {
   const out: Msg[] = [];
   let seen = 0;
   const deadline = Date.now() + ms;
@@ -37,7 +38,7 @@ async function commits(stream: SourceStream<bigint>, n: number, ms = 10_000): Pr
 }
 
 /** Waits `ms` and returns what arrived meanwhile besides idle messages (to show that nothing did). */
-async function quiet(stream: SourceStream<bigint>, ms: number): Promise<Msg[]> {
+async function quiet(stream: SourceStream<XidPosition>, ms: number): Promise<Msg[]> {
   const out: Msg[] = [];
   const until = Date.now() + ms;
   for (;;) {
@@ -63,7 +64,7 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     clients.push(c);
     return c;
   };
-  const source = () => new PgTriggerSource({ url, role: 'test', logger: silentLogger(), pollMs: 100 });
+  const source = (more: Partial<PgTriggerSourceOptions> = {}) => new PgTriggerSource({ url, role: 'test', logger: silentLogger(), pollMs: 100, ...more });
 
   before(async () => {
     server = await startTestServer('pg-trigger');
@@ -101,26 +102,31 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     }
   });
 
-  it('does not capture what branchline itself writes (no echo)', async () => {
-    const stream = await source().open(null);
+  it('does not give a reader back what was written on its behalf (no echo), and gives it to the others', async () => {
+    const stream = await source({ skipOrigin: 'S001' }).open(null);
+    const other = await source({ skipOrigin: 'S002' }).open(null);
     try {
       await commits(stream, 4); // the previous test's changes, from the start of the log
-      const b = await client([`SET branchline.applying = on`]);
+      await commits(other, 4);
+      const b = await client([`SET branchline.origin = 'S001'`]);
       await b.query(`INSERT INTO price (id) VALUES (2)`);
       const w = await client();
       await w.query(`INSERT INTO price (id) VALUES (3)`);
       const got = changes(await commits(stream, 1));
-      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['3']);
+      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['3'], 'S001 does not get back the row applied for it');
+      const others = changes(await commits(other, 2));
+      assert.deepEqual(others.map((c) => c.op === 'insert' && c.after['id']), ['2', '3'], 'S002 gets both');
     } finally {
       await stream.close();
+      await other.close();
     }
   });
 
   it('never skips a long transaction that commits after later ones, and resumes after a position', async () => {
     let stream = await source().open(null);
-    let position: bigint;
+    let position: XidPosition;
     try {
-      const all = await commits(stream, 5);
+      const all = await commits(stream, 6);
       position = (all.filter((m) => m.kind === 'commit').at(-1) as Extract<Msg, { kind: 'commit' }>).position;
       const long = await client();
       await long.query('BEGIN');
@@ -144,12 +150,80 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     } finally {
       await stream.close();
     }
-    assert.equal(XID8_CODEC.format(XID8_CODEC.parse(position.toString())), position.toString());
+    assert.equal(XID8_CODEC.format(XID8_CODEC.parse(XID8_CODEC.format(position))), XID8_CODEC.format(position));
+    assert.deepEqual(XID8_CODEC.parse('10:14:11,12'), { bound: 10n, snapshot: '10:14:11,12' });
+    assert.ok(XID8_CODEC.compare(XID8_CODEC.parse('10:14:11'), XID8_CODEC.parse('10')) > 0);
+  });
+
+  it('right after an initial load, skips exactly the transactions its snapshot saw', async () => {
+    const long = await client();
+    await long.query('BEGIN');
+    await long.query(`INSERT INTO price (id) VALUES (20)`); // running when the snapshot is taken: not in the copy
+    const w = await client();
+    await w.query(`INSERT INTO price (id) VALUES (21)`); // committed before it: in the copy
+    const snap = (await w.query<{ s: string }>(`SELECT pg_current_snapshot()::text AS s`)).rows[0]!.s;
+    await long.query('COMMIT');
+    await w.query(`INSERT INTO price (id) VALUES (22)`); // after it
+    const stream = await source().open(XID8_CODEC.parse(snap));
+    try {
+      const got = changes(await commits(stream, 2));
+      assert.deepEqual(got.map((c) => c.op === 'insert' && c.after['id']), ['20', '22'], `from snapshot ${snap}: 21 is in the copy`);
+      assert.deepEqual(changes(await quiet(stream, 500)), []);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('purges below what every reader applied; a reader behind the purge or without a start is told to reload', async () => {
+    const a = await source({ reader: 'down:A' }).open(null);
+    let at: XidPosition;
+    try {
+      const all = await commits(a, 9);
+      at = (all.filter((m) => m.kind === 'commit').at(-1) as Extract<Msg, { kind: 'commit' }>).position;
+      a.ack(at);
+    } finally {
+      await a.close();
+    }
+    const w = await client();
+    await w.query(`INSERT INTO price (id) VALUES (30)`);
+    // Reader B applied nothing yet (position 1): the log keeps everything for it.
+    await w.query(`INSERT INTO branchline.change_log_readers (reader, position) VALUES ('down:B', '1')`);
+    const before = (await w.query<{ n: number }>(`SELECT count(*)::int AS n FROM branchline.change_log`)).rows[0]!.n;
+    const kept = await purgeChangeLog(w, { retentionHours: 1000 });
+    assert.equal(kept.deleted, 0, 'B holds the log');
+    await w.query(`DELETE FROM branchline.change_log_readers WHERE reader = 'down:B'`);
+    const purged = await purgeChangeLog(w, { retentionHours: 1000 });
+    assert.equal(purged.purgedBelow, at!.bound, 'purged up to what A applied');
+    assert.equal(purged.deleted, before - 1, 'everything but row 30');
+    // A resumes; a reader at an older position, or with none while a start is required, is refused.
+    const again = await source({ reader: 'down:A' }).open(at!);
+    try {
+      assert.deepEqual(changes(await commits(again, 1)).map((c) => c.op === 'insert' && c.after['id']), ['30']);
+    } finally {
+      await again.close();
+    }
+    await assert.rejects(source({ reader: 'down:C', reloadCommand: 'branchline snapshot --store C' }).open(XID8_CODEC.parse('1')), (e: BranchlineError) => {
+      assert.equal(e.code, 'BL-S006');
+      assert.match(e.message, /was purged below/);
+      assert.match(e.problem.hint ?? '', /branchline snapshot --store C/);
+      return true;
+    });
+    await assert.rejects(source({ reader: 'down:C', requireStart: true }).open(null), (e: BranchlineError) => e.code === 'BL-S007');
+    // Retention: a reader that stays away too long no longer holds the log.
+    await w.query(`INSERT INTO branchline.change_log_readers (reader, position) VALUES ('down:Z', '1')`);
+    await w.query(`INSERT INTO price (id) VALUES (31)`);
+    await w.query(`UPDATE branchline.change_log SET logged_at = logged_at - interval '3 hours'`);
+    const old = await purgeChangeLog(w, { retentionHours: 2 });
+    assert.ok(old.deleted >= 2, `rows older than the retention are gone (${old.deleted})`);
+    // A read 30 but never acknowledged it; Z applied nothing: both are behind what was purged.
+    assert.deepEqual(old.readersBehind, ['down:A', 'down:Z']);
   });
 
   it('uninstall removes the triggers, the functions and the log, and nothing else', async () => {
     const done = await new PgTriggerInstaller({ url, role: 'test', logger: silentLogger() }).uninstall();
     assert.deepEqual(done, ['removed the capture triggers from public.price', 'dropped the change log branchline.change_log']);
+    const tables = await server.query(db, `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'branchline'`);
+    assert.deepEqual(tables, [{ n: 0 }], 'the readers and purge tables go with the log');
     const left = await server.query(db, `SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'branchline%')::int AS triggers,
       (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'branchline')::int AS functions,
       to_regclass('public.price') IS NOT NULL AS price`);

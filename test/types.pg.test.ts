@@ -638,7 +638,7 @@ describe('types and odd schemas', { timeout: 600_000 }, () => {
       const store = storeOf('ODD');
       const hq = await readCatalog(env.world.hq.url, 'HQ', [tgt]);
       const st = await readCatalog(store.server.url(store.db), 'store ODD', [src]);
-      return mappingProblems({ dir: '.', files: [file!], problems: [], entities: NO_ENTITIES }, hq, st);
+      return mappingProblems({ dir: '.', files: [file!], down: [], problems: [], entities: NO_ENTITIES }, hq, st);
     };
 
     it(

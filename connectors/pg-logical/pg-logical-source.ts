@@ -5,7 +5,7 @@ import { BranchlineError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
-import { clientConfig, connect, connectionError, describeUrl, isConnectionError } from '../../src/db/connect.js';
+import { clientConfig, connect, connectionError, describeUrl, isConnectionError, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
 import { decodeRowMessage, type RelationShape } from './row-decoder.js';
@@ -22,10 +22,12 @@ export interface PgLogicalSourceOptions {
   /** Messages buffered before the socket is paused (bounds memory for any transaction size). */
   readonly highWaterMark?: number;
   /**
-   * Replication origins whose transactions are not captured (no echo of
-   * what branchline itself applied to this database).
+   * Capture only transactions without a replication origin (pgoutput's
+   * `origin 'none'`, PostgreSQL 16+): what branchline's down channel applied
+   * to this store carries one, so it never goes back up (no echo). Default
+   * true.
    */
-  readonly ignoreOrigins?: readonly string[];
+  readonly onlyLocalChanges?: boolean;
 }
 
 /**
@@ -139,7 +141,6 @@ class PgLogicalStream implements SourceStream<Lsn> {
   private readonly lowWater: number;
   private readonly relations = new Map<number, TableId>();
   private readonly shapes = new Map<number, RelationShape>();
-  private readonly ignoreOrigins: Set<string>;
 
   constructor(
     private readonly client: pg.Client,
@@ -149,7 +150,6 @@ class PgLogicalStream implements SourceStream<Lsn> {
     this.plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [options.publication] });
     this.highWater = options.highWaterMark ?? 5_000;
     this.lowWater = Math.floor(this.highWater / 4);
-    this.ignoreOrigins = new Set(options.ignoreOrigins ?? []);
     this.wal = new WalStream({
       client,
       logger: options.logger,
@@ -174,8 +174,11 @@ class PgLogicalStream implements SourceStream<Lsn> {
   start(): void {
     const start = this.after ?? Lsn.ZERO;
     this.options.logger.info('replication starting', { slot: this.options.slot, from: this.after?.toString() ?? 'slot position' });
-    this.plugin
-      .start(this.client, this.options.slot, start.toString())
+    // Written here rather than by the plugin's start(), which cannot pass `origin`.
+    const options = [`proto_version '1'`, `publication_names ${quoteLiteral(this.options.publication)}`];
+    if (this.options.onlyLocalChanges ?? true) options.push(`origin 'none'`);
+    this.client
+      .query(`START_REPLICATION SLOT ${quoteIdent(this.options.slot)} LOGICAL ${start.toString()} (${options.join(', ')})`)
       .then(() => this.fail(new Error('Connection terminated: replication ended by the server')))
       .catch((e: unknown) => this.fail(e));
     this.wal.start();
@@ -295,8 +298,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
         return;
       }
       case 'origin':
-        if (!this.skipping && this.ignoreOrigins.has(msg.originName)) this.skipping = true;
-        return;
+        return; // only local transactions are sent (origin 'none')
       case 'relation': {
         // Rows are decoded in text form by row-decoder.ts: exact numerics,
         // microsecond timestamps, no Date/number conversion.

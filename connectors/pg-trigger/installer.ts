@@ -3,7 +3,7 @@ import { formatTable } from '../../src/core/change.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { SourceInstaller } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError, qualified, quoteIdent } from '../../src/db/connect.js';
-import { captureFunctionName, captureSql, createLogSql, LOG_TABLE } from './sql.js';
+import { captureFunctionName, captureSql, createLogSql, LOG_TABLE, PURGED_TABLE, READERS_TABLE } from './sql.js';
 
 export interface PgTriggerInstallerOptions {
   readonly url: string;
@@ -68,6 +68,8 @@ export class PgTriggerInstaller implements SourceInstaller {
       if (tables.length > 0) done.push(`removed the capture triggers from ${tables.join(', ')}`);
       if ((await db.query(`SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok`)).rows[0]?.ok === true) {
         await db.query(`DROP TABLE ${LOG_TABLE}`);
+        await db.query(`DROP TABLE IF EXISTS ${READERS_TABLE}`);
+        await db.query(`DROP TABLE IF EXISTS ${PURGED_TABLE}`);
         done.push(`dropped the change log ${LOG_TABLE}`);
       }
       return done;

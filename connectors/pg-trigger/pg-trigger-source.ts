@@ -3,8 +3,9 @@ import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/cor
 import type { Logger } from '../../src/core/logger.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
-import { HORIZON_SQL, NOTIFY_CHANNEL, READ_SQL } from './sql.js';
-import { XID8_CODEC } from './xid-codec.js';
+import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, READ_SQL } from './sql.js';
+import { BranchlineError } from '../../src/core/errors.js';
+import { XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
 export interface PgTriggerSourceOptions {
   readonly url: string;
@@ -15,6 +16,22 @@ export interface PgTriggerSourceOptions {
   readonly pollMs?: number;
   /** Log rows read per query. Default 5000. */
   readonly pageRows?: number;
+  /**
+   * The reader's name in `branchline.change_log_readers` (e.g. `down:S001`):
+   * acknowledged positions are recorded there so the log is purged only
+   * below what every reader applied. None: acknowledgements are not recorded.
+   */
+  readonly reader?: string;
+  /** Changes written on behalf of this origin are not delivered (no echo): the reader's own side. */
+  readonly skipOrigin?: string | null;
+  /**
+   * The target must have been loaded first (an initial load sets the first
+   * position): opening without a position is BL-S007. For HQ's down channel,
+   * where a store's tables must match HQ's before changes make sense.
+   */
+  readonly requireStart?: boolean;
+  /** How to name the fix in BL-S006/BL-S007, e.g. `branchline snapshot --store S001`. */
+  readonly reloadCommand?: string;
 }
 
 interface LogRow {
@@ -43,35 +60,56 @@ interface LogRow {
  * A notification from the triggers wakes it up; it also polls every
  * `pollMs`. Reading is paged, so a window of any size takes bounded memory.
  */
-export class PgTriggerSource implements Source<bigint> {
+export class PgTriggerSource implements Source<XidPosition> {
   readonly connector = 'pg-trigger';
   readonly positions = XID8_CODEC;
 
   constructor(private readonly options: PgTriggerSourceOptions) {}
 
-  async open(after: bigint | null): Promise<SourceStream<bigint>> {
+  async open(after: XidPosition | null): Promise<SourceStream<XidPosition>> {
     const { url, role } = this.options;
     const db = await connect(url, { role, applicationName: 'branchline-trigger-reader' }); // says BL-D001 itself
+    let purgedBelow: bigint;
     try {
       await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      purgedBelow = BigInt((await db.query<{ purged_below: string }>(PURGED_SQL)).rows[0]!.purged_below);
     } catch (e) {
       await db.end().catch(() => undefined);
       throw isConnectionError(e) ? connectionError(e, url, role) : e;
     }
-    return new TriggerStream(db, after ?? 0n, this.options);
+    const fix = this.options.reloadCommand ?? 'an initial load';
+    if (after === null && this.options.requireStart) {
+      await db.end().catch(() => undefined);
+      throw new BranchlineError({
+        code: 'BL-S007',
+        message: `${this.options.reader ?? 'this reader'} has no position in the change log at ${role}: its target was never loaded, or its initial load did not finish.`,
+        hint: `Run ${fix}; changes follow from where the load ends.`,
+      });
+    }
+    if (after !== null && after.bound < purgedBelow) {
+      await db.end().catch(() => undefined);
+      throw new BranchlineError({
+        code: 'BL-S006',
+        message: `${this.options.reader ?? 'this reader'} is at ${XID8_CODEC.format(after)} but the change log at ${role} was purged below ${purgedBelow}: changes it never applied are gone (it was offline longer than the retention).`,
+        hint: `Run ${fix}: a partial picture is never applied.`,
+      });
+    }
+    return new TriggerStream(db, after ?? xidPosition(purgedBelow), this.options);
   }
 }
 
-class TriggerStream implements SourceStream<bigint> {
-  readonly messages: AsyncIterator<SourceMessage<bigint>>;
+class TriggerStream implements SourceStream<XidPosition> {
+  readonly messages: AsyncIterator<SourceMessage<XidPosition>>;
   private closed = false;
   private wake: (() => void) | null = null;
-  private readonly buffer: SourceMessage<bigint>[] = [];
+  private readonly buffer: SourceMessage<XidPosition>[] = [];
   private readonly tables = new Map<string, TableId>();
+  private acked = 0n;
+  private pendingAck: bigint | null = null;
 
   constructor(
     private readonly db: pg.Client,
-    private position: bigint,
+    private position: XidPosition,
     private readonly options: PgTriggerSourceOptions,
   ) {
     db.on('notification', () => this.wake?.());
@@ -79,14 +117,27 @@ class TriggerStream implements SourceStream<bigint> {
     this.messages = this.read();
   }
 
-  poll(): SourceMessage<bigint> | undefined {
+  poll(): SourceMessage<XidPosition> | undefined {
     return this.buffer.shift();
   }
 
-  /** The log is shared (HQ's feeds every store): purging what every reader applied is not this stream's job. */
-  ack(_position: bigint): void {}
+  /**
+   * The log is shared (HQ's feeds every store): the position is recorded as
+   * this reader's (best effort: it only lets the log be purged), and purging
+   * is the maintainer's job (purge.ts).
+   */
+  ack(position: XidPosition): void {
+    const reader = this.options.reader;
+    if (!reader || this.closed || position.bound <= this.acked) return;
+    this.acked = position.bound;
+    // Sent before the reader's next query (one query at a time on a connection).
+    this.pendingAck = position.bound;
+  }
 
   async close(): Promise<void> {
+    const ack = this.pendingAck;
+    this.pendingAck = null;
+    if (ack !== null && this.options.reader && !this.closed) await this.db.query(ACK_SQL, [this.options.reader, ack.toString()]).catch(() => undefined);
     this.closed = true;
     this.wake?.();
     await this.db.end().catch(() => undefined);
@@ -102,19 +153,26 @@ class TriggerStream implements SourceStream<bigint> {
     return t;
   }
 
-  private async *read(): AsyncGenerator<SourceMessage<bigint>, void, undefined> {
+  private async *read(): AsyncGenerator<SourceMessage<XidPosition>, void, undefined> {
     const pageRows = this.options.pageRows ?? 5_000;
     const pollMs = this.options.pollMs ?? 1_000;
     while (!this.closed) {
       const horizon = await this.query<{ xmin: string }>(HORIZON_SQL);
       if (horizon === null) return;
       const bound = BigInt(horizon[0]!.xmin);
-      if (bound > this.position) {
+      if (bound > this.position.bound) {
         let lastId = '0';
         let begun = false;
         let lastAt: Date | null = null;
         for (;;) {
-          const page = await this.query<LogRow>(READ_SQL, [this.position.toString(), bound.toString(), lastId, pageRows]);
+          const page = await this.query<LogRow>(READ_SQL, [
+            this.position.bound.toString(),
+            bound.toString(),
+            lastId,
+            pageRows,
+            this.options.skipOrigin ?? null,
+            this.position.snapshot,
+          ]);
           if (page === null) return;
           for (const r of page) {
             if (!begun) {
@@ -128,10 +186,20 @@ class TriggerStream implements SourceStream<bigint> {
           lastId = page[page.length - 1]!.id;
         }
         const from = this.position;
-        this.position = bound;
+        // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
+        const purged = await this.query<{ purged_below: string }>(PURGED_SQL);
+        if (purged === null) return;
+        if (BigInt(purged[0]!.purged_below) > from.bound)
+          throw new BranchlineError({
+            code: 'BL-S006',
+            message: `the change log at ${this.options.role} was purged below ${purged[0]!.purged_below} while ${this.options.reader ?? 'this reader'} was still reading from ${from.bound}: changes it never applied are gone.`,
+            hint: `Run ${this.options.reloadCommand ?? 'an initial load'}: a partial picture is never applied.`,
+          });
+        const next = xidPosition(bound);
+        this.position = next;
         // A window without changes (others' transactions, rolled back ones) moves the position too.
-        if (begun) yield { kind: 'commit', position: bound, commitTime: lastAt ?? new Date() };
-        else if (bound > from) yield { kind: 'idle', position: bound };
+        if (begun) yield { kind: 'commit', position: next, commitTime: lastAt ?? new Date() };
+        else yield { kind: 'idle', position: next };
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -149,6 +217,11 @@ class TriggerStream implements SourceStream<bigint> {
   /** A query's rows; null once the stream is closed; a lost connection as BL-D001. */
   private async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[] | null> {
     try {
+      const ack = this.pendingAck;
+      if (ack !== null && this.options.reader) {
+        this.pendingAck = null;
+        await this.db.query(ACK_SQL, [this.options.reader, ack.toString()]);
+      }
       return (await this.db.query<R>(sql, params)).rows;
     } catch (e) {
       if (this.closed) return null;
@@ -156,7 +229,7 @@ class TriggerStream implements SourceStream<bigint> {
     }
   }
 
-    private change(r: LogRow): RowChange {
+  private change(r: LogRow): RowChange {
     const table = this.table(r.schema_name, r.table_name);
     switch (r.op) {
       case 'i':

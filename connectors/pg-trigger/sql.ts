@@ -8,12 +8,21 @@ import { qualified, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
  * Each captured table gets its own trigger function that writes every
  * column in PostgreSQL's text form (the same form `pgoutput` sends), under
  * fixed output settings (ISO dates, UTC, hex bytea, exact floats) whatever
- * the writing session uses. Rows written by a session that set
- * `branchline.applying = on` (branchline's own apply) are not captured: no
- * echo.
+ * the writing session uses. A row written by branchline's own apply carries
+ * the origin that session set (`branchline.origin`: the store whose change
+ * HQ applied, or `HQ` at a store), so a reader never gets back what came from
+ * its own side (no echo) while everyone else does (a customer registered at
+ * store A reaches stores B..N through HQ).
+ *
+ * Readers keep their own cursor (their target holds it); each also reports
+ * it here (`change_log_readers`) so the log can be purged below what every
+ * reader applied, or below the retention. `change_log_purged` remembers how
+ * far it was purged: a reader behind that needs a fresh initial load.
  */
 export const LOG_TABLE = 'branchline.change_log';
 export const NOTIFY_CHANNEL = 'branchline_change_log';
+export const READERS_TABLE = 'branchline.change_log_readers';
+export const PURGED_TABLE = 'branchline.change_log_purged';
 
 export function createLogSql(): string[] {
   return [
@@ -26,12 +35,23 @@ export function createLogSql(): string[] {
        op          "char" NOT NULL,
        before      jsonb,
        after       jsonb,
-       logged_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+       logged_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+       origin      text DEFAULT NULLIF(current_setting('branchline.origin', true), '')
      )`,
+    `ALTER TABLE ${LOG_TABLE} ADD COLUMN IF NOT EXISTS origin text DEFAULT NULLIF(current_setting('branchline.origin', true), '')`,
     `CREATE INDEX IF NOT EXISTS change_log_xid_idx ON ${LOG_TABLE} (xid, id)`,
+    `CREATE TABLE IF NOT EXISTS ${READERS_TABLE} (
+       reader     text PRIMARY KEY,
+       position   xid8 NOT NULL,
+       acked_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+     )`,
+    `CREATE TABLE IF NOT EXISTS ${PURGED_TABLE} (
+       one          boolean PRIMARY KEY DEFAULT true CHECK (one),
+       purged_below xid8 NOT NULL,
+       purged_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+     )`,
     `CREATE OR REPLACE FUNCTION branchline.capture_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
      BEGIN
-       IF current_setting('branchline.applying', true) = 'on' THEN RETURN NULL; END IF;
        INSERT INTO ${LOG_TABLE} (schema_name, table_name, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 't');
        PERFORM pg_notify('${NOTIFY_CHANNEL}', '');
        RETURN NULL;
@@ -64,7 +84,6 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[]): 
        SET bytea_output = 'hex' SET extra_float_digits = 3
      AS $f$
      BEGIN
-       IF current_setting('branchline.applying', true) = 'on' THEN RETURN NULL; END IF;
        INSERT INTO ${LOG_TABLE} (schema_name, table_name, op, before, after)
        VALUES (${quoteLiteral(t.schema)}, ${quoteLiteral(t.table)}, lower(left(TG_OP, 1)),
                CASE WHEN TG_OP <> 'INSERT' THEN ${rowJson('OLD', columns)} END,
@@ -79,12 +98,26 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[]): 
   ];
 }
 
-/** Every change of transactions that ended below the oldest still running one, after `from`, in log order: one page. */
+/**
+ * Every change of transactions that ended below the oldest still running one,
+ * after `from`, in log order, except those written on behalf of the reader
+ * itself ($5: its origin name, or null) and, right after an initial load,
+ * those of transactions its snapshot saw ($6): one page.
+ */
 export const READ_SQL = `SELECT id, xid::text AS xid, schema_name, table_name, op, before, after, logged_at
   FROM ${LOG_TABLE}
  WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 AND id > $3
+   AND ($5::text IS NULL OR origin IS DISTINCT FROM $5::text)
+   AND ($6::text IS NULL OR NOT pg_visible_in_snapshot(xid, $6::text::pg_snapshot))
  ORDER BY id
  LIMIT $4`;
+
+/** Records how far a reader has applied (only forward). */
+export const ACK_SQL = `INSERT INTO ${READERS_TABLE} AS r (reader, position) VALUES ($1, $2::text::xid8)
+  ON CONFLICT (reader) DO UPDATE SET position = greatest(r.position, EXCLUDED.position), acked_at = clock_timestamp()`;
+
+/** Below which xid the log was purged (0 when never). */
+export const PURGED_SQL = `SELECT coalesce((SELECT purged_below::text FROM ${PURGED_TABLE}), '0') AS purged_below`;
 
 /** The bound below which every transaction has ended (committed or rolled back). */
 export const HORIZON_SQL = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`;

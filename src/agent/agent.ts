@@ -9,7 +9,10 @@ import type { MappingSet } from '../mapping/mapping.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
-import { checkAndCompile, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
+import { checkAndCompile, checkAndCompileDown, downMappingProblems, downOriginName, downTablesOf, hasDown, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
+import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
+import { DownAssociationResolver } from '../associate/down-resolver.js';
+import { connect } from '../db/connect.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -29,6 +32,11 @@ export class Agent {
   private files: Awaited<ReturnType<typeof loadMappings>> | null = null;
   private hq: Catalog | null = null;
   private readonly pipelines = new Map<string, Pipeline<Lsn>>();
+  private readonly downPipelines = new Map<string, Pipeline<XidPosition>>();
+  /** HQ's catalog of the down files' source tables. */
+  private hqDown: Catalog | null = null;
+  /** Each reachable store's catalog of the down files' targets, read at start-up. */
+  private readonly storeDown = new Map<string, Catalog>();
   private readonly gate: ApplyGate;
   private readonly stores: readonly StoreConfig[];
 
@@ -65,11 +73,21 @@ export class Agent {
     // Checked against HQ alone first, so a mapping problem is reported even with every store down.
     this.mappings = checkAndCompile(files, this.hq, null, 'HQ');
     const hq = this.hq;
+    const down = hasDown(files);
+    const { hqSources, storeTargets } = downTablesOf(files);
+    if (down) this.hqDown = await readCatalog(config.hq.url, 'HQ', hqSources);
+    const hqDown = this.hqDown;
     // Every reachable store at once; the problems of all of them reported together, in configuration order.
     const results = await Promise.all(
       this.stores.map(async (store) => {
         try {
-          return { store, problems: mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000)) };
+          const problems = mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000));
+          if (down && hqDown) {
+            const catalog = await readCatalog(store.url, storeRole(store), storeTargets, 5_000);
+            this.storeDown.set(store.code, catalog);
+            problems.push(...downMappingProblems(files, hqDown, catalog));
+          }
+          return { store, problems };
         } catch (e) {
           if (isBranchlineError(e) && e.code.startsWith('BL-D')) {
             logger.warn('store not reachable at start-up; its pipeline will connect when it can', { store: store.code, code: e.code, error: e.message });
@@ -138,6 +156,8 @@ export class Agent {
             statementTimeoutMs: config.apply.statementTimeoutMs,
             sessionReplicationRole: config.apply.sessionReplicationRole,
             associations,
+            // HQ's change log records whose changes these are: they go down to the other stores, not back to this one.
+            origin: { name: store.code },
             logger: log,
           }),
         mappings,
@@ -152,10 +172,125 @@ export class Agent {
       log.info('pipeline starting');
       return pipeline.run(signal);
     });
+    const files = this.files;
+    if (files && hasDown(files)) {
+      for (const store of this.stores) runs.push(this.runDown(store, signal));
+      runs.push(this.purgeLoop(signal));
+    }
     await Promise.all(runs);
+  }
+
+  /**
+   * The down pipeline of one store: HQ's change log (pg-trigger, read from
+   * the store's own cursor, without what came from this store) -> the down
+   * mappings -> the store, position in the store's transaction. Compiled
+   * against the store's schema once the store answers.
+   */
+  private async runDown(store: StoreConfig, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    const files = this.files!;
+    const log = logger.child({ store: store.code, pipeline: `down:${store.code}` });
+    const backoff = new Backoff(config.retry);
+    let mappings: MappingSet | null = null;
+    while (!signal.aborted && !mappings) {
+      try {
+        const hqDown = this.hqDown ?? (await readCatalog(config.hq.url, 'HQ', downTablesOf(files).hqSources));
+        this.hqDown = hqDown;
+        const catalog = this.storeDown.get(store.code) ?? (await readCatalog(store.url, storeRole(store), downTablesOf(files).storeTargets, 5_000));
+        this.storeDown.set(store.code, catalog);
+        mappings = checkAndCompileDown(files, hqDown, catalog, `HQ and ${storeRole(store)}`);
+      } catch (e) {
+        if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) {
+          log.error('down mappings do not fit this store; its down pipeline does not start', { error: e instanceof Error ? e.message : String(e) });
+          return;
+        }
+        const delay = backoff.next();
+        log.warn('store not reachable; the down pipeline waits', { code: e.code, error: e.message, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    if (!mappings || signal.aborted) return;
+    const compiled = mappings;
+    const name = `down:${store.code}`;
+    const id = { name, storeCode: store.code, direction: 'down' as const, connector: 'pg-trigger' };
+    const source = new PgTriggerSource({
+      url: config.hq.url,
+      role: 'HQ',
+      logger: log,
+      pollMs: config.down.pollMs,
+      pageRows: config.batch.chunkRows,
+      reader: name,
+      skipOrigin: store.code,
+      requireStart: true,
+      reloadCommand: `\`branchline snapshot --store ${store.code}\``,
+    });
+    const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
+    const catalog = this.storeDown.get(store.code)!;
+    const pipeline = new Pipeline<XidPosition>({
+      id,
+      source,
+      sink: () =>
+        new PgSink({
+          url: store.url,
+          role: storeRole(store),
+          pipeline: id,
+          positionKind: XID8_CODEC.kind,
+          catalog: catalog.tables,
+          targetOrder: compiled.targetOrder,
+          statementTimeoutMs: config.apply.statementTimeoutMs,
+          associations,
+          origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
+          logger: log,
+        }),
+      mappings: compiled,
+      context: { storeCode: store.code },
+      batch: config.batch,
+      retry: config.retry,
+      gate: this.gate,
+      logger: log,
+      ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
+    });
+    this.downPipelines.set(store.code, pipeline);
+    log.info('down pipeline starting');
+    try {
+      await pipeline.run(signal);
+    } finally {
+      await associations.close();
+    }
+  }
+
+  /** Purges HQ's change log below what every store applied (and below the retention), every `down.purge_interval_s`. */
+  private async purgeLoop(signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    const log = logger.child({ task: 'change-log-purge' });
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, config.down.purgeIntervalS * 1000);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      if (signal.aborted) return;
+      try {
+        const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-purge' });
+        try {
+          const r = await purgeChangeLog(db, { retentionHours: config.down.retentionHours });
+          if (r.deleted > 0) log.info('purged HQ change log', { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() });
+          if (r.readersBehind.length > 0)
+            log.error('stores were away longer than down.retention_hours and need a fresh initial load', { readers: r.readersBehind, code: 'BL-S006' });
+        } finally {
+          await db.end().catch(() => undefined);
+        }
+      } catch (e) {
+        log.warn('change log not purged this time', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
   }
 
   snapshot(): Map<string, PipelineSnapshot> {
     return new Map([...this.pipelines].map(([code, p]) => [code, p.snapshot()]));
+  }
+
+  /** The down pipelines, by store code. */
+  downSnapshot(): Map<string, PipelineSnapshot> {
+    return new Map([...this.downPipelines].map(([code, p]) => [code, p.snapshot()]));
   }
 }

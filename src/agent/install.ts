@@ -3,7 +3,8 @@ import { PgLogicalInstaller } from '../../connectors/pg-logical/index.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import { dropState, migrateLatest } from '../state/migrate.js';
-import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from './prepare.js';
+import { checkAndCompile, checkAndCompileDown, downTablesOf, hasDown, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from './prepare.js';
+import { PgTriggerInstaller } from '../../connectors/pg-trigger/index.js';
 
 export interface InstallReport {
   readonly database: string;
@@ -26,19 +27,28 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
   const { sources, targets } = tablesOf(files);
   const hq = await readCatalog(config.hq.url, 'HQ', targets);
   checkAndCompile(files, hq, null, 'HQ');
+  const down = hasDown(files);
+  const { hqSources, storeTargets } = downTablesOf(files);
+  const hqDown = down ? await readCatalog(config.hq.url, 'HQ', hqSources) : null;
   const reports: InstallReport[] = [];
   const applied = await migrateLatest(config.hq.url);
-  reports.push({
-    database: 'HQ',
-    actions: applied.length ? applied.map((m) => `applied migration ${m}`) : ['branchline schema is up to date'],
-  });
+  const hqActions = applied.length ? applied.map((m) => `applied migration ${m}`) : ['branchline schema is up to date'];
+  // The down channel: HQ's change log and capture triggers on the tables the down files read.
+  if (down) hqActions.push(...(await new PgTriggerInstaller({ url: config.hq.url, role: 'HQ', logger }).install(hqSources)));
+  reports.push({ database: 'HQ', actions: hqActions });
   const fullImages = aggregateSources(files.files);
   for (const store of stores) {
     const installer = installerFor(store, logger);
     const identity = await installer.ensureFullBeforeImages(fullImages);
     const catalog = await readCatalog(store.url, storeRole(store), sources);
     checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
+    if (down && hqDown) checkAndCompileDown(files, hqDown, await readCatalog(store.url, storeRole(store), storeTargets), `HQ and ${storeRole(store)}`);
     const actions = await installer.install(sources);
+    // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema.
+    if (down) {
+      const migrated = await migrateLatest(store.url, storeRole(store));
+      actions.push(...(migrated.length ? [`applied ${migrated.length} branchline migration${migrated.length === 1 ? '' : 's'} (down channel state)`] : []));
+    }
     reports.push({ database: storeRole(store), actions: [...identity, ...actions] });
   }
   return reports;
@@ -56,6 +66,8 @@ export async function uninstall(
     reports.push({ database: storeRole(store), actions: await installerFor(store, logger).uninstall({ force: options.force ?? false }) });
   }
   if (options.hq) {
+    const triggers = await new PgTriggerInstaller({ url: config.hq.url, role: 'HQ', logger }).uninstall();
+    if (triggers.length > 0) reports.push({ database: 'HQ', actions: triggers });
     await dropState(config.hq.url);
     reports.push({ database: 'HQ', actions: ['dropped schema branchline (positions and status of every pipeline)'] });
   }

@@ -12,7 +12,10 @@ import type { EntitySet } from '../mapping/entities.js';
 /** The mapping files of a configuration: those that parsed, and the problems of those that did not. */
 export interface MappingFiles {
   readonly dir: string;
+  /** The up files (store -> HQ). */
   readonly files: readonly LoadedMappingFile[];
+  /** The down files (`direction: down`, HQ -> stores). */
+  readonly down: readonly LoadedMappingFile[];
   /** Syntax and schema problems (BL-M001, BL-M002): their files are not in `files`. */
   readonly problems: readonly Problem[];
   /** entities.yml: what associate(...) may name. */
@@ -24,7 +27,45 @@ export interface MappingFiles {
 /** Reads every mapping file (no database needed). Never throws for problems in the files. */
 export async function loadMappings(config: Config): Promise<MappingFiles> {
   const { files, problems, entities } = await loadMappingDir(config.mappingsDir);
-  return { dir: config.mappingsDir, files, problems, entities, foreignKeysChecked: config.apply.sessionReplicationRole !== 'replica' };
+  return {
+    dir: config.mappingsDir,
+    files: files.filter((f) => f.spec.direction === 'up'),
+    down: files.filter((f) => f.spec.direction === 'down'),
+    problems,
+    entities,
+    foreignKeysChecked: config.apply.sessionReplicationRole !== 'replica',
+  };
+}
+
+/** Whether the configuration hands data down to the stores. */
+export function hasDown(m: MappingFiles): boolean {
+  return m.down.some((f) => f.spec.enabled);
+}
+
+/** The tables the down files read at HQ and write at the stores. */
+export function downTablesOf(m: MappingFiles): { hqSources: TableId[]; storeTargets: TableId[] } {
+  const t = mappedTables(m.down);
+  return { hqSources: t.sources, storeTargets: t.targets };
+}
+
+/** Problems of the down files: their sources are HQ tables, their targets a store's. */
+export function downMappingProblems(m: MappingFiles, hq: Catalog, store: Catalog): Problem[] {
+  return validateMappings(m.down, {
+    source: hq.tables,
+    sourceTables: hq.all,
+    target: store.tables,
+    targetTables: store.all,
+    entities: m.entities,
+    entityChecks: false,
+    foreignKeysChecked: true,
+  });
+}
+
+/** Checks the down files against HQ and one store and compiles them; throws every problem at once. */
+export function checkAndCompileDown(m: MappingFiles, hq: Catalog, store: Catalog, context: string): MappingSet {
+  const problems = downMappingProblems(m, hq, store);
+  if (problems.length) throw new ProblemsError(`The down mapping files in ${m.dir} do not fit ${context}.`, problems);
+  return compileMappings(m.down, { source: hq.tables, target: store.tables, entities: m.entities });
 }
 
 /** Throws the syntax and schema problems, if any (when nothing more can be checked). */
@@ -92,4 +133,13 @@ export function tablesOf(m: MappingFiles): { sources: TableId[]; targets: TableI
 
 export function storeRole(store: StoreConfig): string {
   return `store ${store.code}`;
+}
+
+/**
+ * The replication origin that marks what the down channel applies at a
+ * store (so the store's slot, read with origin 'none', never sends it back
+ * up). Origins are per PostgreSQL cluster, not per database: one per store.
+ */
+export function downOriginName(storeCode: string): string {
+  return `branchline_down_${storeCode.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
 }

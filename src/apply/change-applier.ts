@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { AssociationResolver } from '../associate/resolver.js';
+import { AssociationResolver, type KeyTranslator } from '../associate/resolver.js';
 import type { TargetOp } from '../core/target-op.js';
 import { behindReason, missingReason, ParkedRows, type ParkReason } from '../pipeline/parking.js';
 import type { ChunkPlan } from './plan.js';
@@ -7,7 +7,7 @@ import type { ChunkPlan } from './plan.js';
 /** What applying one change needs from the sink. */
 export interface ChangeApplierContext {
   readonly db: pg.ClientBase;
-  readonly associations: AssociationResolver | undefined;
+  readonly associations: KeyTranslator | undefined;
   /** The exact plan of some operations. */
   plan(ops: readonly TargetOp[]): ChunkPlan;
   /** A database error as branchline's (ApplyRejected for data HQ refuses). */

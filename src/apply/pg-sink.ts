@@ -9,7 +9,7 @@ import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
 import { TableStatements } from './statements.js';
-import { AssociationResolver } from '../associate/resolver.js';
+import { AssociationResolver, type KeyTranslator } from '../associate/resolver.js';
 import { opRowKeys, parksJson, parkUnresolved, PARK_SQL } from './parked-chunk.js';
 import { changeFromJson, parkRecord, type ChangeOrigin, type MappedChange, type ParkRecord } from '../pipeline/parking.js';
 
@@ -40,7 +40,15 @@ export interface PgSinkOptions {
   /** `replica`: HQ skips foreign-key checks and ordinary triggers for applied rows, as PostgreSQL's subscriptions do. */
   readonly sessionReplicationRole?: 'origin' | 'replica';
   /** Translates store codes to HQ keys (one per pipeline: its cache outlives sessions). */
-  readonly associations?: AssociationResolver;
+  readonly associations?: KeyTranslator;
+  /**
+   * Who the applied rows are written for (no echo): `name` goes into
+   * `branchline.origin` for the session (HQ's change-log triggers record it,
+   * and the store it came from does not read it back); `replicationOrigin`
+   * also marks the session's transactions with that replication origin, so
+   * a logical slot reading this database with origin 'none' skips them.
+   */
+  readonly origin?: { readonly name: string; readonly replicationOrigin?: string };
   readonly logger: Logger;
 }
 
@@ -98,6 +106,7 @@ export class PgSink {
         });
       await this.ensureInstalled(client);
       if (this.options.sessionReplicationRole === 'replica') await this.setReplicaRole(client);
+      if (this.options.origin) await this.setOrigin(client, this.options.origin);
     } catch (e) {
       await client.end().catch(() => undefined);
       throw this.mapError(e);
@@ -122,6 +131,26 @@ export class PgSink {
         message: `branchline's state schema at ${this.options.role} is older than this agent (missing ${missing.join(', ')}).`,
         hint: 'Run `branchline install` once: it brings the branchline schema up to date and changes nothing else.',
       });
+  }
+
+  private async setOrigin(client: pg.Client, origin: NonNullable<PgSinkOptions['origin']>): Promise<void> {
+    await client.query(`SELECT set_config('branchline.origin', $1, false)`, [origin.name]);
+    const ro = origin.replicationOrigin;
+    if (!ro) return;
+    try {
+      await client.query(`SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)`, [ro]);
+      await client.query(`SELECT pg_replication_origin_session_setup($1)`, [ro]);
+    } catch (e) {
+      if ((e as { code?: string }).code !== '42501') throw e;
+      throw new BranchlineError(
+        {
+          code: 'BL-D004',
+          message: `the ${this.options.role} user may not mark what branchline applies with a replication origin (needed so those rows are not captured back).`,
+          hint: 'As a superuser, run GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text) TO <user>; or connect as a superuser.',
+        },
+        { cause: e },
+      );
+    }
   }
 
   private async setReplicaRole(client: pg.Client): Promise<void> {
@@ -455,6 +484,32 @@ export class PgSink {
       this.parkedInTransaction = 0;
     } catch (e) {
       // Still "in a transaction" for rollback(), which ends it on a live connection.
+      throw this.mapError(e);
+    }
+  }
+
+  /** Runs a statement of the caller's inside the open transaction (opening one): e.g. an initial load's checkpoint. */
+  async execute<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    await this.drain();
+    await this.begin();
+    try {
+      return (await this.db.query<R>(sql, params)).rows;
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
+  /** Commits what the open transaction holds without moving the position (an initial load's chunk and checkpoint). */
+  async commitWithoutPosition(): Promise<void> {
+    if (!this.inTransaction) return;
+    try {
+      await this.drain();
+      await this.db.query('COMMIT');
+      this.options.associations?.commit();
+      this.inTransaction = false;
+      this.ignoredInTransaction = 0;
+      this.parkedInTransaction = 0;
+    } catch (e) {
       throw this.mapError(e);
     }
   }

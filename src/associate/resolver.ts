@@ -17,7 +17,17 @@ export interface Resolution {
   readonly unresolved: readonly UnresolvedOp[];
 }
 
-type Keyed = Exclude<TargetOp, { kind: 'ignore' | 'delete-where' }>;
+export type Keyed = Exclude<TargetOp, { kind: 'ignore' | 'delete-where' }>;
+
+/** What a sink asks of whatever translates the codes in its chunks (store -> HQ, or HQ -> store). */
+export interface KeyTranslator {
+  /** Translates a chunk inside the sink's open transaction on `db`. */
+  resolve(db: pg.ClientBase, ops: readonly TargetOp[]): Promise<Resolution>;
+  /** The sink's transaction committed. */
+  commit(): void;
+  /** The sink's transaction rolled back. */
+  rollback(): void;
+}
 
 /** Cached associations per entity; a cap keeps a store with millions of codes from growing memory without bound. */
 const CACHE_LIMIT = 200_000;
@@ -31,7 +41,7 @@ const CACHE_LIMIT = 200_000;
  * from HQ go into the cache at once (they never change); allocations only
  * at `commit`.
  */
-export class AssociationResolver {
+export class AssociationResolver implements KeyTranslator {
   private readonly cache = new Map<string, Map<string, string>>();
   private readonly pending = new Map<string, Map<string, string>>();
 
@@ -75,28 +85,7 @@ export class AssociationResolver {
       }
     }
     // 2. Translate.
-    const out: (TargetOp | null)[] = new Array(ops.length);
-    const unresolved: UnresolvedOp[] = [];
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      const refs = (op as Keyed).assoc;
-      if (refs === undefined) {
-        out[i] = op;
-        continue;
-      }
-      const translated = this.translate(op as Keyed, refs);
-      if (typeof translated === 'object' && translated !== null && 'missing' in translated) {
-        // A delete of a row whose allocated code HQ never saw: nothing to remove.
-        if (op.kind === 'delete' && translated.allocate) out[i] = { kind: 'ignore', target: op.target };
-        else {
-          out[i] = null;
-          unresolved.push({ index: i, entity: translated.entity, code: translated.missing });
-        }
-      } else {
-        out[i] = translated;
-      }
-    }
-    return { ops: out, unresolved };
+    return translateChunk(ops, (entity, code) => this.known(entity, code));
   }
 
   /** The transaction committed: its allocations are associations now. */
@@ -126,43 +115,76 @@ export class AssociationResolver {
     if (root === this.cache && m.size >= CACHE_LIMIT) m.clear();
     return m;
   }
-
-  private translate(op: Keyed, refs: readonly AssocRef[]): TargetOp | { missing: string; entity: string; allocate: boolean } {
-    const row = 'row' in op ? { ...op.row } : undefined;
-    const key = [...op.key];
-    const from = op.kind === 'move' ? [...op.from] : undefined;
-    for (const ref of refs) {
-      if (row !== undefined) {
-        const v = row[ref.column];
-        if (v !== undefined && v !== null) {
-          const k = this.known(ref.entity, v);
-          if (k === undefined) return { missing: v, entity: ref.entity, allocate: ref.allocate };
-          row[ref.column] = k;
-        }
-      }
-      if (ref.keyIndex >= 0) {
-        const c = key[ref.keyIndex]!;
-        const k = this.known(ref.entity, c);
-        if (k === undefined) return { missing: c, entity: ref.entity, allocate: ref.allocate };
-        key[ref.keyIndex] = k;
-        if (from) {
-          const f = from[ref.keyIndex]!;
-          const fk = this.known(ref.entity, f);
-          if (fk === undefined) return { missing: f, entity: ref.entity, allocate: ref.allocate };
-          from[ref.keyIndex] = fk;
-        }
-      }
-    }
-    // A new operation without `assoc`: translated, it is an ordinary one.
-    const { assoc: _assoc, ...rest } = op;
-    const base: Record<string, unknown> = { ...rest, key };
-    if (row !== undefined) base['row'] = row;
-    if (from !== undefined) base['from'] = from;
-    return base as unknown as TargetOp;
-  }
 }
 
-function codesOf(op: Keyed, ref: AssocRef): string[] {
+/** The key `code` of `entity` stands for on the other side, if known. */
+export type Known = (entity: string, code: string) => string | undefined;
+
+function translateOp(op: Keyed, refs: readonly AssocRef[], known: Known): TargetOp | { missing: string; entity: string; allocate: boolean } {
+  const row = 'row' in op ? { ...op.row } : undefined;
+  const key = [...op.key];
+  const from = op.kind === 'move' ? [...op.from] : undefined;
+  for (const ref of refs) {
+    if (row !== undefined) {
+      const v = row[ref.column];
+      if (v !== undefined && v !== null) {
+        const k = known(ref.entity, v);
+        if (k === undefined) return { missing: v, entity: ref.entity, allocate: ref.allocate };
+        row[ref.column] = k;
+      }
+    }
+    if (ref.keyIndex >= 0) {
+      const c = key[ref.keyIndex]!;
+      const k = known(ref.entity, c);
+      if (k === undefined) return { missing: c, entity: ref.entity, allocate: ref.allocate };
+      key[ref.keyIndex] = k;
+      if (from) {
+        const f = from[ref.keyIndex]!;
+        const fk = known(ref.entity, f);
+        if (fk === undefined) return { missing: f, entity: ref.entity, allocate: ref.allocate };
+        from[ref.keyIndex] = fk;
+      }
+    }
+  }
+  // A new operation without `assoc`: translated, it is an ordinary one.
+  const { assoc: _assoc, ...rest } = op;
+  const base: Record<string, unknown> = { ...rest, key };
+  if (row !== undefined) base['row'] = row;
+  if (from !== undefined) base['from'] = from;
+  return base as unknown as TargetOp;
+}
+
+/**
+ * Replaces the codes in a chunk's operations with the other side's keys, as
+ * `known` gives them; an operation with a code `known` lacks is `null` and
+ * listed as unresolved, except a delete of an allocated code (the other side
+ * never saw it: nothing to remove).
+ */
+export function translateChunk(ops: readonly TargetOp[], known: Known): Resolution {
+  const out: (TargetOp | null)[] = new Array(ops.length);
+  const unresolved: UnresolvedOp[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    const refs = (op as Keyed).assoc;
+    if (refs === undefined) {
+      out[i] = op;
+      continue;
+    }
+    const translated = translateOp(op as Keyed, refs, known);
+    if (typeof translated === 'object' && translated !== null && 'missing' in translated) {
+      if (op.kind === 'delete' && translated.allocate) out[i] = { kind: 'ignore', target: op.target };
+      else {
+        out[i] = null;
+        unresolved.push({ index: i, entity: translated.entity, code: translated.missing });
+      }
+    } else {
+      out[i] = translated;
+    }
+  }
+  return { ops: out, unresolved };
+}
+
+export function codesOf(op: Keyed, ref: AssocRef): string[] {
   const out: string[] = [];
   if ('row' in op) {
     const v = op.row[ref.column];
@@ -175,7 +197,7 @@ function codesOf(op: Keyed, ref: AssocRef): string[] {
   return out;
 }
 
-function add(m: Map<string, Set<string>>, k: string, v: string): void {
+export function add(m: Map<string, Set<string>>, k: string, v: string): void {
   let s = m.get(k);
   if (!s) {
     s = new Set();

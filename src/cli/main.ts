@@ -7,6 +7,10 @@ import { EXIT, exitCodeFor, printError } from './output.js';
 import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
 import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
+import type { SnapshotArgs } from './commands/snapshot.js';
+import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
+
+const configCommands = () => import('./commands/config-cmd.js');
 
 /** Command modules load on demand: `run` starts faster without the rest. */
 const commands = () => import('./commands/basic.js');
@@ -82,6 +86,17 @@ export async function main(argv: string[]): Promise<void> {
       (y) => storeOption(y),
       handle<StoreArgs>(async (a) => (await commands()).validateCommand(a)),
     )
+    .command(
+      'snapshot',
+      'initial load: copy HQ\'s master tables (the down mappings) into a store, consistent with the down channel; resumable',
+      (y) =>
+        storeOption(y)
+          .option('tables', { type: 'string', array: true, describe: 'only these tables (HQ source or store target names)' })
+          .option('without', { type: 'string', array: true, describe: 'leave these tables out, e.g. --without customer' })
+          .option('restart', { type: 'boolean', default: false, describe: 'start over instead of resuming an unfinished load' })
+          .option('progress', { type: 'boolean', describe: 'show a progress bar (default: when stderr is a terminal)' }),
+      handle(async (a: SnapshotArgs) => (await import('./commands/snapshot.js')).snapshotCommand(a)),
+    )
     .command('run', 'run the pipelines until stopped (SIGINT/SIGTERM)', (y) => storeOption(y), handle<StoreArgs>(async (a) => (await commands()).runCommand(a)))
     .command(
       'status',
@@ -141,6 +156,29 @@ export async function main(argv: string[]): Promise<void> {
           .option('reason', { type: 'string', demandOption: true, describe: 'why, kept with the change' })
           .option('by', { type: 'string', describe: 'who discards them (default: user@host)' }),
       handle(async (a: DiscardArgs) => (await parkedCommands()).discardCommand(a)),
+    )
+    .command('config', 'the configuration kept at HQ: publish it, list its versions, pull it as a store does (docs/central-config.md)', (y) =>
+      y
+        .command('push', 'check the configuration (--config) and its mapping folder and publish them at HQ as a new version',
+          (c) => c
+            .option('note', { type: 'string', describe: 'why, kept with the version' })
+            .option('by', { type: 'string', describe: 'who publishes, recorded with it (default: user@host)' })
+            .option('hq-url', { type: 'string', describe: "HQ's database URL (default: hq.url of the configuration)" }),
+          handle(async (a: ConfigPushArgs) => (await configCommands()).configPushCommand(a)))
+        .command('versions', 'list the configuration versions published at HQ, newest first',
+          (c) => c
+            .option('limit', { type: 'number', default: 20, describe: 'how many versions' })
+            .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+            .option('hq-url', { type: 'string', describe: "HQ's database URL (default: hq.url of the configuration)" }),
+          handle(async (a: ConfigVersionsArgs) => (await configCommands()).configVersionsCommand(a)))
+        .command('pull', "fetch HQ's newest version for one store into the cache and check it, as the store's agent does",
+          (c) => c
+            .option('store', { type: 'string', demandOption: true, describe: 'the store code, e.g. S001' })
+            .option('store-url', { type: 'string', demandOption: true, describe: "the store's database URL" })
+            .option('hq-url', { type: 'string', demandOption: true, describe: "HQ's database URL" })
+            .option('cache-dir', { type: 'string', describe: 'where pulled versions are kept (default: $BRANCHLINE_CACHE_DIR or ~/.cache/branchline/config)' }),
+          handle(async (a: ConfigPullArgs) => (await configCommands()).configPullCommand(a)))
+        .demandCommand(1, 'Name a config command: push, versions or pull.'),
     )
     .command(
       'demo',

@@ -87,6 +87,23 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    down: Type.Optional(
+      Type.Object(
+        {
+          poll_ms: Type.Optional(
+            Type.Integer({ minimum: 50, description: 'how often a store\'s down pipeline looks at HQ\'s change log without a notification (ms)' }),
+          ),
+          retention_hours: Type.Optional(
+            Type.Number({
+              exclusiveMinimum: 0,
+              description: 'HQ keeps changes a store has not applied this long; a store offline longer needs a fresh initial load (branchline snapshot)',
+            }),
+          ),
+          purge_interval_s: Type.Optional(Type.Integer({ minimum: 1, description: 'how often the agent purges what every store applied from HQ\'s change log' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         { level: Type.Optional(Type.Union(['error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))) },

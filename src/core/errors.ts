@@ -12,6 +12,11 @@ export const ERROR_CODES = {
   'BL-C004': 'configuration refers to an environment variable that is not set',
   'BL-C005': 'store named on the command line is not configured',
   'BL-C006': 'mapping directory not found',
+  // central configuration (BL-C01x)
+  'BL-C010': 'HQ has no published configuration',
+  'BL-C011': 'store is not in the configuration HQ published',
+  'BL-C012': 'configuration cannot be published centrally as written',
+  'BL-C013': 'a published configuration version is damaged',
   // mapping files (BL-M)
   'BL-M001': 'mapping file is not valid YAML',
   'BL-M002': 'mapping file does not match the mapping schema',
@@ -35,6 +40,8 @@ export const ERROR_CODES = {
   'BL-M020': 'association to an undeclared or badly declared entity',
   'BL-M021': 'a row needs an association that does not exist yet (parked)',
   'BL-M022': 'target tables reference each other through foreign keys HQ checks at once (a cycle)',
+  'BL-M023': 'a down-only setting in an up mapping',
+  'BL-M024': 'route, effective_at or labels names a column that does not fit',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',
@@ -48,6 +55,8 @@ export const ERROR_CODES = {
   'BL-S003': 'replication slot was invalidated',
   'BL-S004': 'publication is missing',
   'BL-S005': 'replication stream went silent',
+  'BL-S006': 'the HQ change log no longer holds what a store needs (fresh initial load needed)',
+  'BL-S007': 'an initial load of the store has not been done or did not finish',
   // apply (BL-A)
   'BL-A001': 'HQ rejected a batch',
   'BL-A002': 'another agent is already running this pipeline',
@@ -61,6 +70,9 @@ export const ERROR_CODES = {
   'BL-P005': 'no parked change with that id',
   'BL-P006': 'change parked behind an earlier parked change of the same row',
   'BL-P007': 'the mapping file of a parked change is gone',
+  // shelf labels (BL-L)
+  'BL-L001': 'shelf-label folder cannot be created or written',
+  'BL-L002': 'a shelf label price is not decimal text',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',

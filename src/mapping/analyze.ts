@@ -30,6 +30,8 @@ export interface MappingCatalogs {
   readonly entities?: EntitySet;
   /** HQ's sequences (`schema.name`), to check allocating entities; unchecked when absent. */
   readonly sequences?: ReadonlySet<string>;
+  /** Check entities.yml against the target (HQ) too; false for down files, whose target is a store. Default true. */
+  readonly entityChecks?: boolean;
   /** HQ checks foreign keys of applied rows (apply.session_replication_role: origin, the default). */
   readonly foreignKeysChecked?: boolean;
 }
@@ -61,6 +63,8 @@ export interface AnalyzedMapping {
   readonly key: readonly string[] | null;
   readonly columns: readonly AnalyzedColumn[];
   readonly filter: AnalyzedFilter | null;
+  /** down: the `route` setting as a condition on the row and the store (null: every store). */
+  readonly route: AnalyzedFilter | null;
   /** The `on_delete: soft` columns, checked like columns. */
   readonly soft: readonly AnalyzedColumn[];
   /** Some column is sum(...) or count(): totals per key, from before and after images. */
@@ -95,7 +99,7 @@ export function analyzeMappings(
       });
     }
   }
-  if (catalogs.entities) checkEntities(catalogs.entities, catalogs, problems);
+  if (catalogs.entities && (catalogs.entityChecks ?? true)) checkEntities(catalogs.entities, catalogs, problems);
   if (catalogs.foreignKeysChecked ?? true) checkCycles(mappings, catalogs.target, problems);
   const aggregateTargets = new Map(mappings.filter((m) => m.aggregate).map((m) => [tableKey(m.file.spec.target), m.file.file]));
   for (const m of mappings) {
@@ -254,6 +258,8 @@ class FileAnalysis {
     const columns = this.spec.columns.map((c) => this.analyzeColumn(c, source, target, ['columns', c.name], aggregate));
     const key = target ? this.resolveKey(target) : null;
     const filter = this.analyzeFilter(source);
+    const route = this.analyzeRoute(source);
+    this.checkDownSettings(source, columns);
     const onDelete = this.spec.onDelete;
     const soft = onDelete?.kind === 'soft' ? onDelete.columns.map((c) => this.analyzeColumn(c, source, target, ['on_delete', 'soft', c.name], false)) : [];
     this.checkPolicies(aggregate);
@@ -264,13 +270,71 @@ class FileAnalysis {
       for (const c of soft) this.checkReadsIdentity(c, ['on_delete', 'soft', c.column.name], `soft-delete value "${c.column.name}"`, source);
     }
     if (target) this.checkRequired(target, key);
-    return { file: this.f, source, target, key, columns, filter, soft, aggregate };
+    return { file: this.f, source, target, key, columns, filter, route, soft, aggregate };
+  }
+
+  /** `route` as the condition it stands for: the row's store column is this store, or this store is listed. */
+  private analyzeRoute(source: TableInfo | null): AnalyzedFilter | null {
+    const route = this.spec.route;
+    if (route.kind === 'all' || this.spec.direction !== 'down') return null;
+    if (route.kind === 'column') {
+      if (source && !column(source, route.column)) {
+        const near = didYouMean(route.column, source.columns.map((c) => c.name));
+        this.report(
+          'BL-M024',
+          this.doc.location(['route', 'column']),
+          `route column "${route.column}" is not a column of ${formatTable(this.spec.source)} at HQ.`,
+          near.length > 0 ? `Did you mean ${near.join(' or ')}?` : `Its columns are: ${source.columns.map((c) => c.name).join(', ')}.`,
+        );
+        return { checked: null, location: this.doc.location(['route']) };
+      }
+      return this.analyzeCondition(`${route.column} = store.code`, ['route'], source, 'the route');
+    }
+    const text = route.stores.map((s) => `store.code = '${s.replace(/'/g, "''")}'`).join(' or ');
+    return this.analyzeCondition(text, ['route'], source, 'the route');
+  }
+
+  /** BL-M023 / BL-M024: settings of down mappings. */
+  private checkDownSettings(source: TableInfo | null, columns: readonly AnalyzedColumn[]): void {
+    const down = this.spec.direction === 'down';
+    for (const setting of ['route', 'effective_at', 'labels'] as const) {
+      if (down || this.doc.nodeAt([setting]) === undefined) continue;
+      this.report(
+        'BL-M023',
+        this.doc.location([setting]),
+        `"${setting}" applies only to a mapping with "direction: down" (HQ to the stores).`,
+        'Add "direction: down" if this file hands HQ\'s data down to the stores, or remove the setting.',
+      );
+    }
+    if (!down) return;
+    const eff = this.spec.effectiveAt;
+    if (eff !== null && source) {
+      const c = column(source, eff);
+      if (!c) {
+        const near = didYouMean(eff, source.columns.map((x) => x.name));
+        this.report('BL-M024', this.doc.location(['effective_at']), `effective_at column "${eff}" is not a column of ${formatTable(this.spec.source)} at HQ.`, near.length > 0 ? `Did you mean ${near.join(' or ')}?` : `Its columns are: ${source.columns.map((x) => x.name).join(', ')}.`);
+      } else if (!/^(timestamp|date)/.test(c.type)) {
+        this.report('BL-M024', this.doc.location(['effective_at']), `effective_at column "${eff}" is ${c.type}, not a time.`, 'Name a timestamptz, timestamp or date column that says when the row takes effect.');
+      }
+    }
+    const labels = this.spec.labels;
+    if (labels) {
+      const written = new Set(columns.map((c) => c.column.name));
+      for (const k of ['code', 'description', 'price'] as const) {
+        const name = labels[k];
+        if (written.has(name)) continue;
+        this.report('BL-M024', this.doc.location(['labels', k]), `labels.${k} "${name}" is not a column this file writes.`, `Name one of: ${[...written].join(', ')}.`);
+      }
+    }
   }
 
   private analyzeFilter(source: TableInfo | null): AnalyzedFilter | null {
     const text = this.spec.filter;
     if (text === null) return null;
-    const path = ['filter'];
+    return this.analyzeCondition(text, ['filter'], source, 'the filter');
+  }
+
+  private analyzeCondition(text: string, path: readonly string[], source: TableInfo | null, what: string): AnalyzedFilter {
     const location = this.doc.location(path);
     let checked: CheckedExpr;
     try {
@@ -279,7 +343,7 @@ class FileAnalysis {
       checked = checkExpression(parsed, this.scope(source), T.boolean);
     } catch (e) {
       if (!(e instanceof ExprSyntaxError)) throw e;
-      this.report('BL-M016', this.inExpression(path, e.index), `the filter does not parse: ${e.message}.`, e.hint);
+      this.report('BL-M016', this.inExpression(path, e.index), `${what} does not parse: ${e.message}.`, e.hint);
       return { checked: null, location };
     }
     for (const issue of checked.issues) this.report(issue.code, this.inExpression(path, issue.index), `${issue.message}.`, issue.hint);
@@ -288,7 +352,7 @@ class FileAnalysis {
       this.report(
         'BL-M016',
         location,
-        `the filter gives ${describeType(checked.type)}, not true or false.`,
+        `${what} gives ${describeType(checked.type)}, not true or false.`,
         "Write a condition, e.g. status = 'confirmed', not cancelled, or amount > 0.",
       );
     }
@@ -577,7 +641,7 @@ class FileAnalysis {
   private inExpression(path: readonly string[], index: number): SourceLocation {
     const node = this.doc.nodeAt(path);
     const range = node?.range;
-    if (!range || this.doc.text.slice(range[0], range[1]).includes('\n')) return this.doc.location(path);
+    if (!range || !isScalar(node) || this.doc.text.slice(range[0], range[1]).includes('\n')) return this.doc.location(path);
     return this.doc.locationInScalar(path, index);
   }
 

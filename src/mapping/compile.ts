@@ -8,6 +8,7 @@ import { CompiledTableMapping, type CompiledColumn } from './compiled-table-mapp
 import type { CompiledFilter } from './row-filter.js';
 import type { CheckedExpr } from './expr/check.js';
 import { compileExpression } from './expr/compile.js';
+import { truth } from './expr/runtime.js';
 import type { LoadedMappingFile } from './load.js';
 import type { EntitySet } from './entities.js';
 import type { CompiledMapping, MappingSet } from './mapping.js';
@@ -42,9 +43,14 @@ function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): Comp
     targets.set(id, target);
   }
   const keyLocation = spec.key ? doc.location(['key']) : doc.location(['target']);
-  const filter: CompiledFilter | null = m.filter
+  const own: CompiledFilter | null = m.filter
     ? { evaluate: compileExpression(checkedOf(m.filter.checked, m, 'filter')), reads: m.filter.checked!.columns, location: m.filter.location }
     : null;
+  // A down route is one more condition: a row routed to another store is, for this store, a row outside the filter.
+  const route: CompiledFilter | null = m.route
+    ? { evaluate: compileExpression(checkedOf(m.route.checked, m, 'route')), reads: m.route.checked!.columns, location: m.route.location }
+    : null;
+  const filter = both(own, route);
   if (m.aggregate) {
     const byName = new Map(m.columns.map((c) => [c.column.name, c]));
     return new CompiledAggregateMapping({
@@ -70,6 +76,18 @@ function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): Comp
     onConflict: spec.onConflict,
     removal: onDelete === null ? { kind: 'delete' } : onDelete.kind === 'soft' ? { kind: 'soft', columns: m.soft.map((c) => compileColumn(c, m)) } : onDelete,
   });
+}
+
+function both(a: CompiledFilter | null, b: CompiledFilter | null): CompiledFilter | null {
+  if (!a || !b) return a ?? b;
+  return {
+    evaluate: (row, ctx) => {
+      const first = b.evaluate(row, ctx);
+      return first !== null && truth(first, 'route') ? a.evaluate(row, ctx) : 'f';
+    },
+    reads: [...new Set([...b.reads, ...a.reads])],
+    location: a.location,
+  };
 }
 
 function checkedOf(checked: CheckedExpr | null, m: AnalyzedMapping, what: string): CheckedExpr {

@@ -25,6 +25,13 @@ const EntitySchema = Type.Object(
         description: 'allocate only: the HQ sequence new keys come from, e.g. customer_id_seq (for an identity column: pg_get_serial_sequence(\'customer\', \'id\')).',
       }),
     ),
+    store_sequence: Type.Optional(
+      Type.String({
+        pattern: QUALIFIED,
+        description:
+          'allocate only, for down mappings: the STORE sequence a store takes its own code from when HQ hands down a record the store has never seen (e.g. a customer registered at another store), e.g. customer_id_seq.',
+      }),
+    ),
     references: Type.Optional(
       Type.String({
         pattern: '^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*){1,2}$',
@@ -49,6 +56,8 @@ export interface Entity {
   readonly kind: 'allocate' | 'manual';
   /** allocate: the HQ sequence. */
   readonly sequence: TableId | null;
+  /** allocate: the store sequence a store's code comes from for an HQ record handed down (down mappings). */
+  readonly storeSequence: TableId | null;
   /** manual: the HQ column keys must exist in, when declared. */
   readonly references: { readonly table: TableId; readonly column: string } | null;
   readonly location: SourceLocation;
@@ -92,6 +101,14 @@ export function parseEntitiesFile(file: string, text: string): { entities: Entit
         location: doc.location([name, 'sequence']),
       });
     }
+    if (e.kind === 'manual' && e.store_sequence !== undefined) {
+      problems.push({
+        code: 'BL-M020',
+        message: `entity "${name}" is manual: a person states its codes, so "store_sequence" has no use here.`,
+        hint: 'Remove "store_sequence", or write "kind: allocate".',
+        location: doc.location([name, 'store_sequence']),
+      });
+    }
     if (e.kind === 'allocate' && e.references !== undefined) {
       problems.push({
         code: 'BL-M020',
@@ -104,6 +121,7 @@ export function parseEntitiesFile(file: string, text: string): { entities: Entit
       name,
       kind: e.kind,
       sequence: e.kind === 'allocate' && e.sequence ? qualified(e.sequence) : null,
+      storeSequence: e.kind === 'allocate' && e.store_sequence ? qualified(e.store_sequence) : null,
       references: e.kind === 'manual' && e.references ? reference(e.references) : null,
       location,
     });

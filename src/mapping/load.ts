@@ -17,8 +17,30 @@ export interface MappingColumn {
   readonly expression: string;
 }
 
+/** Which stores a down row goes to. */
+export type Route = { readonly kind: 'all' } | { readonly kind: 'column'; readonly column: string } | { readonly kind: 'stores'; readonly stores: readonly string[] };
+
+/** Shelf labels written at a store when a down mapping changes a price (see docs/labels.md). */
+export interface LabelsSpec {
+  readonly folder: string;
+  readonly printCommand: readonly string[] | null;
+  readonly code: string;
+  readonly description: string;
+  readonly price: string;
+  readonly currency: string | null;
+  readonly decimalSeparator: ',' | '.';
+}
+
 /** A mapping file after the schema and defaults: what later steps read. */
 export interface MappingSpec {
+  /** up: store -> HQ; down: HQ -> stores. */
+  readonly direction: 'up' | 'down';
+  /** down only: which stores get a row. */
+  readonly route: Route;
+  /** down only: the source column that says when a row takes effect, or null. */
+  readonly effectiveAt: string | null;
+  /** down only: shelf labels for price changes, or null. */
+  readonly labels: LabelsSpec | null;
   readonly source: TableId;
   readonly target: TableId;
   /** The `key` setting, or null for the target's primary key. */
@@ -71,6 +93,11 @@ export function parseMappingFile(file: string, text: string): { file: LoadedMapp
   if (!check(value)) return { file: null, problems: sortProblems(mappingSchemaProblems(doc, check)) };
   const m = value as MappingFileDoc;
   const spec: MappingSpec = {
+    direction: m.direction ?? 'up',
+    route: m.route === undefined || m.route === 'all' ? { kind: 'all' } : 'column' in m.route ? { kind: 'column', column: m.route.column } : { kind: 'stores', stores: m.route.stores },
+    // Scheduled rows and shelf labels are the next step of the down channel (issue 4): not settings yet.
+    effectiveAt: null,
+    labels: null,
     source: parseTableName(m.source),
     target: parseTableName(m.target),
     key: m.key ?? null,

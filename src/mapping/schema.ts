@@ -26,8 +26,33 @@ const Expression = Type.Unsafe<string | number | boolean | null>({
 
 export const MappingFileSchema = Type.Object(
   {
-    source: TableName('Source table at the store', 'sale or erp.sale'),
-    target: TableName('Target table at HQ', 'store_sale or hq.store_sale'),
+    direction: Type.Optional(
+      Type.Union([Type.Literal('up'), Type.Literal('down')], {
+        description:
+          'up (default): source is a store table, target an HQ table. down: source is an HQ table (master data), target the same data at every store it is routed to.',
+      }),
+    ),
+    source: TableName('Source table (at the store; at HQ for direction: down)', 'sale or erp.sale'),
+    target: TableName('Target table (at HQ; at the store for direction: down)', 'store_sale or hq.store_sale'),
+    route: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('all'),
+          Type.Object(
+            { column: Type.String({ minLength: 1, description: 'the HQ column holding the store code a row belongs to' }) },
+            { additionalProperties: false },
+          ),
+          Type.Object(
+            { stores: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'store codes' }) },
+            { additionalProperties: false },
+          ),
+        ],
+        {
+          description:
+            'direction: down only. Which stores get a row: all (default); {column: store_code} (the store named in that HQ column, e.g. a store\'s own price list; a row moving to another store is removed at the first); {stores: [S001, S002]}.',
+        },
+      ),
+    ),
     key: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,

@@ -2,6 +2,8 @@ import knexFactory, { type Knex } from 'knex';
 import * as pipelineState from '../../migrations/20261123000001_pipeline_state.js';
 import * as mappingPolicies from '../../migrations/20261123000002_mapping_policies.js';
 import * as associationsParking from '../../migrations/20261123000003_associations_parking.js';
+import * as downChannel from '../../migrations/20261123000004_down_channel.js';
+import * as centralConfig from '../../migrations/20261123000005_central_config.js';
 import { MIGRATION_NAMES } from './schema-version.js';
 import { connectionError, clientConfig, isConnectionError } from '../db/connect.js';
 
@@ -13,7 +15,7 @@ interface Migration {
 }
 
 /** Every migration in `migrations/`, in order. Listed here so compiled and tsx runs see the same set. */
-const MODULES: readonly Migration[] = [pipelineState, mappingPolicies, associationsParking];
+const MODULES: readonly Migration[] = [pipelineState, mappingPolicies, associationsParking, downChannel, centralConfig];
 const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = MIGRATION_NAMES.map((name, i) => [name, MODULES[i]!] as const);
 
 class StaticMigrationSource implements Knex.MigrationSource<Migration> {

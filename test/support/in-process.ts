@@ -15,12 +15,19 @@ export interface InProcessOptions {
   /** Mapping files by file name. */
   readonly mappings: Readonly<Record<string, string>>;
   readonly extraConfig?: string;
+  /** Runs after install, before the agent starts (e.g. initial loads of the stores). */
+  readonly beforeAgent?: (world: World) => Promise<void>;
 }
 
 export interface InProcess {
   readonly server: TestServer;
   readonly world: World;
+  /** The running agent (a new one after startAgent). */
   readonly agent: Agent;
+  /** Stops the agent (as if its host went away) and waits until it has. */
+  stopAgent(): Promise<void>;
+  /** Starts a new agent; waits for its up pipelines (and down ones unless waitDown is false) to stream. */
+  startAgent(opts?: { waitDown?: boolean }): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -32,15 +39,32 @@ export interface InProcess {
 export async function startInProcess(options: InProcessOptions): Promise<InProcess> {
   const server = await startTestServer(options.name);
   const mappingsDir = await mkdtemp(path.join(os.tmpdir(), 'branchline-maps-'));
-  const controller = new AbortController();
+  let controller = new AbortController();
   let world: World | undefined;
   let running: Promise<unknown> | undefined;
-  const dispose = async () => {
+  let agent: Agent | undefined;
+  const stopAgent = async () => {
     controller.abort();
     await running?.catch(() => undefined);
+    running = undefined;
+  };
+  const dispose = async () => {
+    await stopAgent();
     await world?.dispose();
     await rm(mappingsDir, { recursive: true, force: true });
     await server.dispose();
+  };
+  const startAgent = async (opts: { waitDown?: boolean } = {}) => {
+    controller = new AbortController();
+    // BRANCHLINE_TEST_LOG=1 shows the agent's log on stderr (to see why a test waits in vain).
+    const logger = process.env['BRANCHLINE_TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
+    const a = new Agent({ config: await world!.config(), logger });
+    agent = a;
+    running = a.run(controller.signal);
+    await eventually('every pipeline streaming', async () => options.stores.every((s) => a.snapshot().get(s)?.state === 'streaming'));
+    const down = Object.values(options.mappings).some((text) => /^direction:\s*down\b/m.test(text));
+    if (down && opts.waitDown !== false)
+      await eventually('every down pipeline streaming', async () => options.stores.every((s) => a.downSnapshot().get(s)?.state === 'streaming'));
   };
   try {
     await chmod(mappingsDir, 0o755);
@@ -54,12 +78,19 @@ export async function startInProcess(options: InProcessOptions): Promise<InProce
       mappingsDir,
       ...(options.extraConfig === undefined ? {} : { extraConfig: options.extraConfig }),
     });
-    // BRANCHLINE_TEST_LOG=1 shows the agent's log on stderr (to see why a test waits in vain).
-    const logger = process.env['BRANCHLINE_TEST_LOG'] === '1' ? createLogger({ level: 'debug' }) : silentLogger();
-    const agent = new Agent({ config: await world.config(), logger });
-    running = agent.run(controller.signal);
-    await eventually('every pipeline streaming', async () => options.stores.every((s) => agent.snapshot().get(s)?.state === 'streaming'));
-    return { server, world, agent, dispose };
+    await options.beforeAgent?.(world);
+    await startAgent();
+    const w = world;
+    return {
+      server,
+      world: w,
+      get agent() {
+        return agent!;
+      },
+      stopAgent,
+      startAgent,
+      dispose,
+    };
   } catch (e) {
     await dispose();
     throw e;
