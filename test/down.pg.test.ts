@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { purgeChangeLog } from '../connectors/pg-trigger/index.js';
-import { Agent } from '../src/agent/agent.js';
 import { silentLogger } from '../src/core/logger.js';
 import { connect } from '../src/db/connect.js';
 import { runInitialLoad } from '../src/load/initial-load.js';
@@ -237,4 +236,3 @@ describe('down channel: HQ -> stores', { timeout: 240_000 }, () => {
   });
 });
 
-void Agent;

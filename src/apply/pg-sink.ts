@@ -345,9 +345,7 @@ export class PgSink {
         );
         remaining.push({ mapping: e.mapping, rowKeys: e.row_keys });
       }
-      await db.query('COMMIT');
-      this.inTransaction = false;
-      this.options.associations?.commit();
+      await this.commitOpen();
       return { applied, remaining };
     } catch (e) {
       await this.rollback();
@@ -477,15 +475,20 @@ export class PgSink {
           this.parkedInTransaction,
         ],
       );
-      await db.query('COMMIT');
-      this.options.associations?.commit();
-      this.inTransaction = false;
-      this.ignoredInTransaction = 0;
-      this.parkedInTransaction = 0;
+      await this.commitOpen();
     } catch (e) {
       // Still "in a transaction" for rollback(), which ends it on a live connection.
       throw this.mapError(e);
     }
+  }
+
+  /** COMMIT, then what a commit means for the sink's own state (allocations become associations). */
+  private async commitOpen(): Promise<void> {
+    await this.db.query('COMMIT');
+    this.options.associations?.commit();
+    this.inTransaction = false;
+    this.ignoredInTransaction = 0;
+    this.parkedInTransaction = 0;
   }
 
   /** Runs a statement of the caller's inside the open transaction (opening one): e.g. an initial load's checkpoint. */
@@ -504,11 +507,7 @@ export class PgSink {
     if (!this.inTransaction) return;
     try {
       await this.drain();
-      await this.db.query('COMMIT');
-      this.options.associations?.commit();
-      this.inTransaction = false;
-      this.ignoredInTransaction = 0;
-      this.parkedInTransaction = 0;
+      await this.commitOpen();
     } catch (e) {
       throw this.mapError(e);
     }

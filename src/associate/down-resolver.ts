@@ -1,10 +1,9 @@
 import type pg from 'pg';
 import type { TargetOp } from '../core/target-op.js';
 import type { Entity } from '../mapping/entities.js';
-import { connect } from '../db/connect.js';
-import { quoteIdent } from '../db/connect.js';
+import { connect, quoteIdent } from '../db/connect.js';
 import { lookupBranchCodes } from './association-store.js';
-import { add, codesOf, translateChunk, type KeyTranslator, type Keyed, type Resolution } from './resolver.js';
+import { translateChunk, unknownCodes, type KeyTranslator, type Resolution } from './resolver.js';
 
 export interface DownAssociationResolverOptions {
   readonly storeCode: string;
@@ -40,20 +39,7 @@ export class DownAssociationResolver implements KeyTranslator {
   constructor(private readonly options: DownAssociationResolverOptions) {}
 
   async resolve(storeDb: pg.ClientBase, ops: readonly TargetOp[]): Promise<Resolution> {
-    const unknown = new Map<string, Set<string>>();
-    const allocatable = new Map<string, Set<string>>();
-    for (const op of ops) {
-      const refs = (op as Keyed).assoc;
-      if (refs === undefined) continue;
-      const creates = op.kind !== 'delete';
-      for (const ref of refs) {
-        for (const key of codesOf(op as Keyed, ref)) {
-          if (this.known(ref.entity, key) !== undefined) continue;
-          add(unknown, ref.entity, key);
-          if (ref.allocate && creates) add(allocatable, ref.entity, key);
-        }
-      }
-    }
+    const { unknown, allocatable } = unknownCodes(ops, (entity, key) => this.known(entity, key));
     if (unknown.size > 0) {
       const hq = await this.hqClient();
       try {

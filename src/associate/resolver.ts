@@ -17,7 +17,7 @@ export interface Resolution {
   readonly unresolved: readonly UnresolvedOp[];
 }
 
-export type Keyed = Exclude<TargetOp, { kind: 'ignore' | 'delete-where' }>;
+type Keyed = Exclude<TargetOp, { kind: 'ignore' | 'delete-where' }>;
 
 /** What a sink asks of whatever translates the codes in its chunks (store -> HQ, or HQ -> store). */
 export interface KeyTranslator {
@@ -58,20 +58,7 @@ export class AssociationResolver implements KeyTranslator {
 
   async resolve(db: pg.ClientBase, ops: readonly TargetOp[]): Promise<Resolution> {
     // 1. Codes not known yet, per entity; allocation only for codes a row is written with.
-    const unknown = new Map<string, Set<string>>();
-    const allocatable = new Map<string, Set<string>>();
-    for (const op of ops) {
-      const refs = (op as Keyed).assoc;
-      if (refs === undefined) continue;
-      const creates = op.kind !== 'delete';
-      for (const ref of refs) {
-        for (const code of codesOf(op as Keyed, ref)) {
-          if (this.known(ref.entity, code) !== undefined) continue;
-          add(unknown, ref.entity, code);
-          if (ref.allocate && creates) add(allocatable, ref.entity, code);
-        }
-      }
-    }
+    const { unknown, allocatable } = unknownCodes(ops, (entity, code) => this.known(entity, code));
     for (const [entity, codes] of unknown) {
       const found = await lookupHqKeys(db, this.storeCode, entity, [...codes]);
       const cache = this.entityCache(this.cache, entity);
@@ -184,7 +171,30 @@ export function translateChunk(ops: readonly TargetOp[], known: Known): Resoluti
   return { ops: out, unresolved };
 }
 
-export function codesOf(op: Keyed, ref: AssocRef): string[] {
+/**
+ * The codes of a chunk `known` lacks, per entity, and among them those an
+ * `allocate` entity may get a new key for (codes a row is written with, not
+ * deleted by).
+ */
+export function unknownCodes(ops: readonly TargetOp[], known: Known): { unknown: Map<string, Set<string>>; allocatable: Map<string, Set<string>> } {
+  const unknown = new Map<string, Set<string>>();
+  const allocatable = new Map<string, Set<string>>();
+  for (const op of ops) {
+    const refs = (op as Keyed).assoc;
+    if (refs === undefined) continue;
+    const creates = op.kind !== 'delete';
+    for (const ref of refs) {
+      for (const code of codesOf(op as Keyed, ref)) {
+        if (known(ref.entity, code) !== undefined) continue;
+        add(unknown, ref.entity, code);
+        if (ref.allocate && creates) add(allocatable, ref.entity, code);
+      }
+    }
+  }
+  return { unknown, allocatable };
+}
+
+function codesOf(op: Keyed, ref: AssocRef): string[] {
   const out: string[] = [];
   if ('row' in op) {
     const v = op.row[ref.column];
@@ -197,7 +207,7 @@ export function codesOf(op: Keyed, ref: AssocRef): string[] {
   return out;
 }
 
-export function add(m: Map<string, Set<string>>, k: string, v: string): void {
+function add(m: Map<string, Set<string>>, k: string, v: string): void {
   let s = m.get(k);
   if (!s) {
     s = new Set();

@@ -18,7 +18,7 @@ import {
 } from './central-bundle.js';
 import { CONFIG_CHANNEL, CONFIG_TABLE, newestVersion, withConfigTable } from './central-table.js';
 import { envScalars, outside, placeholderFor, referenceEnv, resolveSetting, TextPositions, type EnvScalar } from './central-env.js';
-import { parseConfig, type Config } from './load.js';
+import { parseConfig, readConfigText, type Config } from './load.js';
 import { YamlDoc } from './yaml-doc.js';
 
 export { watchConfig, type WatchConfigOptions } from './central-watch.js';
@@ -134,16 +134,7 @@ export async function pushConfig(options: PushConfigOptions): Promise<PushResult
  * version runs.
  */
 async function bundleForPush(configFile: string): Promise<Bundle> {
-  let text: string;
-  try {
-    text = await readFile(configFile, 'utf8');
-  } catch (e) {
-    throw new BranchlineError({
-      code: 'BL-C001',
-      message: `cannot read the configuration file ${configFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
-      hint: 'Pass --config <file> or set BRANCHLINE_CONFIG.',
-    });
-  }
+  const text = await readConfigText(configFile, 'Pass --config <file> or set BRANCHLINE_CONFIG.');
   const summary = `The configuration ${configFile} cannot be published; nothing was stored.`;
   const parsed = YamlDoc.parse(configFile, text, 'BL-C002');
   if (!parsed.doc) throw new ProblemsError(summary, parsed.problems);
@@ -425,16 +416,7 @@ export async function describeVersions(hqUrl: string, limit = 20): Promise<Confi
 
 /** HQ's URL from a configuration file's `hq.url`, resolved with `env` (for commands run at HQ). */
 export async function hqUrlOf(configFile: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(configFile, 'utf8');
-  } catch (e) {
-    throw new BranchlineError({
-      code: 'BL-C001',
-      message: `cannot read the configuration file ${configFile} (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
-      hint: 'Pass --hq-url, or --config <file> with the HQ URL in it.',
-    });
-  }
+  const text = await readConfigText(configFile, 'Pass --hq-url, or --config <file> with the HQ URL in it.');
   const parsed = YamlDoc.parse(configFile, text, 'BL-C002');
   if (!parsed.doc) throw new ProblemsError(`The configuration file ${configFile} is not valid YAML.`, parsed.problems);
   const { value, problems } = resolveSetting(parsed.doc, ['hq', 'url'], env);

@@ -60,17 +60,23 @@ export function defaultConfigPath(): string {
  * reported at once with its file:line:column; nothing half-valid escapes.
  */
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  let text: string;
+  return parseConfig(file, await readConfigText(file), env);
+}
+
+/** A configuration file's text; BL-C001 (with `hint`) when it cannot be read. */
+export async function readConfigText(
+  file: string,
+  hint = 'Pass --config <file>, set BRANCHLINE_CONFIG, or create one with `branchline init`.',
+): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (e) {
     throw new BranchlineError({
       code: 'BL-C001',
       message: `cannot read the configuration file ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
-      hint: 'Pass --config <file>, set BRANCHLINE_CONFIG, or create one with `branchline init`.',
+      hint,
     });
   }
-  return parseConfig(file, text, env);
 }
 
 export async function parseConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
