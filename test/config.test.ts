@@ -65,7 +65,7 @@ describe('config: defaults', () => {
       apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' },
       retry: { initialMs: 500, maxMs: 30_000 },
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
-      down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300 },
+      down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' },
       log: { level: 'info' },
     };
     assert.deepEqual(config, expected);
@@ -106,6 +106,7 @@ down:
   poll_ms: 250
   retention_hours: 0.5
   purge_interval_s: 7
+  initial_load: manual
 log:
   level: debug
 `,
@@ -120,7 +121,7 @@ log:
     assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
     assert.deepEqual(config.retry, { initialMs: 10, maxMs: 100 });
     assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000 });
-    assert.deepEqual(config.down, { pollMs: 250, retentionHours: 0.5, purgeIntervalS: 7 });
+    assert.deepEqual(config.down, { pollMs: 250, retentionHours: 0.5, purgeIntervalS: 7, initialLoad: 'manual' });
     assert.deepEqual(config.log, { level: 'debug' });
     // A disabled store is not served unless named.
     assert.deepEqual(selectStores(config, undefined).map((s) => s.code), ['S002']);

@@ -13,6 +13,7 @@ import { checkAndCompile, checkAndCompileDown, downMappingProblems, downOriginNa
 import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { connect } from '../db/connect.js';
+import { autoInitialLoad } from '../load/auto-load.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -126,7 +127,9 @@ export class Agent {
     const hq = this.hq;
     // Compiled once: mappings are pure and hold no per-store state.
     const mappings = this.mappings;
-    const runs = this.stores.map((store) => {
+    // Only down files: nothing goes up, so no up pipeline (and no slot to read).
+    const up = (this.files?.files ?? []).some((f) => f.spec.enabled);
+    const runs = (up ? this.stores : []).map((store) => {
       const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
       const source = new PgLogicalSource({
         url: store.url,
@@ -210,6 +213,7 @@ export class Agent {
       }
     }
     if (!mappings || signal.aborted) return;
+    if (config.down.initialLoad === 'auto' && !(await this.initialLoadIfNeeded(store, log, signal))) return;
     const compiled = mappings;
     const name = `down:${store.code}`;
     const id = { name, storeCode: store.code, direction: 'down' as const, connector: 'pg-trigger' };
@@ -257,6 +261,36 @@ export class Agent {
     } finally {
       await associations.close();
     }
+  }
+
+  /**
+   * `down.initial_load: auto`: loads a store that was never loaded (or
+   * resumes its unfinished load) before its down pipeline streams; waits for
+   * unreachable databases. False when the load cannot be done (logged) or
+   * the agent is stopping.
+   */
+  private async initialLoadIfNeeded(store: StoreConfig, log: Logger, signal: AbortSignal): Promise<boolean> {
+    const { config } = this.options;
+    const backoff = new Backoff(config.retry);
+    while (!signal.aborted) {
+      try {
+        await autoInitialLoad({ config, store, logger: log });
+        return !signal.aborted;
+      } catch (e) {
+        if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) {
+          log.error('the initial load of this store failed; its down pipeline does not start', {
+            code: isBranchlineError(e) ? e.code : undefined,
+            error: e instanceof Error ? e.message : String(e),
+            hint: `Fix what the error says, then restart the agent or run \`branchline snapshot --store ${store.code}\`.`,
+          });
+          return false;
+        }
+        const delay = backoff.next();
+        log.warn('initial load interrupted: a database is not reachable; it resumes from its last checkpoint', { code: e.code, error: e.message, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    return false;
   }
 
   /** Purges HQ's change log below what every store applied (and below the retention), every `down.purge_interval_s`. */

@@ -43,7 +43,8 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
     const catalog = await readCatalog(store.url, storeRole(store), sources);
     checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
     if (down && hqDown) checkAndCompileDown(files, hqDown, await readCatalog(store.url, storeRole(store), storeTargets), `HQ and ${storeRole(store)}`);
-    const actions = await installer.install(sources);
+    // Only down files: nothing is captured at the store, so no publication or slot (which would keep WAL for nobody).
+    const actions = sources.length > 0 ? await installer.install(sources) : ['no up mapping files: no publication or replication slot needed'];
     // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema.
     if (down) {
       const migrated = await migrateLatest(store.url, storeRole(store));

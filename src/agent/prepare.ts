@@ -65,7 +65,8 @@ export function downMappingProblems(m: MappingFiles, hq: Catalog, store: Catalog
 export function checkAndCompileDown(m: MappingFiles, hq: Catalog, store: Catalog, context: string): MappingSet {
   const problems = downMappingProblems(m, hq, store);
   if (problems.length) throw new ProblemsError(`The down mapping files in ${m.dir} do not fit ${context}.`, problems);
-  return compileMappings(m.down, { source: hq.tables, target: store.tables, entities: m.entities });
+  // entities.yml names HQ's sequences and tables: the up files' checks cover it (the target here is a store).
+  return compileMappings(m.down, { source: hq.tables, target: store.tables, entities: m.entities, entityChecks: false });
 }
 
 /** Throws the syntax and schema problems, if any (when nothing more can be checked). */

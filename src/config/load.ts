@@ -27,7 +27,7 @@ export interface Config {
   readonly apply: { readonly concurrency: number; readonly statementTimeoutMs: number; readonly sessionReplicationRole: 'origin' | 'replica' };
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
   readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number };
-  readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number };
+  readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number; readonly initialLoad: 'auto' | 'manual' };
   readonly log: { readonly level: string };
 }
 
@@ -36,7 +36,7 @@ export const DEFAULTS = {
   apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' as const },
   retry: { initialMs: 500, maxMs: 30_000 },
   source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
-  down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300 },
+  down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' as const },
 } as const;
 
 export function defaultSlotName(storeCode: string): string {
@@ -176,6 +176,7 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       pollMs: config.down?.poll_ms ?? DEFAULTS.down.pollMs,
       retentionHours: config.down?.retention_hours ?? DEFAULTS.down.retentionHours,
       purgeIntervalS: config.down?.purge_interval_s ?? DEFAULTS.down.purgeIntervalS,
+      initialLoad: config.down?.initial_load ?? DEFAULTS.down.initialLoad,
     },
     log: { level: config.log?.level ?? 'info' },
   };

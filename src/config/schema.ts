@@ -100,6 +100,12 @@ export const ConfigSchema = Type.Object(
             }),
           ),
           purge_interval_s: Type.Optional(Type.Integer({ minimum: 1, description: 'how often the agent purges what every store applied from HQ\'s change log' })),
+          initial_load: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('manual')], {
+              description:
+                'auto (default): a store that has never been loaded (no down position) gets its initial load from the agent before its down pipeline starts, and an interrupted load is resumed. manual: the down pipeline waits for `branchline snapshot --store S` (BL-S007).',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),

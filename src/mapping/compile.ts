@@ -20,7 +20,13 @@ import type { CompiledMapping, MappingSet } from './mapping.js';
  */
 export function compileMappings(
   files: readonly LoadedMappingFile[],
-  opts: { source: ReadonlyMap<string, TableInfo> | null; target: ReadonlyMap<string, TableInfo>; entities?: EntitySet },
+  opts: {
+    source: ReadonlyMap<string, TableInfo> | null;
+    target: ReadonlyMap<string, TableInfo>;
+    entities?: EntitySet;
+    /** Check entities.yml's HQ sequences and references against `target` (default true; false for the down files, whose target is a store). */
+    entityChecks?: boolean;
+  },
 ): MappingSet {
   // Foreign-key cycles (BL-M022) depend on the apply settings: `validate` and start-up report them.
   const { mappings, problems } = analyzeMappings(files, { ...opts, foreignKeysChecked: false });
