@@ -450,16 +450,20 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       const TABLES = 'public.customer, public.fiscal_coupon, public.fiscal_coupon_item, public.receivable, public.sale, public.sale_line, public.z_closing';
       // The first install also gives the aggregate's source its before-images; that stays.
       const IDENTITY = '  - set REPLICA IDENTITY FULL on public.fiscal_coupon_item: it feeds an aggregate, whose totals need the old row of every update and delete\n';
+      // The example's down files (product, store_price): the stores keep the down channel's state in their own branchline schema, made once.
+      const migrations = (await readdir(path.join(RETAIL_EXAMPLE_DIR, '../../migrations'))).filter((f) => /^\d{14}_\w+\.ts$/.test(f)).length;
       const created = (code: string, first = false) =>
         `store ${code}:\n` +
         (first ? IDENTITY : '') +
         `  - created publication "branchline" for 7 tables (${TABLES})\n` +
-        `  - created replication slot "branchline_${code.toLowerCase()}" (pgoutput); changes from now on are kept until HQ applied them\n`;
+        `  - created replication slot "branchline_${code.toLowerCase()}" (pgoutput); changes from now on are kept until HQ applied them\n` +
+        (first ? `  - applied ${migrations} branchline migrations (down channel state)\n` : '');
+      const TRIGGERS = (verb: string) => `  - ${verb} the capture triggers on public.product (7 columns)\n  - ${verb} the capture triggers on public.store_price (4 columns)\n`;
       try {
         const first = await runCli(['install', '--config', w.configFile]);
         assert.equal(first.code, 0, show(first));
-        assert.match(first.stdout, /^HQ:\n(  - applied migration \d{14}_\w+\n)+/);
-        assert.ok(first.stdout.endsWith(created('S201', true) + created('S202', true)), first.stdout);
+        assert.match(first.stdout, /^HQ:\n(  - applied migration \d{14}_\w+\n)+  - created the change log branchline.change_log\n/);
+        assert.ok(first.stdout.endsWith(TRIGGERS('created') + created('S201', true) + created('S202', true)), first.stdout);
         for (const s of w.stores)
           assert.equal((await storeServer.query<{ r: string }>(s.db, `SELECT relreplident::text AS r FROM pg_class WHERE oid = 'public.fiscal_coupon_item'::regclass`))[0]!.r, 'f');
         assert.equal(first.stderr, '');
@@ -474,6 +478,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
         assert.equal(
           second.stdout,
           'HQ:\n  - branchline schema is up to date\n' +
+            TRIGGERS('refreshed') +
             ['S201', 'S202']
               .map(
                 (c) =>
@@ -502,7 +507,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
 
         const reinstall = await runCli(['install', '--config', w.configFile]);
         assert.equal(reinstall.code, 0, show(reinstall));
-        assert.equal(reinstall.stdout, 'HQ:\n  - branchline schema is up to date\n' + created('S201') + created('S202'));
+        assert.equal(reinstall.stdout, 'HQ:\n  - branchline schema is up to date\n' + TRIGGERS('refreshed') + created('S201') + created('S202'));
         for (const s of w.stores) assert.deepEqual(await slots(s), [`branchline_${s.code.toLowerCase()} pgoutput`]);
 
         const all = await runCli(['uninstall', '--config', w.configFile, '--hq']);
@@ -512,7 +517,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
         const fresh = await runCli(['install', '--config', w.configFile]);
         assert.equal(fresh.code, 0, show(fresh));
         assert.match(fresh.stdout, /^HQ:\n(  - applied migration \d{14}_\w+\n)+/);
-        assert.ok(fresh.stdout.endsWith(created('S201') + created('S202')), fresh.stdout);
+        assert.ok(fresh.stdout.endsWith(TRIGGERS('created') + created('S201') + created('S202')), fresh.stdout);
       } finally {
         await w.dispose();
       }
@@ -661,7 +666,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       assert.equal(r.stderr, '');
       assert.deepEqual((await readdir(dir)).sort(), ['branchline.yml', 'mappings']);
       const examples = (await readdir(RETAIL_EXAMPLE_DIR)).filter((f) => f.endsWith('.yml') || f.endsWith('.csv')).sort();
-      assert.equal(examples.length, 11, 'nine mapping files, entities.yml and associations.csv');
+      assert.equal(examples.length, 13, 'nine up and two down mapping files, entities.yml and associations.csv');
       assert.deepEqual((await readdir(path.join(dir, 'mappings'))).sort(), examples, 'the mapping files, entities and associations only (no .sql, no README)');
       for (const f of examples) assert.equal(await readFile(path.join(dir, 'mappings', f), 'utf8'), await readFile(path.join(RETAIL_EXAMPLE_DIR, f), 'utf8'), f);
       const text = await readFile(file, 'utf8');

@@ -20,7 +20,27 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
   // A live status line per store while they sell.
   for (const code of ['S001', 'S002']) assert.match(out, new RegExp(`  ${code}  streaming  store txns +\\d+  HQ txns +\\d+  rows +\\d+  lag \\d+\\.\\d+s  behind `));
   // The final comparison: every table of both stores, nothing missing or extra.
-  const rows = out.split('\n').filter((l) => /^S00[12] +public\./.test(l));
+  // HQ owns the catalogue; each store's first start loads it.
+  assert.match(out, /HQ holds the product catalogue \(300 products\); the stores start with none/);
+  assert.match(out, /first start of each store: the agent loaded HQ's catalogue into it \(S001: 300 products, S002: 300 products\)/);
+  assert.match(out, /HQ raised 5 catalogue prices by 10% \(.+\): S001 had them in \d+ ms, S002 had them in \d+ ms/);
+  assert.match(out, /HQ gave S001 its own price for product 300 \([\d.]+, .+\): at S001's tills in \d+ ms; the other stores did not get it/);
+  // Up: the store tables against HQ's (the first table); down: HQ's master data against each store's copy (the second).
+  const up = out.slice(0, out.indexOf('HQ TABLE -> STORE TABLE'));
+  const down = out.slice(out.indexOf('HQ TABLE -> STORE TABLE'));
+  const downRows = down.split('\n').filter((l) => /^S00[12] +public\./.test(l)).map((l) => l.trim().split(/\s{2,}/));
+  assert.deepEqual(
+    downRows.map((c) => [c[0], c[1], c[3], c[4], c[5]]),
+    [
+      ['S001', 'public.product -> public.product', '300', '0', '0'],
+      ['S001', 'public.store_price -> public.local_price', '1', '0', '0'],
+      ['S002', 'public.product -> public.product', '300', '0', '0'],
+      ['S002', 'public.store_price -> public.local_price', '0', '0', '0'],
+    ],
+    down,
+  );
+  assert.match(out, /Every store holds exactly what HQ hands it: 601 rows in 2 tables\./);
+  const rows = up.split('\n').filter((l) => /^S00[12] +public\./.test(l));
   assert.equal(rows.length, 18, out); // 9 mappings x 2 stores
   for (const row of rows) {
     const cells = row.trim().split(/\s{2,}/);

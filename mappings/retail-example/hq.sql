@@ -26,6 +26,16 @@ CREATE TABLE product (
   updated_at   timestamptz   NOT NULL DEFAULT now()
 );
 
+-- Store price lists: a store's own price for a product, where it differs
+-- from the catalogue's. Each row goes down to its store only.
+CREATE TABLE store_price (
+  store_code   text          NOT NULL REFERENCES store (code),
+  product_id   integer       NOT NULL REFERENCES product (id) ON DELETE CASCADE,
+  price        numeric(12,2) NOT NULL CHECK (price >= 0),
+  updated_at   timestamptz   NOT NULL DEFAULT now(),
+  PRIMARY KEY (store_code, product_id)
+);
+
 -- HQ's customer master (cadastro de clientes). A customer a store registers
 -- arrives here with a new HQ id (entity "customer" allocates it from
 -- customer_id_seq; branchline.associations remembers which store id it was).

@@ -34,6 +34,19 @@ CREATE TABLE product (
   active       boolean       NOT NULL DEFAULT true
 );
 
+-- This store's own prices (a regional price list, a clearance): where a
+-- product has one, the tills charge it instead of the catalogue price. HQ
+-- decides them and hands each store only its own.
+CREATE TABLE local_price (
+  product_id  integer       PRIMARY KEY REFERENCES product (id) ON DELETE CASCADE,
+  price       numeric(12,2) NOT NULL CHECK (price >= 0)
+);
+
+-- What the tills charge: the store's own price, else the catalogue's.
+CREATE VIEW shelf_price AS
+  SELECT p.id, coalesce(l.price, p.price) AS price
+    FROM product p LEFT JOIN local_price l ON l.product_id = p.id;
+
 -- Sales document numbers, one series per store.
 CREATE SEQUENCE sale_number_seq AS integer;
 

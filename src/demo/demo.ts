@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { Agent } from '../agent/agent.js';
 import { install } from '../agent/install.js';
-import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../agent/prepare.js';
+import { checkAndCompile, checkAndCompileDown, downTablesOf, loadMappings, readCatalog, tablesOf } from '../agent/prepare.js';
 import { loadConfig } from '../config/load.js';
 import { BranchlineError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -14,6 +14,7 @@ import { compareStore, inStep, type TableComparison } from '../verify/compare.js
 import { EXIT, formatBytes, table } from '../cli/output.js';
 import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchemaSql } from './retail-example.js';
 import { associationStory } from './associations-story.js';
+import { priceStory } from './master-data-story.js';
 import { RetailWorkload } from './workload.js';
 
 export interface DemoOptions {
@@ -104,12 +105,22 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       pools.push(pool);
       return new RetailWorkload({ db: pool, storeCode: s.code });
     });
-    await Promise.all(workloads.map((w) => w.setup({ products: 300, customers: 10 })));
+    // HQ owns the catalogue; the stores get it from the agent's initial load (down.initial_load: auto).
+    const hqPool = new pg.Pool({ connectionString: hqUrl, max: 2 });
+    hqPool.on('error', () => undefined);
+    pools.push(hqPool);
+    await new RetailWorkload({ db: hqPool, storeCode: 'HQ' }).catalogue(300);
+    await Promise.all(workloads.map((w) => w.setup({ products: 0, customers: 10 })));
+    say('  HQ holds the product catalogue (300 products); the stores start with none');
 
     const agent = new Agent({ config, logger });
     await agent.prepare(controller.signal);
+    const loadStarted = Date.now();
     agentRun = agent.run(controller.signal);
     say(`  agent running (log: ${logFile})`);
+    await waitStreaming(agent, STORES.map((s) => s.code));
+    const loaded = await Promise.all(pools.slice(0, STORES.length).map(async (p) => (await p.query<{ n: number }>(`SELECT count(*)::int AS n FROM product`)).rows[0]!.n));
+    say(`  first start of each store: the agent loaded HQ's catalogue into it (${STORES.map((s, i) => `${s.code}: ${loaded[i]} products`).join(', ')}) in ${((Date.now() - loadStarted) / 1000).toFixed(1)} s, then follows HQ's changes`);
     say(`\nselling at both stores for ${options.seconds} s:`);
 
     const written = STORES.map(() => 0);
@@ -143,9 +154,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     clearInterval(ticker);
     await printStatus();
 
-    const hqPool = new pg.Pool({ connectionString: hqUrl, max: 2 });
-    hqPool.on('error', () => undefined);
-    pools.push(hqPool);
+    await priceStory({ hq: hqPool, stores: STORES.map((s, i) => ({ code: s.code, pool: pools[i]! })) });
     await associationStory({ storeCode: STORES[0].code, store: pools[0]!, hq: hqPool, workload: workloads[0]! });
 
     say('\nstores stopped selling; waiting for HQ to catch up and comparing every table...');
@@ -165,6 +174,29 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       res.forEach((r) => rows.push([STORES[i]!.code, `${r.source} -> ${r.target}`, String(r.sourceRows), String(r.targetRows), String(r.missing), String(r.extra)])),
     );
     say('\n' + table(['STORE', 'TABLE', 'STORE ROWS', 'HQ ROWS', 'MISSING AT HQ', 'EXTRA AT HQ'], rows));
+    // Down: every store holds what HQ hands it (products, its own prices).
+    const hqDown = await readCatalog(hqUrl, 'HQ', downTablesOf(files).hqSources);
+    const down = await Promise.all(
+      STORES.map(async (s, i) => {
+        const storeDown = await readCatalog(storeUrls[i]!, `store ${s.code}`, downTablesOf(files).storeTargets);
+        const downMappings = checkAndCompileDown(files, hqDown, storeDown, `HQ and store ${s.code}`);
+        // The same comparison the other way round: HQ is the source, the store the target.
+        return compareStore({ storeUrl: hqUrl, hqUrl: storeUrls[i]!, storeCode: s.code, mappings: downMappings });
+      }),
+    );
+    const downRows: string[][] = [];
+    down.forEach((res, i) =>
+      res.forEach((r) => downRows.push([STORES[i]!.code, `${r.source} -> ${r.target}`, String(r.sourceRows), String(r.targetRows), String(r.missing), String(r.extra)])),
+    );
+    say('\n' + table(['STORE', 'HQ TABLE -> STORE TABLE', 'HQ ROWS', 'STORE ROWS', 'MISSING AT STORE', 'EXTRA AT STORE'], downRows));
+    if (!down.every(inStep)) {
+      throw new BranchlineError({
+        code: 'BL-U002',
+        message: 'a store does not hold exactly what HQ hands it.',
+        hint: `See the table above and the agent log in ${logFile}.`,
+      });
+    }
+    say(`Every store holds exactly what HQ hands it: ${down.flat().reduce((n, r) => n + r.targetRows, 0)} rows in ${down[0]!.length} tables.`);
     const ok = results.every(inStep);
     if (!ok) {
       throw new BranchlineError({
@@ -190,6 +222,17 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     return EXIT.ok;
   } finally {
     await cleanup();
+  }
+}
+
+/** Waits until every store's up and down pipelines stream (the down one after the store's initial load). */
+async function waitStreaming(agent: Agent, codes: readonly string[]): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  const streaming = () => codes.every((c) => agent.snapshot().get(c)?.state === 'streaming' && agent.downSnapshot().get(c)?.state === 'streaming');
+  while (!streaming()) {
+    if (Date.now() > deadline)
+      throw new BranchlineError({ code: 'BL-U002', message: 'the stores were not loaded and streaming after 120 s.', hint: 'See the agent log named above.' });
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

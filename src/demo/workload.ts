@@ -63,7 +63,7 @@ WITH l AS (
          round(u.quantity * p.price, 2) AS gross,
          round(round(u.quantity * p.price, 2) * u.discount_rate, 2) AS discount
     FROM unnest($5::int[], $6::numeric[], $7::numeric[]) WITH ORDINALITY AS u(product_id, quantity, discount_rate, ord)
-    JOIN product p ON p.id = u.product_id
+    JOIN shelf_price p ON p.id = u.product_id
 ), h AS (
   INSERT INTO sale (customer_id, seller, status, notes, total)
   SELECT $1::int, $2::text, $3::text, $4::text, coalesce(sum(l.gross - l.discount), 0) FROM l
@@ -80,7 +80,7 @@ const COUPON_SQL = `
 WITH i AS (
   SELECT u.ord, u.product_id, u.quantity, p.price AS unit_price, round(u.quantity * p.price, 2) AS amount
     FROM unnest($2::int[], $3::numeric[]) WITH ORDINALITY AS u(product_id, quantity, ord)
-    JOIN product p ON p.id = u.product_id
+    JOIN shelf_price p ON p.id = u.product_id
 ), c AS (
   INSERT INTO fiscal_coupon (till, business_day, total)
   SELECT $1::int, CURRENT_DATE, coalesce(sum(i.amount), 0) FROM i
@@ -273,7 +273,24 @@ export class RetailWorkload {
 
   /** Inserts the product catalogue (ids 1..products, default 500) and customers (default 20); one transaction. */
   async setup(opts: { products?: number; customers?: number } = {}): Promise<void> {
-    const nProducts = opts.products ?? 500;
+    const cols = this.catalogueRows(opts.products ?? 500);
+    const customers = Array.from({ length: opts.customers ?? 20 }, () => this.customerRow());
+    await this.tx(async (c) => {
+      await c.query(PRODUCTS_SQL, cols);
+      await this.insertCustomers(c, customers);
+    });
+    this.loaded = undefined; // reload products and customers on next use
+  }
+
+  /**
+   * Inserts the product catalogue (ids 1..products) into \`db\`'s \`product\`
+   * table: HQ's master, where HQ owns the catalogue and hands it down.
+   */
+  async catalogue(products: number): Promise<void> {
+    await this.db.query(PRODUCTS_SQL, this.catalogueRows(products));
+  }
+
+  private catalogueRows(nProducts: number): [number[], string[], string[], string[], string[]] {
     const cols: [number[], string[], string[], string[], string[]] = [[], [], [], [], []];
     for (let id = 1; id <= nProducts; id++) {
       const i = id - 1;
@@ -287,12 +304,7 @@ export class RetailWorkload {
       cols[3].push(unit);
       cols[4].push(money(cents));
     }
-    const customers = Array.from({ length: opts.customers ?? 20 }, () => this.customerRow());
-    await this.tx(async (c) => {
-      await c.query(PRODUCTS_SQL, cols);
-      await this.insertCustomers(c, customers);
-    });
-    this.loaded = undefined; // reload products and customers on next use
+    return cols;
   }
 
   /** One sale (header + lines) in one statement, so one transaction and one round trip. Returns the sale id. */
