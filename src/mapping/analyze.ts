@@ -339,6 +339,9 @@ class FileAnalysis {
         this.report('BL-M024', this.doc.location(['labels', k]), `labels.${k} "${name}" is not a column this file writes.`, `Name one of: ${[...written].join(', ')}.`);
       }
       if (aggregate) this.report('BL-M017', this.doc.location(['labels']), '"labels" does not apply to an aggregate mapping: its rows are totals, not products with prices.', 'Remove "labels".');
+      const associated = columns.find((c) => c.associate);
+      if (associated)
+        this.report('BL-M017', this.doc.location(['labels']), `"labels" cannot go with associate(...) (column "${associated.column.name}"): a label is found by the row's key as HQ sends it.`, 'Label the products from a down mapping without associations.');
     }
     return effectiveAt;
   }
