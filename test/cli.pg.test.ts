@@ -526,9 +526,11 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       'lastApplyAt',
       'lastError',
       'lastSourceCommitAt',
+      'nextScheduledAt',
       'parked',
       'position',
       'rowsApplied',
+      'scheduled',
       'slotState',
       'state',
       'store',
@@ -612,7 +614,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       const lines = text.stdout.trimEnd().split('\n');
       assert.equal(lines.length, 3, text.stdout);
       const cells = lines.map((l) => l.split(/\s{2,}/));
-      assert.deepEqual(cells[0], ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'LAST APPLY', 'LAST ERROR']);
+      assert.deepEqual(cells[0], ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'SCHEDULED', 'LAST APPLY', 'LAST ERROR']);
       for (const [i, store, txns, rowsApplied] of [
         [1, 'S101', '5', '21'],
         [2, 'S102', '1', '5'],

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { runInitialLoad } from '../src/load/initial-load.js';
+import { runCli } from './support/agent-process.js';
+import { show } from './support/cli-output.js';
 import { startInProcess, type InProcess } from './support/in-process.js';
 import { eventually, type World } from './support/world.js';
 
@@ -21,11 +23,13 @@ import { eventually, type World } from './support/world.js';
 const HQ_SQL = `
   CREATE TABLE price_list (product_id int PRIMARY KEY, name text NOT NULL, price numeric(12,2) NOT NULL, valid_from timestamptz);
   CREATE TABLE store_note (store_code text NOT NULL, id int NOT NULL, note text, PRIMARY KEY (store_code, id));
+  CREATE TABLE promo_price (product_id int PRIMARY KEY, price numeric(12,2) NOT NULL, starts_on timestamptz);
   INSERT INTO price_list VALUES (101, 'Arroz branco 101', 1.01, NULL), (102, 'Feijao preto 102', 2.02, now() + interval '1 hour');`;
 
 const STORE_SQL = `
   CREATE TABLE product (id int PRIMARY KEY, description text NOT NULL, price numeric(12,2) NOT NULL);
   CREATE TABLE note (id int PRIMARY KEY, note text);
+  CREATE TABLE promo (store_code text NOT NULL, product_id int NOT NULL, price numeric(12,2) NOT NULL, PRIMARY KEY (store_code, product_id));
   -- Every write branchline makes to product, to count that a scheduled change is applied once.
   CREATE TABLE product_writes (id int, price numeric(12,2), at timestamptz DEFAULT clock_timestamp());
   CREATE FUNCTION log_product() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO product_writes (id, price) VALUES (NEW.id, NEW.price); RETURN NEW; END $$;
@@ -38,6 +42,16 @@ columns:
   store_code: store.code
   id: id
   note: note
+`,
+  // Keyed by store code: a TRUNCATE at HQ can be applied to it (it removes this store's rows).
+  'promo-down.yml': `direction: down
+source: promo_price
+target: promo
+effective_at: starts_on
+columns:
+  store_code: store.code
+  product_id: product_id
+  price: price
 `,
   'price-down.yml': `direction: down
 source: price_list
@@ -152,6 +166,25 @@ describe('scheduled down rows and shelf labels', { timeout: 240_000 }, () => {
     await eventually('104 and 105 at the store', async () => (await price(104)) === '4.04' && (await price(105)) === '5.05', 10_000, 50);
     await world.hqQuery(`UPDATE price_list SET price = 7.77, valid_from = now() + interval '1 hour' WHERE product_id IN (104, 105)`);
     await eventually('both scheduled', async () => (await scheduled()).filter((r) => r.price === '7.77').length === 2, 10_000, 50);
+    // `branchline scheduled` lists them (mapping, key, effective time); `status` counts them and says when the next is due.
+    const [{ next }] = (await q<{ next: Date }>(`SELECT min(effective_at) AS next FROM branchline.scheduled`)) as [{ next: Date }];
+    const listed = await runCli(['scheduled', '--config', world.configFile, '--json']);
+    assert.equal(listed.code, 0, show(listed));
+    const items = JSON.parse(listed.stdout) as { store: string; mapping: string; key: string[]; op: string; effectiveAt: string }[];
+    assert.deepEqual(items.map((i) => [i.store, i.mapping, i.key, i.op]), [
+      [STORE, 'price-down.yml', ['102'], 'insert'],
+      [STORE, 'price-down.yml', ['104'], 'update'],
+      [STORE, 'price-down.yml', ['105'], 'update'],
+    ]);
+    assert.equal(items[0]!.effectiveAt, next.toISOString());
+    const text = await runCli(['scheduled', '--config', world.configFile]);
+    assert.equal(text.code, 0, show(text));
+    assert.match(text.stdout, /^STORE +ID +MAPPING +TARGET +KEY +OP +EFFECTIVE AT +SCHEDULED\n/);
+    assert.match(text.stdout, /\nS1 +\d+ +price-down\.yml +public\.product +104 +update +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
+    const status = await runCli(['status', '--config', world.configFile, '--json']);
+    assert.equal(status.code, 0, show(status));
+    const [st] = JSON.parse(status.stdout) as { scheduled: number; nextScheduledAt: string }[];
+    assert.deepEqual([st!.scheduled, st!.nextScheduledAt], [3, next.toISOString()]);
     // A new future price replaces the scheduled one; a price in effect now replaces it and applies.
     await world.hqQuery(`UPDATE price_list SET price = 8.88, valid_from = now() + interval '2 hours' WHERE product_id = 104`);
     await eventually('104 rescheduled at its new price', async () => {
@@ -179,5 +212,24 @@ describe('scheduled down rows and shelf labels', { timeout: 240_000 }, () => {
     assert.equal(count(texts, 'Oleo de soja 104'), 2, 'new, then 9.99 (the superseded prices never applied)');
     assert.equal(count(texts, 'R$ 7,77') + count(texts, 'R$ 8,88'), 0, 'no label for a price that never applied');
     assert.deepEqual(await q(`SELECT count(*)::int AS n FROM branchline.pending_labels`), [{ n: 0 }], 'written labels are deleted');
+  });
+
+  it('labels recorded but not yet written when the agent stopped are written at the next start', async () => {
+    await env.stopAgent();
+    const before = (await pdfs()).length;
+    // What a crash between the commit and the PDF leaves: pending labels in the store's table.
+    await q(`INSERT INTO branchline.pending_labels (pipeline, mapping, code, description, price, previous_price) VALUES ('down:S1', 'price-down.yml', '108', 'Farinha de trigo 108', '8.08', '8.00')`);
+    await env.startAgent();
+    await eventually('the pending label written', async () => count(await pdfs(), 'Farinha de trigo 108') === 1, 10_000, 50);
+    assert.equal((await pdfs()).length, before + 1, 'one more PDF');
+    assert.deepEqual(await q(`SELECT count(*)::int AS n FROM branchline.pending_labels`), [{ n: 0 }]);
+  });
+
+  it('a TRUNCATE at HQ removes the scheduled changes of its table', async () => {
+    await world.hqQuery(`INSERT INTO promo_price VALUES (1, 0.99, NULL), (2, 1.99, now() + interval '1 hour'), (3, 2.99, now() + interval '1 hour')`);
+    await eventually('promo 1 applied, 2 and 3 scheduled', async () => (await q(`SELECT 1 FROM promo`)).length === 1 && (await scheduled()).filter((r) => r.mapping === 'promo-down.yml').length === 2, 10_000, 50);
+    await world.hqQuery(`TRUNCATE promo_price`);
+    await eventually('the promos gone and unscheduled', async () => (await q(`SELECT 1 FROM promo`)).length === 0 && !(await scheduled()).some((r) => r.mapping === 'promo-down.yml'), 10_000, 50);
+    assert.deepEqual(await scheduled(), [{ mapping: 'price-down.yml', row_keys: ['["102"]'], price: '2.02' }], 'the other table\'s scheduled change stays');
   });
 });
