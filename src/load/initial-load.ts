@@ -148,7 +148,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     }
     const position = state[0]!.position;
     // Rows whose effective time is still in the future go into branchline.scheduled, not into the tables.
-    const scheduler = new Scheduler({ pipeline: name, timeZone: store.timeZone, logger });
+    const scheduler = new Scheduler({ pipeline: name, mappings: mappings.mappings.map((m) => m.name), timeZone: store.timeZone, logger });
     await scheduler.load(sink);
     const total = state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
     let all = state.reduce((n, r) => n + Number(r.rows_copied), 0);

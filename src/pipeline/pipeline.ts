@@ -129,7 +129,7 @@ export class Pipeline<P> {
   private labelsRecorded = false;
 
   constructor(private readonly options: PipelineOptions<P>) {
-    this.scheduler = options.schedule ? new Scheduler({ pipeline: options.id.name, timeZone: options.schedule.timeZone, logger: options.logger }) : null;
+    this.scheduler = options.schedule ? new Scheduler({ pipeline: options.id.name, mappings: options.mappings.mappings.map((m) => m.name), timeZone: options.schedule.timeZone, logger: options.logger }) : null;
   }
 
   snapshot(): PipelineSnapshot {

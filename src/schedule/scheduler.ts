@@ -1,4 +1,4 @@
-import { BranchlineError, describeProblem, isBranchlineError } from '../core/errors.js';
+import { describeProblem, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp } from '../core/target-op.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
@@ -66,6 +66,8 @@ class RowSet {
 
 export interface SchedulerOptions {
   readonly pipeline: string;
+  /** Names of the mapping files in use: scheduled changes of other (removed) files wait, untouched. */
+  readonly mappings: readonly string[];
   /** Zone in which effective times without a zone (timestamp, date) are read. */
   readonly timeZone: string;
   readonly logger: Logger;
@@ -93,8 +95,11 @@ export class Scheduler {
   private nextDue: number | null = null;
   private readonly zone: StoreZone;
 
+  private readonly known: string[];
+
   constructor(private readonly options: SchedulerOptions) {
     this.zone = new StoreZone(options.timeZone);
+    this.known = [...options.mappings];
   }
 
   /** Changes scheduled (this session's view) and the next due time. */
@@ -109,6 +114,16 @@ export class Scheduler {
   /** Measures the store's clock and reads the rows that have a scheduled change (session start, outside a batch). */
   async load(sink: PgSink): Promise<void> {
     await this.measureClock(sink);
+    const [gone] = await sink.execute<{ n: string; mappings: string[] | null }>(
+      `SELECT count(*) AS n, array_agg(DISTINCT mapping) AS mappings FROM branchline.scheduled WHERE pipeline = $1 AND NOT (mapping = ANY($2::text[]))`,
+      [this.options.pipeline, this.known],
+    );
+    if (Number(gone?.n ?? 0) > 0)
+      this.options.logger.warn('scheduled changes wait for mapping files that are no longer in the mapping directory; put them back to apply them', {
+        code: 'BL-P007',
+        scheduled: Number(gone!.n),
+        mappings: gone!.mappings,
+      });
     const rows = await sink.execute<{ mapping: string; row_keys: string[] }>(`SELECT mapping, row_keys FROM branchline.scheduled WHERE pipeline = $1`, [this.options.pipeline]);
     await this.readNext(sink);
     await sink.commitWithoutPosition();
@@ -128,7 +143,10 @@ export class Scheduler {
   }
 
   private async readNext(sink: PgSink): Promise<void> {
-    const [n] = await sink.execute<{ next: string | null }>(`SELECT min(effective_at)::text AS next FROM branchline.scheduled WHERE pipeline = $1`, [this.options.pipeline]);
+    const [n] = await sink.execute<{ next: string | null }>(`SELECT min(effective_at)::text AS next FROM branchline.scheduled WHERE pipeline = $1 AND mapping = ANY($2::text[])`, [
+      this.options.pipeline,
+      this.known,
+    ]);
     const text = n?.next ?? null;
     this.nextDue = text === null ? null : text === 'infinity' ? Number.POSITIVE_INFINITY : text === '-infinity' ? Number.NEGATIVE_INFINITY : Date.parse(text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
   }
@@ -235,8 +253,8 @@ export class Scheduler {
   private async applyDueOnce(sink: PgSink, mappings: MappingSet, ctx: MappingContext, apply: ApplyOps, mode: PlanMode): Promise<{ applied: number; parks: ParkRecord[] }> {
     const due = await sink.execute<{ id: string; mapping: string; row_keys: string[]; change: unknown; source_commit_time: Date | null; effective_at: Date }>(
       `SELECT id, mapping, row_keys, change, source_commit_time, effective_at FROM branchline.scheduled
-        WHERE pipeline = $1 AND effective_at <= clock_timestamp() ORDER BY effective_at, id FOR UPDATE`,
-      [this.options.pipeline],
+        WHERE pipeline = $1 AND effective_at <= clock_timestamp() AND mapping = ANY($2::text[]) ORDER BY effective_at, id FOR UPDATE`,
+      [this.options.pipeline, this.known],
     );
     if (due.length === 0) return { applied: 0, parks: [] };
     const ops: TargetOp[] = [];
@@ -247,13 +265,7 @@ export class Scheduler {
     try {
       for (const row of due) {
         const m = mappings.mappings.find((x) => x.name === row.mapping);
-        if (!m) {
-          throw new BranchlineError({
-            code: 'BL-P007',
-            message: `mapping file ${row.mapping} of a scheduled change is no longer in the mapping directory.`,
-            hint: 'Put the file back; its scheduled changes wait in branchline.scheduled at the store.',
-          });
-        }
+        if (!m) throw new Error(`internal: mapping ${row.mapping} is not in the mapping set`);
         const change = changeFromJson(row.change);
         const origin: ChangeOrigin = { mapping: m, change, xid: null, commitTime: row.source_commit_time, position: null };
         ctx.commitTime = row.source_commit_time;
@@ -268,7 +280,8 @@ export class Scheduler {
         for (const op of mapped) {
           if (op.kind !== 'ignore' && op.kind !== 'delete-where') effective.set(`${op.target.schema}.${op.target.table}|${rowKeyText(op.key)}`, row.effective_at);
           origins[ops.length] = origin;
-          ops.push(op);
+          // The row may exist by now (a load, another change): a scheduled insert writes it whatever is there.
+          ops.push(op.kind === 'upsert' && op.fresh ? { ...op, fresh: false } : op);
         }
       }
     } finally {
