@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatProblem } from '../src/core/errors.js';
 import { compileMappings, parseMappingFile, validateMappings, type LoadedMappingFile } from '../src/mapping/index.js';
+import { parseEntitiesFile } from '../src/mapping/entities.js';
 import { catalog, col, table } from './support/mapping-catalog.js';
 
 /** `effective_at` and `labels` of down mappings: checked with file:line:column, compiled into the mapping. */
@@ -91,6 +92,15 @@ describe('down settings: effective_at and labels', () => {
     assert.deepEqual(problems(text), [
       'mappings/price-down.yml:8:10: BL-M024 labels.price "cost" is not a column this file writes. Name one of: id, description, price.',
       'mappings/price-down.yml:9:13: BL-M024 labels.currency "currency" is not a column this file writes. Name one of: id, description, price.',
+    ]);
+  });
+
+  test('labels with associate(...) is BL-M017: a label is found by the key HQ sends', () => {
+    const { entities, problems: p } = parseEntitiesFile('mappings/entities.yml', 'product:\n  kind: manual\n');
+    assert.deepEqual(p, []);
+    const text = DOWN.replace('  id: product_id', '  id: associate(product, product_id)');
+    assert.deepEqual(validateMappings([load(text)], { source: HQ, target: STORE, entities, entityChecks: false }).map(formatProblem), [
+      'mappings/price-down.yml:6:3: BL-M017 "labels" cannot go with associate(...) (column "id"): a label is found by the row\'s key as HQ sends it. Label the products from a down mapping without associations.',
     ]);
   });
 
