@@ -161,6 +161,15 @@ describe('scheduled down rows and shelf labels', { timeout: 240_000 }, () => {
     assert.ok(!(await scheduled()).some((r) => r.price === '3.03'));
   });
 
+  it('a scheduled insert of a row the store created meanwhile writes HQ\'s row over it', async () => {
+    const [{ eff }] = (await world.hqQuery<{ eff: Date }>(`INSERT INTO price_list VALUES (109, 'Sal refinado 109', 9.09, now() + interval '2 s') RETURNING valid_from AS eff`)) as [{ eff: Date }];
+    await eventually('scheduled', async () => (await scheduled()).some((r) => r.price === '9.09'), 5_000, 50);
+    await q(`INSERT INTO product VALUES (109, 'sal (local)', 0.50)`);
+    await eventually('HQ\'s row applied at its time', async () => (await q(`SELECT 1 FROM product WHERE id = 109 AND description = 'Sal refinado 109' AND price = 9.09`)).length === 1, 10_000, 50);
+    assert.ok(Date.now() >= eff.getTime());
+    assert.deepEqual(await q(`SELECT count(*)::int AS n FROM branchline.parked`), [{ n: 0 }], 'nothing parked');
+  });
+
   it('a later HQ change supersedes a scheduled one; a delete removes it', async () => {
     await world.hqQuery(`INSERT INTO price_list VALUES (104, 'Oleo de soja 104', 4.04, NULL), (105, 'Acucar cristal 105', 5.05, NULL)`);
     await eventually('104 and 105 at the store', async () => (await price(104)) === '4.04' && (await price(105)) === '5.05', 10_000, 50);
