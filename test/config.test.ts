@@ -58,6 +58,7 @@ describe('config: defaults', () => {
           slot: 'branchline_s001',
           publication: 'branchline',
           enabled: true,
+          timeZone: 'UTC',
         },
       ],
       mappingsDir: path.join(dir, 'maps'),
@@ -67,6 +68,7 @@ describe('config: defaults', () => {
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
       down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' },
       log: { level: 'info' },
+      labels: null,
     };
     assert.deepEqual(config, expected);
   });
@@ -84,6 +86,7 @@ stores:
     slot: my_slot
     publication: my_pub
     enabled: false
+    time_zone: America/Sao_Paulo
   - code: S002
     url: postgres://s2/erp
 mappings: etc/maps2
@@ -109,13 +112,26 @@ down:
   initial_load: manual
 log:
   level: debug
+labels:
+  folder: labels/{store}
+  print_command: [lp, -d, shelf, "{file}"]
+  decimal_separator: "."
+  currency: US$
+  time_zone: America/New_York
 `,
       {},
     );
     assert.deepEqual(config.stores, [
-      { code: 'S-01', name: 'Centro', url: 'postgres://s1/erp', connector: 'pg-logical', slot: 'my_slot', publication: 'my_pub', enabled: false },
-      { code: 'S002', name: 'S002', url: 'postgres://s2/erp', connector: 'pg-logical', slot: 'branchline_s002', publication: 'branchline', enabled: true },
+      { code: 'S-01', name: 'Centro', url: 'postgres://s1/erp', connector: 'pg-logical', slot: 'my_slot', publication: 'my_pub', enabled: false, timeZone: 'America/Sao_Paulo' },
+      { code: 'S002', name: 'S002', url: 'postgres://s2/erp', connector: 'pg-logical', slot: 'branchline_s002', publication: 'branchline', enabled: true, timeZone: 'UTC' },
     ]);
+    assert.deepEqual(config.labels, {
+      folder: path.join(dir, 'labels', '{store}'),
+      printCommand: ['lp', '-d', 'shelf', '{file}'],
+      decimalSeparator: '.',
+      currency: 'US$',
+      timeZone: 'America/New_York',
+    });
     assert.equal(config.mappingsDir, path.join(dir, 'etc', 'maps2'));
     assert.deepEqual(config.batch, { maxRows: 10, maxDelayMs: 0, idleMs: 7, chunkRows: 3 });
     assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
@@ -126,6 +142,13 @@ log:
     // A disabled store is not served unless named.
     assert.deepEqual(selectStores(config, undefined).map((s) => s.code), ['S002']);
     assert.deepEqual(selectStores(config, ['S-01']).map((s) => s.code), ['S-01']);
+  });
+
+  test('an unknown time zone is BL-C003 at its line', async () => {
+    const r = await problems(MINIMAL.replace('mappings: maps', 'mappings: maps\nlabels:\n  folder: out\n  time_zone: Mars/Olympus'));
+    assert.equal(r.code, 'BL-C003');
+    assert.deepEqual(r.lines.filter((l) => l.includes('time zone')).length, 1);
+    assert.match(r.lines.find((l) => l.includes('time zone'))!, /:\d+:14: BL-C003 time zone "Mars\/Olympus" is not a time zone name this system knows/);
   });
 
   test('the default slot name is branchline_ and the code in lower case, other characters as _', () => {
@@ -284,7 +307,7 @@ apply: 3
     const find = (prefix: string) => r.lines.find((l) => l.startsWith(prefix)) ?? `(no problem at ${prefix})`;
     assert.equal(
       find(`${at(7, 5)}:`),
-      `${at(7, 5)}: BL-C003 unknown setting "extra" at "stores.0" in this configuration file. Remove it or use one of: code, name, url, connector, slot, publication, enabled.`,
+      `${at(7, 5)}: BL-C003 unknown setting "extra" at "stores.0" in this configuration file. Remove it or use one of: code, name, url, connector, slot, publication, enabled, time_zone.`,
     );
     assert.equal(
       find(`${at(4, 11)}:`),

@@ -14,6 +14,10 @@ import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '.
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { connect } from '../db/connect.js';
 import { autoInitialLoad } from '../load/auto-load.js';
+import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
+import { LabelWriter } from '../labels/label-writer.js';
+import { PendingLabels } from '../labels/pending-labels.js';
+import type { TableInfo } from '../catalog/pg-catalog.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -230,6 +234,7 @@ export class Agent {
     });
     const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
     const catalog = this.storeDown.get(store.code)!;
+    const labels = this.labelsFor(store, compiled, catalog.tables, log);
     const pipeline = new Pipeline<XidPosition>({
       id,
       source,
@@ -252,6 +257,8 @@ export class Agent {
       retry: config.retry,
       gate: this.gate,
       logger: log,
+      schedule: { timeZone: store.timeZone },
+      ...(labels ? { labels } : {}),
       ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
     });
     this.downPipelines.set(store.code, pipeline);
@@ -291,6 +298,35 @@ export class Agent {
       }
     }
     return false;
+  }
+
+  /** Shelf labels of a store's down pipeline: the labelled target tables, and where the PDFs go. Null when no mapping has labels. */
+  private labelsFor(store: StoreConfig, mappings: MappingSet, tables: ReadonlyMap<string, TableInfo>, log: Logger): { capture: LabelCapture; pending: PendingLabels } | null {
+    const targets: LabelTarget[] = [];
+    for (const m of mappings.mappings) {
+      if (!m.labels) continue;
+      const info = tables.get(`${m.target.schema}.${m.target.table}`);
+      const key = m.target.key.map((k) => ({ name: k, type: info?.columns.find((c) => c.name === k)?.type ?? 'text' }));
+      targets.push({ mapping: m.name, table: m.target, key, ...m.labels });
+    }
+    if (targets.length === 0) return null;
+    const settings = this.options.config.labels;
+    if (!settings) {
+      log.warn('down mappings have labels: but the configuration has no labels: settings (folder); no shelf labels are written', { mappings: targets.map((t) => t.mapping) });
+      return null;
+    }
+    const name = `down:${store.code}`;
+    const writer = new LabelWriter({
+      folder: settings.folder.replaceAll('{store}', store.code),
+      printCommand: settings.printCommand,
+      decimalSeparator: settings.decimalSeparator,
+      timeZone: settings.timeZone ?? store.timeZone,
+      logger: log,
+    });
+    return {
+      capture: new LabelCapture({ pipeline: name, targets }),
+      pending: new PendingLabels({ pipeline: name, storeCode: store.code, writer, currency: settings.currency, logger: log }),
+    };
   }
 
   /** Purges HQ's change log below what every store applied (and below the retention), every `down.purge_interval_s`. */

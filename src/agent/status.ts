@@ -20,6 +20,10 @@ export interface StoreStatus {
   readonly rowsApplied: number;
   /** Changes parked at HQ (waiting for an association, or rejected by HQ), not yet applied or discarded. */
   readonly parked: number;
+  /** Down changes waiting at the store for their effective time (null: store unreachable or no down channel there). */
+  readonly scheduled: number | null;
+  /** When the next of them is due. */
+  readonly nextScheduledAt: string | null;
   readonly lastApplyAt: string | null;
   readonly lastSourceCommitAt: string | null;
   readonly storeReachable: boolean;
@@ -86,6 +90,8 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       let lagBytes: number | null = null;
       let walRetained: number | null = null;
       let slotState: string | null = null;
+      let scheduled: number | null = null;
+      let nextScheduledAt: string | null = null;
       try {
         const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
         try {
@@ -101,6 +107,16 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
           if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
           if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
           slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+          // The down channel keeps its scheduled changes in the store's branchline schema (when it has one).
+          const has = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.scheduled') IS NOT NULL AS ok`);
+          if (has.rows[0]?.ok) {
+            const sched = await db.query<{ n: string; next: Date | null }>(
+              `SELECT count(*) AS n, min(effective_at) AS next FROM branchline.scheduled WHERE pipeline = $1`,
+              [`down:${store.code}`],
+            );
+            scheduled = Number(sched.rows[0]!.n);
+            nextScheduledAt = sched.rows[0]!.next?.toISOString() ?? null;
+          }
         } finally {
           await db.end().catch(() => undefined);
         }
@@ -125,6 +141,8 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         txnsApplied: Number(p?.txns_applied ?? 0),
         rowsApplied: Number(p?.rows_applied ?? 0),
         parked: parked.get(name) ?? 0,
+        scheduled,
+        nextScheduledAt,
         lastApplyAt: p?.applied_at.toISOString() ?? null,
         lastSourceCommitAt: p?.source_commit_time?.toISOString() ?? null,
         storeReachable,

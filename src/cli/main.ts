@@ -105,6 +105,12 @@ export async function main(argv: string[]): Promise<void> {
       handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
     )
     .command(
+      'scheduled',
+      'list the down changes waiting at each store for their effective time (mapping, key, effective time)',
+      (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: StatusArgs) => (await import('./commands/scheduled.js')).scheduledCommand(a)),
+    )
+    .command(
       'associate',
       "associate a store's code with HQ's key (--entity --code --hq-key), or many from a CSV file (--import)",
       (y) =>

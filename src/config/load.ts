@@ -15,6 +15,8 @@ export interface StoreConfig {
   readonly slot: string;
   readonly publication: string;
   readonly enabled: boolean;
+  /** IANA zone: where effective_at values without a zone are read, and label dates printed. */
+  readonly timeZone: string;
 }
 
 /** The resolved configuration that travels inward. */
@@ -29,6 +31,18 @@ export interface Config {
   readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number };
   readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number; readonly initialLoad: 'auto' | 'manual' };
   readonly log: { readonly level: string };
+  /** Shelf labels (null: not configured; down mappings with labels: then write none, with a warning). */
+  readonly labels: LabelsConfig | null;
+}
+
+export interface LabelsConfig {
+  /** May hold {store}. */
+  readonly folder: string;
+  readonly printCommand: readonly string[] | null;
+  readonly decimalSeparator: ',' | '.';
+  readonly currency: string | null;
+  /** null: the store's time zone. */
+  readonly timeZone: string | null;
 }
 
 export const DEFAULTS = {
@@ -138,6 +152,17 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       location: doc.location(['mappings']),
     });
   }
+  const zoneProblem = (zone: string | undefined, at: (string | number)[]) => {
+    if (zone === undefined || knownZone(zone)) return;
+    more.push({
+      code: 'BL-C003',
+      message: `time zone "${zone}" is not a time zone name this system knows.`,
+      hint: 'Write an IANA name such as America/Sao_Paulo, Europe/Lisbon or UTC.',
+      location: doc.location(at),
+    });
+  };
+  config.stores.forEach((s, i) => zoneProblem(s.time_zone, ['stores', i, 'time_zone']));
+  zoneProblem(config.labels?.time_zone, ['labels', 'time_zone']);
   if (more.length) throw new ProblemsError(`The configuration file ${file} has problems.`, more);
 
   return {
@@ -151,6 +176,7 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       slot: s.slot ?? defaultSlotName(s.code),
       publication: s.publication ?? DEFAULT_PUBLICATION,
       enabled: s.enabled ?? true,
+      timeZone: s.time_zone ?? 'UTC',
     })),
     mappingsDir,
     batch: {
@@ -179,7 +205,25 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       initialLoad: config.down?.initial_load ?? DEFAULTS.down.initialLoad,
     },
     log: { level: config.log?.level ?? 'info' },
+    labels: config.labels
+      ? {
+          folder: path.resolve(path.dirname(path.resolve(file)), config.labels.folder),
+          printCommand: config.labels.print_command ?? null,
+          decimalSeparator: config.labels.decimal_separator ?? ',',
+          currency: config.labels.currency ?? null,
+          timeZone: config.labels.time_zone ?? null,
+        }
+      : null,
   };
+}
+
+function knownZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Scalars whose whole text was one ${VAR} (see coerceEnvScalars). */

@@ -24,6 +24,12 @@ export const StoreSchema = Type.Object(
     ),
     publication: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'publication name' })),
     enabled: Type.Optional(Type.Boolean({ description: 'false stops this store\'s pipelines without removing it' })),
+    time_zone: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'IANA time zone of the store, e.g. America/Sao_Paulo: in it a down row\'s effective_at without a zone (timestamp, date) is read, and label dates are printed. Default UTC',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -108,6 +114,26 @@ export const ConfigSchema = Type.Object(
           ),
         },
         { additionalProperties: false },
+      ),
+    ),
+    labels: Type.Optional(
+      Type.Object(
+        {
+          folder: Type.String({
+            minLength: 1,
+            description: 'folder at the store\'s agent host where shelf-label PDFs are written (created if missing); {store} is replaced by the store code, e.g. /var/lib/branchline/labels/{store}',
+          }),
+          print_command: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              minItems: 1,
+              description: 'program and arguments run for each PDF, without a shell; {file} is the PDF\'s path (appended when absent), e.g. [lp, -d, shelf-printer, "{file}"]',
+            }),
+          ),
+          decimal_separator: Type.Optional(Type.Union([Type.Literal(','), Type.Literal('.')], { description: 'between the whole and fractional part of prices; default ","' })),
+          currency: Type.Optional(Type.String({ minLength: 1, description: 'text printed before prices (e.g. R$) when the mapping names no currency column' })),
+          time_zone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone in which label dates are printed; default: the store\'s time_zone' })),
+        },
+        { additionalProperties: false, description: 'shelf labels for down mappings with labels: (see docs/labels.md)' },
       ),
     ),
     log: Type.Optional(

@@ -157,7 +157,7 @@ function folderError(folder: string, e: unknown): BranchlineError {
     {
       code: 'BL-L001',
       message: `cannot write shelf labels to the folder ${folder} (${code})`,
-      hint: 'Give the agent write access to that folder, or point `labels.folder` in the mapping file at one it can write.',
+      hint: 'Give the agent write access to that folder, or point `labels.folder` in the configuration file at one it can write.',
     },
     { cause: e },
   );

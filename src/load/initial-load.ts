@@ -4,6 +4,7 @@ import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { ACK_SQL, XID8_CODEC } from '../../connectors/pg-trigger/index.js';
 import { PgSink } from '../apply/pg-sink.js';
+import { Scheduler } from '../schedule/scheduler.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import type { Config, StoreConfig } from '../config/load.js';
@@ -146,6 +147,9 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
       logger.info('resuming an unfinished initial load', { store: store.code, snapshot: state[0]?.snapshot });
     }
     const position = state[0]!.position;
+    // Rows whose effective time is still in the future go into branchline.scheduled, not into the tables.
+    const scheduler = new Scheduler({ pipeline: name, mappings: mappings.mappings.map((m) => m.name), timeZone: store.timeZone, logger });
+    await scheduler.load(sink);
     const total = state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
     let all = state.reduce((n, r) => n + Number(r.rows_copied), 0);
     const done: { table: string; rows: number }[] = [];
@@ -161,6 +165,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
           info,
           table,
           mappings,
+          scheduler,
           storeCode: store.code,
           pipeline: name,
           lastKey: row.last_key,
@@ -226,6 +231,7 @@ interface CopyTableArgs {
   readonly info: TableInfo;
   readonly table: TableId;
   readonly mappings: MappingSet;
+  readonly scheduler: Scheduler;
   readonly storeCode: string;
   readonly pipeline: string;
   readonly lastKey: string[] | null;
@@ -275,7 +281,9 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
     for (const row of rows) {
       const change = { op: 'insert' as const, table: a.table, after: row };
       for (const m of mappings) {
-        for (const op of m.map(change, { storeCode: a.storeCode })) {
+        const mapped = m.map(change, { storeCode: a.storeCode });
+        if (a.scheduler.consider(m, change, mapped, { storeCode: a.storeCode }, null)) continue;
+        for (const op of mapped) {
           // The store may hold the row already (a store loaded before): write it whatever is there.
           const out = op.kind === 'upsert' && op.fresh ? { ...op, fresh: false } : op;
           if (m.associates) origins[ops.length] = { mapping: m, change, xid: null, commitTime: null, position: a.position };
@@ -285,6 +293,7 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
     }
     const lastRow = rows[rows.length - 1]!;
     last = key.map((k) => lastRow[k]!);
+    if (a.scheduler.dirty) await a.scheduler.flush(a.sink);
     await a.sink.apply(ops, 'grouped', { origins });
     copied += rows.length;
     await a.sink.execute(`UPDATE branchline.initial_loads SET last_key = $3::jsonb, rows_copied = $4, updated_at = clock_timestamp() WHERE pipeline = $1 AND source_table = $2`, [

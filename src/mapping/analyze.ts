@@ -69,6 +69,14 @@ export interface AnalyzedMapping {
   readonly soft: readonly AnalyzedColumn[];
   /** Some column is sum(...) or count(): totals per key, from before and after images. */
   readonly aggregate: boolean;
+  /** down: the `effective_at` source column, and whether its values carry a time zone (timestamptz). */
+  readonly effectiveAt: EffectiveAt | null;
+}
+
+/** When a down row takes effect: a source column; a timestamp or date without zone is read in the store's time zone. */
+export interface EffectiveAt {
+  readonly column: string;
+  readonly zoned: boolean;
 }
 
 /**
@@ -259,7 +267,7 @@ class FileAnalysis {
     const key = target ? this.resolveKey(target) : null;
     const filter = this.analyzeFilter(source);
     const route = this.analyzeRoute(source);
-    this.checkDownSettings(source, columns);
+    const effectiveAt = this.checkDownSettings(source, columns, aggregate);
     const onDelete = this.spec.onDelete;
     const soft = onDelete?.kind === 'soft' ? onDelete.columns.map((c) => this.analyzeColumn(c, source, target, ['on_delete', 'soft', c.name], false)) : [];
     this.checkPolicies(aggregate);
@@ -270,7 +278,7 @@ class FileAnalysis {
       for (const c of soft) this.checkReadsIdentity(c, ['on_delete', 'soft', c.column.name], `soft-delete value "${c.column.name}"`, source);
     }
     if (target) this.checkRequired(target, key);
-    return { file: this.f, source, target, key, columns, filter, route, soft, aggregate };
+    return { file: this.f, source, target, key, columns, filter, route, soft, aggregate, effectiveAt };
   }
 
   /** `route` as the condition it stands for: the row's store column is this store, or this store is listed. */
@@ -294,8 +302,8 @@ class FileAnalysis {
     return this.analyzeCondition(text, ['route'], source, 'the route');
   }
 
-  /** BL-M023 / BL-M024: settings of down mappings. */
-  private checkDownSettings(source: TableInfo | null, columns: readonly AnalyzedColumn[]): void {
+  /** BL-M023 / BL-M024 (and BL-M017 for an aggregate): settings of down mappings; the checked effective_at. */
+  private checkDownSettings(source: TableInfo | null, columns: readonly AnalyzedColumn[], aggregate: boolean): EffectiveAt | null {
     const down = this.spec.direction === 'down';
     for (const setting of ['route', 'effective_at', 'labels'] as const) {
       if (down || this.doc.nodeAt([setting]) === undefined) continue;
@@ -306,26 +314,36 @@ class FileAnalysis {
         'Add "direction: down" if this file hands HQ\'s data down to the stores, or remove the setting.',
       );
     }
-    if (!down) return;
+    if (!down) return null;
+    let effectiveAt: EffectiveAt | null = null;
     const eff = this.spec.effectiveAt;
-    if (eff !== null && source) {
+    if (eff !== null && aggregate) {
+      this.report('BL-M017', this.doc.location(['effective_at']), '"effective_at" does not apply to an aggregate mapping: its rows are totals, not rows that take effect later.', 'Remove "effective_at", or map the rows themselves (without sum/count).');
+    } else if (eff !== null && source) {
       const c = column(source, eff);
       if (!c) {
         const near = didYouMean(eff, source.columns.map((x) => x.name));
         this.report('BL-M024', this.doc.location(['effective_at']), `effective_at column "${eff}" is not a column of ${formatTable(this.spec.source)} at HQ.`, near.length > 0 ? `Did you mean ${near.join(' or ')}?` : `Its columns are: ${source.columns.map((x) => x.name).join(', ')}.`);
-      } else if (!/^(timestamp|date)/.test(c.type)) {
-        this.report('BL-M024', this.doc.location(['effective_at']), `effective_at column "${eff}" is ${c.type}, not a time.`, 'Name a timestamptz, timestamp or date column that says when the row takes effect.');
+      } else if (!/^(timestamp|date$)/.test(c.type)) {
+        this.report('BL-M024', this.doc.location(['effective_at']), `effective_at column "${eff}" of ${formatTable(this.spec.source)} is ${c.type}, not a time.`, 'Name a timestamptz, timestamp or date column that says when the row takes effect.');
+      } else {
+        effectiveAt = { column: eff, zoned: c.type.startsWith('timestamp') && c.type.endsWith('with time zone') };
       }
     }
     const labels = this.spec.labels;
     if (labels) {
       const written = new Set(columns.map((c) => c.column.name));
-      for (const k of ['code', 'description', 'price'] as const) {
+      for (const k of ['code', 'description', 'price', 'currency'] as const) {
         const name = labels[k];
-        if (written.has(name)) continue;
+        if (name === null || written.has(name)) continue;
         this.report('BL-M024', this.doc.location(['labels', k]), `labels.${k} "${name}" is not a column this file writes.`, `Name one of: ${[...written].join(', ')}.`);
       }
+      if (aggregate) this.report('BL-M017', this.doc.location(['labels']), '"labels" does not apply to an aggregate mapping: its rows are totals, not products with prices.', 'Remove "labels".');
+      const associated = columns.find((c) => c.associate);
+      if (associated)
+        this.report('BL-M017', this.doc.location(['labels']), `"labels" cannot go with associate(...) (column "${associated.column.name}"): a label is found by the row's key as HQ sends it.`, 'Label the products from a down mapping without associations.');
     }
+    return effectiveAt;
   }
 
   private analyzeFilter(source: TableInfo | null): AnalyzedFilter | null {

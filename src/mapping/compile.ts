@@ -81,6 +81,8 @@ function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): Comp
     filter,
     onConflict: spec.onConflict,
     removal: onDelete === null ? { kind: 'delete' } : onDelete.kind === 'soft' ? { kind: 'soft', columns: m.soft.map((c) => compileColumn(c, m)) } : onDelete,
+    effectiveAt: m.effectiveAt,
+    labels: spec.labels,
   });
 }
 

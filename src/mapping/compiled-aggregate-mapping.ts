@@ -47,6 +47,8 @@ export class CompiledAggregateMapping implements CompiledMapping {
   readonly target: TargetTable;
   readonly columns: readonly string[];
   readonly aggregate = true;
+  readonly effectiveAt = null;
+  readonly labels = null;
   private readonly keyColumns: readonly CompiledColumn[];
   private readonly measures: readonly CompiledMeasure[];
   private readonly measureNames: readonly string[];

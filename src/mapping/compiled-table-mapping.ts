@@ -3,6 +3,8 @@ import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { AssocRef, TargetOp, TargetTable } from '../core/target-op.js';
 import { RowEvalError, type Eval } from './expr/runtime.js';
 import { mappingName, type CompiledMapping, type MappingContext } from './mapping.js';
+import type { EffectiveAt } from './analyze.js';
+import type { LabelsSpec } from './load.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
 
 /** One target column of a compiled mapping. */
@@ -39,6 +41,8 @@ export interface CompiledTableMappingOptions {
   readonly onConflict?: 'upsert' | 'insert_only';
   /** Default: delete (ignore under insert_only). */
   readonly removal?: CompiledRemoval;
+  readonly effectiveAt?: EffectiveAt | null;
+  readonly labels?: LabelsSpec | null;
 }
 
 const NONE: TargetOp[] = [];
@@ -58,6 +62,8 @@ export class CompiledTableMapping implements CompiledMapping {
   readonly target: TargetTable;
   readonly columns: readonly string[];
   readonly aggregate = false;
+  readonly effectiveAt: EffectiveAt | null;
+  readonly labels: LabelsSpec | null;
   private readonly cols: readonly CompiledColumn[];
   private readonly keyCols: readonly CompiledColumn[];
   /** Every source column any expression reads (for filling `after` from `before`). */
@@ -79,6 +85,8 @@ export class CompiledTableMapping implements CompiledMapping {
     this.source = options.source;
     this.target = options.target;
     this.cols = options.columns;
+    this.effectiveAt = options.effectiveAt ?? null;
+    this.labels = options.labels ?? null;
     this.columns = options.columns.map((c) => c.name);
     this.keyCols = options.target.key.map((k) => {
       const c = options.columns.find((x) => x.name === k);

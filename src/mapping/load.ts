@@ -20,15 +20,13 @@ export interface MappingColumn {
 /** Which stores a down row goes to. */
 export type Route = { readonly kind: 'all' } | { readonly kind: 'column'; readonly column: string } | { readonly kind: 'stores'; readonly stores: readonly string[] };
 
-/** Shelf labels written at a store when a down mapping changes a price (see docs/labels.md). */
+/** Shelf labels printed at a store when a down mapping changes a price: target columns (see docs/labels.md). */
 export interface LabelsSpec {
-  readonly folder: string;
-  readonly printCommand: readonly string[] | null;
   readonly code: string;
   readonly description: string;
   readonly price: string;
+  /** Column holding the currency text, or null for the configuration's labels.currency. */
   readonly currency: string | null;
-  readonly decimalSeparator: ',' | '.';
 }
 
 /** A mapping file after the schema and defaults: what later steps read. */
@@ -95,9 +93,8 @@ export function parseMappingFile(file: string, text: string): { file: LoadedMapp
   const spec: MappingSpec = {
     direction: m.direction ?? 'up',
     route: m.route === undefined || m.route === 'all' ? { kind: 'all' } : 'column' in m.route ? { kind: 'column', column: m.route.column } : { kind: 'stores', stores: m.route.stores },
-    // Scheduled rows and shelf labels are the next step of the down channel (issue 4): not settings yet.
-    effectiveAt: null,
-    labels: null,
+    effectiveAt: m.effective_at ?? null,
+    labels: m.labels ? { code: m.labels.code, description: m.labels.description, price: m.labels.price, currency: m.labels.currency ?? null } : null,
     source: parseTableName(m.source),
     target: parseTableName(m.target),
     key: m.key ?? null,

@@ -1,5 +1,7 @@
 import type { RowChange, TableId } from '../core/change.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
+import type { EffectiveAt } from './analyze.js';
+import type { LabelsSpec } from './load.js';
 
 /** What a mapping may read besides the row: the pipeline's own facts. */
 export interface MappingContext {
@@ -30,6 +32,10 @@ export interface CompiledMapping {
   readonly columns: readonly string[];
   /** Its target rows are totals (sum/count per key), written by additions. */
   readonly aggregate: boolean;
+  /** down: the source column saying when a row takes effect (scheduled rows), or null. */
+  readonly effectiveAt: EffectiveAt | null;
+  /** down: the target columns of shelf labels, or null. */
+  readonly labels: LabelsSpec | null;
   /**
    * Maps an insert, update or delete of `source`. Throws a BranchlineError
    * (BL-M015, with the file and the column) when an expression fails on

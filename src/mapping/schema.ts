@@ -53,6 +53,30 @@ export const MappingFileSchema = Type.Object(
         },
       ),
     ),
+    effective_at: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'direction: down only. The HQ source column (timestamptz, timestamp or date) that says when a row takes effect, e.g. valid_from. A row whose time is still in the future (the store\'s clock) waits at the store in branchline.scheduled and is applied when due; NULL or past: applied at once.',
+      }),
+    ),
+    labels: Type.Optional(
+      Type.Object(
+        {
+          code: Type.String({ minLength: 1, description: 'target column holding the product code printed on the label' }),
+          description: Type.String({ minLength: 1, description: 'target column holding the product description' }),
+          price: Type.String({ minLength: 1, description: 'target column holding the price; a label is printed when it changes at the store' }),
+          currency: Type.Optional(
+            Type.String({ minLength: 1, description: 'target column holding the currency text (e.g. R$); default: labels.currency of the configuration file' }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'direction: down only. Shelf labels: when a row\'s price changes at a store, a label (code, description, new and previous price) goes into a PDF in the configured labels folder. Names target columns this file writes. See docs/labels.md.',
+        },
+      ),
+    ),
     key: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,

@@ -11,6 +11,10 @@ import type { PlanMode } from '../apply/plan.js';
 import { Backoff } from './backoff.js';
 import { behindReason, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from './parking.js';
 import type { ApplyGate } from './apply-gate.js';
+import { Scheduler } from '../schedule/scheduler.js';
+import type { ChunkExtras } from '../apply/pg-sink.js';
+import type { LabelCapture } from '../labels/label-capture.js';
+import type { PendingLabels } from '../labels/pending-labels.js';
 
 export interface BatchSettings {
   /** Commit the HQ transaction once it holds this many rows (at a source commit). */
@@ -47,6 +51,8 @@ export interface PipelineSnapshot {
   /** Changes parked / parked changes applied by a retry, since the agent started. */
   readonly changesParked: number;
   readonly parkedApplied: number;
+  /** Scheduled changes applied when due, since the agent started. */
+  readonly scheduledApplied: number;
 }
 
 export interface PipelineHooks {
@@ -69,7 +75,13 @@ export interface PipelineOptions<P> {
   readonly hooks?: PipelineHooks;
   /** How often parked changes are checked for a retry (their association created, `branchline retry`). Default 2000. */
   readonly retryCheckMs?: number;
+  /** Down pipelines: scheduled rows (`effective_at`); the zone in which times without one are read. */
+  readonly schedule?: { readonly timeZone: string };
+  /** Down pipelines: shelf labels for price changes (captured with the rows, written after the commit). */
+  readonly labels?: { readonly capture: LabelCapture; readonly pending: PendingLabels };
 }
+
+const NO_EFFECTIVE: ReadonlyMap<string, Date> = new Map();
 
 /** A grouped batch failed on the data: redo it in exact order, through the transaction that failed. */
 interface SafeMode<P> {
@@ -111,8 +123,14 @@ export class Pipeline<P> {
   private parkedRecords = 0;
   private changesParked = 0;
   private parkedApplied = 0;
+  private scheduledApplied = 0;
+  private readonly scheduler: Scheduler | null;
+  /** Labels were recorded in the open transaction (written once it commits). */
+  private labelsRecorded = false;
 
-  constructor(private readonly options: PipelineOptions<P>) {}
+  constructor(private readonly options: PipelineOptions<P>) {
+    this.scheduler = options.schedule ? new Scheduler({ pipeline: options.id.name, mappings: options.mappings.mappings.map((m) => m.name), timeZone: options.schedule.timeZone, logger: options.logger }) : null;
+  }
 
   snapshot(): PipelineSnapshot {
     return {
@@ -129,6 +147,7 @@ export class Pipeline<P> {
       parkedRows: this.parked.size,
       changesParked: this.changesParked,
       parkedApplied: this.parkedApplied,
+      scheduledApplied: this.scheduledApplied,
     };
   }
 
@@ -180,6 +199,8 @@ export class Pipeline<P> {
       await this.reloadParked(sink);
       let lastRetryCheck = Date.now();
       await this.retryParked(sink);
+      if (this.scheduler) await this.scheduler.load(sink);
+      await this.idleWork(sink);
       stream = await source.open(after);
       this.setState('streaming');
       await sink.reportStatus('streaming', { error: null });
@@ -201,7 +222,8 @@ export class Pipeline<P> {
       let lastStatusAt = Date.now();
 
       const flushChunk = async () => {
-        if (chunk.length === 0 && parks.length === 0 && supersede.length === 0) return;
+        const scheduling = this.scheduler?.dirty ?? false;
+        if (chunk.length === 0 && parks.length === 0 && supersede.length === 0 && !scheduling) return;
         if (!releaseGate && gate) releaseGate = await gate.acquire();
         const ops = chunk;
         const extras = { origins, parks, supersede };
@@ -209,7 +231,9 @@ export class Pipeline<P> {
         origins = [];
         parks = [];
         supersede = [];
-        const parked = await sink.apply(ops, mode, extras);
+        // What this chunk scheduled or superseded goes in the batch transaction, before its rows.
+        if (scheduling) await this.scheduler!.flush(sink);
+        const parked = await this.applyOps(sink, ops, mode, extras, NO_EFFECTIVE);
         for (const r of parked) this.parked.add(r.mapping, r.rowKeys);
         this.parkedRecords += parked.length;
         if (parked.length > 0) {
@@ -231,6 +255,7 @@ export class Pipeline<P> {
         if (!releaseGate && gate) releaseGate = await gate.acquire();
         const pos = codec.format(lastCommit.position);
         await sink.commit(pos, { txns: batchTxns, rows: batchRows, sourceCommitTime: lastCommit.commitTime });
+        this.committedLabels();
         const release = releaseGate as (() => void) | null;
         releaseGate = null;
         release?.();
@@ -272,6 +297,7 @@ export class Pipeline<P> {
           lastRetryCheck = Date.now();
           await this.retryParked(sink);
         }
+        await this.idleWork(sink);
       };
 
       const due = () => batchStarted !== 0 && (batchRows >= batch.maxRows || Date.now() - batchStarted >= batch.maxDelayMs);
@@ -285,7 +311,9 @@ export class Pipeline<P> {
             pending ??= stream.messages.next();
             // Nothing buffered: a batch of whole transactions waits only idle_ms more.
             const committable: boolean = (lastCommit as unknown) !== null && !inTxn;
-            const waitMs: number = committable ? Math.min(batch.idleMs, Math.max(0, batch.maxDelayMs - (Date.now() - batchStarted))) : 1_000;
+            // Nothing open: wake at the next scheduled change's time, not only on the next poll.
+            const dueIn = !inTxn && (lastCommit as unknown) === null ? (this.scheduler?.dueInMs() ?? null) : null;
+            const waitMs: number = committable ? Math.min(batch.idleMs, Math.max(0, batch.maxDelayMs - (Date.now() - batchStarted))) : Math.min(1_000, dueIn ?? 1_000);
             const result: IteratorResult<SourceMessage<P>> | typeof TIMEOUT = await raceTimeout(pending, waitMs);
             if (result === TIMEOUT) {
               if (!inTxn && lastCommit) await commitBatch();
@@ -293,6 +321,7 @@ export class Pipeline<P> {
                 lastRetryCheck = Date.now();
                 await this.retryParked(sink);
               }
+              if (!inTxn && !lastCommit && !sink.open) await this.idleWork(sink);
               if (Date.now() - lastStatusAt > 5_000 && !sink.open) {
                 lastStatusAt = Date.now();
                 await sink.reportStatus('streaming', { oldestUnapplied: this.oldestUnapplied });
@@ -319,6 +348,7 @@ export class Pipeline<P> {
               if (change.op === 'truncate') {
                 // Parked changes of a truncated table would bring back rows the store
                 // removed: the truncate supersedes them (discarded, with that reason).
+                this.scheduler?.truncate(change.tables.flatMap((t) => mappings.forSource(t)));
                 const superseded = change.tables.flatMap((t) => mappings.forSource(t)).filter((m) => this.parked.holds(m.name));
                 if (superseded.length > 0) {
                   await flushChunk();
@@ -340,6 +370,8 @@ export class Pipeline<P> {
                   let ops: TargetOp[];
                   try {
                     ops = m.map(change, context);
+                    // A row that takes effect later waits at the store (branchline.scheduled) instead.
+                    if (this.scheduler?.consider(m, change, ops, context, txn?.commitTime ?? null)) continue;
                   } catch (e) {
                     // An expression that fails on this row: park it, the stream goes on.
                     if (!isBranchlineError(e) || e.code !== 'BL-M015') throw e;
@@ -383,12 +415,15 @@ export class Pipeline<P> {
                   lastRetryCheck = Date.now();
                   await this.retryParked(sink);
                 }
+                await this.idleWork(sink);
               }
               break;
           }
         }
       } catch (e) {
         await sink.rollback().catch(() => undefined);
+        this.scheduler?.reset();
+        this.labelsRecorded = false;
         if (signal.aborted) return; // whatever failed, it failed because we were stopping
         await sink.reportStatus('backoff', { error: errorReport(e) });
         if (e instanceof ApplyRejected && mode === 'grouped') {
@@ -445,6 +480,45 @@ export class Pipeline<P> {
     } finally {
       context.commitTime = saved;
     }
+  }
+
+  /** A set of operations applied in the open transaction, with the shelf labels of the prices it changes. */
+  private async applyOps(sink: PgSink, ops: readonly TargetOp[], mode: PlanMode, extras: ChunkExtras, effectiveAt: ReadonlyMap<string, Date>): Promise<ParkRecord[]> {
+    const capture = this.options.labels?.capture;
+    const before = capture && ops.length > 0 ? await capture.before(sink, ops) : null;
+    const parked = await sink.apply(ops, mode, extras);
+    if (capture && before && (await capture.after(sink, before, effectiveAt)) > 0) this.labelsRecorded = true;
+    return parked;
+  }
+
+  /** The transaction that recorded labels committed: they may be written. */
+  private committedLabels(): void {
+    if (!this.labelsRecorded) return;
+    this.labelsRecorded = false;
+    this.options.labels?.pending.owe();
+  }
+
+  /** Outside a batch: apply the scheduled changes that are due, then write pending shelf labels. */
+  private async idleWork(sink: PgSink): Promise<void> {
+    if (sink.open) return;
+    const s = this.scheduler;
+    if (s && s.dueInMs() === 0) {
+      const { mappings, context, logger, gate } = this.options;
+      const release = gate ? await gate.acquire() : null;
+      try {
+        const r = await s.applyDue(sink, mappings, context, (ops, mode, extras, eff) => this.applyOps(sink, ops, mode, extras, eff));
+        this.committedLabels();
+        for (const p of r.parks) this.parked.add(p.mapping, p.rowKeys);
+        this.parkedRecords += r.parks.length;
+        this.changesParked += r.parks.length;
+        this.scheduledApplied += r.applied;
+        if (r.applied > 0 || r.parks.length > 0) logger.info('scheduled changes applied', { applied: r.applied, parked: r.parks.length, next: s.next?.toISOString() ?? null });
+      } finally {
+        this.labelsRecorded = false;
+        release?.();
+      }
+    }
+    await this.options.labels?.pending.flush(sink);
   }
 
   private async reloadParked(sink: PgSink): Promise<void> {

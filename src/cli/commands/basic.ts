@@ -177,7 +177,7 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
   }
   out(
     table(
-      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'LAST APPLY', 'LAST ERROR'],
+      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'SCHEDULED', 'LAST APPLY', 'LAST ERROR'],
       rows.map((r) => [
         r.store,
         r.storeReachable ? r.state : `${r.state} (store unreachable)`,
@@ -188,6 +188,7 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
         String(r.txnsApplied),
         String(r.rowsApplied),
         String(r.parked),
+        r.scheduled === null ? '-' : String(r.scheduled),
         formatAgo(r.lastApplyAt),
         r.lastError ? `${r.lastError.code} ${formatAgo(r.lastError.at)}` : '-',
       ]),
@@ -197,5 +198,8 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
   const parked = rows.filter((r) => r.parked > 0);
   if (parked.length)
     out(`${parked.map((r) => `${r.store}: ${r.parked} parked`).join(', ')}; \`branchline parked\` lists ${parked.length === 1 && parked[0]!.parked === 1 ? 'it' : 'them'} and why.\n`);
+  const scheduled = rows.filter((r) => (r.scheduled ?? 0) > 0);
+  if (scheduled.length)
+    out(`${scheduled.map((r) => `${r.store}: ${r.scheduled} down change${r.scheduled === 1 ? '' : 's'} scheduled, next due ${r.nextScheduledAt ?? '-'}`).join('; ')}; \`branchline scheduled\` lists them.\n`);
   return EXIT.ok;
 }
