@@ -234,5 +234,29 @@ describe('down channel: HQ -> stores', { timeout: 240_000 }, () => {
     await world.hqQuery(`UPDATE product SET price = 4.56 WHERE id = 2`);
     await eventually('S2 streams again', async () => (await q<{ p: string }>('S2', `SELECT price::text AS p FROM product WHERE id = 2`))[0]?.p === '4.56');
   });
+
+  it('an HQ TRUNCATE empties a store table only HQ writes, and keeps the rows of one the store writes too', async () => {
+    const ignored = async (s: string) => Number((await q<{ n: string }>(s, `SELECT changes_ignored::text AS n FROM branchline.pipelines WHERE pipeline = $1`, [`down:${s}`]))[0]!.n);
+    const before = Object.fromEntries(await Promise.all(STORES.map(async (s) => [s, { ignored: await ignored(s), cust: await q(s, `SELECT id, name FROM cust ORDER BY id`) }] as const)));
+    assert.ok(before['S1']!.cust.length >= 2, 'S1 holds HQ customers and its own');
+    // One HQ transaction truncates both, then proves the stream goes on after it.
+    const c = await connect(world.hq.url, { role: 'HQ', applicationName: 'test-truncate' });
+    try {
+      await c.query('BEGIN');
+      await c.query('TRUNCATE promo, customer');
+      await c.query(`UPDATE product SET price = 7.77 WHERE id = 3`);
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
+    for (const s of STORES) await eventually(`${s} past the truncate`, async () => (await q<{ p: string }>(s, `SELECT price::text AS p FROM product WHERE id = 3`))[0]?.p === '7.77');
+    // promo: only HQ writes it at the stores (route S1, S3): emptied.
+    for (const s of STORES) assert.deepEqual(await q(s, `SELECT count(*)::int AS n FROM promo`), [{ n: 0 }], s);
+    // cust: the store writes it too (cust-up.yml reads it): its rows stay, the truncate is counted as ignored.
+    for (const s of STORES) {
+      assert.deepEqual(await q(s, `SELECT id, name FROM cust ORDER BY id`), before[s]!.cust, s);
+      assert.equal(await ignored(s), before[s]!.ignored + 1, `${s}: the truncate of customer counted as ignored`);
+    }
+  });
 });
 

@@ -66,7 +66,15 @@ export function checkAndCompileDown(m: MappingFiles, hq: Catalog, store: Catalog
   const problems = downMappingProblems(m, hq, store);
   if (problems.length) throw new ProblemsError(`The down mapping files in ${m.dir} do not fit ${context}.`, problems);
   // entities.yml names HQ's sequences and tables: the up files' checks cover it (the target here is a store).
-  return compileMappings(m.down, { source: hq.tables, target: store.tables, entities: m.entities, entityChecks: false });
+  // An HQ TRUNCATE empties a store table only HQ writes; a table the store also writes (its rows go up) keeps the store's rows.
+  const storeWritten = new Set(mappedTables(m.files.filter((f) => f.spec.enabled)).sources.map((t) => `${t.schema}.${t.table}`));
+  return compileMappings(m.down, {
+    source: hq.tables,
+    target: store.tables,
+    entities: m.entities,
+    entityChecks: false,
+    unscopedTruncate: (t) => (storeWritten.has(`${t.schema}.${t.table}`) ? 'keep' : 'all'),
+  });
 }
 
 /** Throws the syntax and schema problems, if any (when nothing more can be checked). */

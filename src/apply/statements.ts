@@ -157,14 +157,14 @@ export class TableStatements {
 
   /** UPDATE ... SET col = $n ... WHERE col = $1 AND ... (a TRUNCATE under a soft-delete policy). */
   updateWhere(columns: readonly string[], setColumns: readonly string[]): string {
-    const match = columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
+    const match = columns.length === 0 ? 'true' : columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
     const set = setColumns.map((c, i) => `${quoteIdent(c)} = $${columns.length + i + 1}::${this.typeOf(c)}`).join(', ');
     return `UPDATE ${this.name} SET ${set} WHERE ${match}`;
   }
 
-  /** DELETE ... WHERE col = $1 AND ... (e.g. every row of one store, for a TRUNCATE). */
+  /** DELETE ... WHERE col = $1 AND ... (e.g. every row of one store, for a TRUNCATE); no columns: every row. */
   deleteWhere(columns: readonly string[]): string {
-    const match = columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
+    const match = columns.length === 0 ? 'true' : columns.map((c, i) => `${quoteIdent(c)} = $${i + 1}::${this.typeOf(c)}`).join(' AND ');
     return `DELETE FROM ${this.name} WHERE ${match}`;
   }
 }

@@ -26,6 +26,8 @@ export function compileMappings(
     entities?: EntitySet;
     /** Check entities.yml's HQ sequences and references against `target` (default true; false for the down files, whose target is a store). */
     entityChecks?: boolean;
+    /** What a TRUNCATE does to a target whose key does not tell this source's rows apart (see CompiledTableMappingOptions). Default: error. */
+    unscopedTruncate?: (target: { schema: string; table: string }) => 'error' | 'all' | 'keep';
   },
 ): MappingSet {
   // Foreign-key cycles (BL-M022) depend on the apply settings: `validate` and start-up report them.
@@ -34,11 +36,11 @@ export function compileMappings(
     throw new ProblemsError(`The mapping files have ${problems.length} problem${problems.length === 1 ? '' : 's'}.`, problems);
   }
   const targets = new Map<string, TargetTable>();
-  const compiled = mappings.map((m) => compileOne(m, targets));
+  const compiled = mappings.map((m) => compileOne(m, targets, opts.unscopedTruncate?.(m.file.spec.target) ?? 'error'));
   return new CompiledMappingSet({ mappings: compiled, target: opts.target });
 }
 
-function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): CompiledMapping {
+function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>, unscopedTruncate: 'error' | 'all' | 'keep'): CompiledMapping {
   const { spec, doc } = m.file;
   if (!m.key) throw new Error(`internal: ${m.file.file} has no key after validation`);
   // One TargetTable object per table and key, shared by the mappings that write it.
@@ -83,6 +85,7 @@ function compileOne(m: AnalyzedMapping, targets: Map<string, TargetTable>): Comp
     removal: onDelete === null ? { kind: 'delete' } : onDelete.kind === 'soft' ? { kind: 'soft', columns: m.soft.map((c) => compileColumn(c, m)) } : onDelete,
     effectiveAt: m.effectiveAt,
     labels: spec.labels,
+    unscopedTruncate,
   });
 }
 

@@ -43,6 +43,15 @@ export interface CompiledTableMappingOptions {
   readonly removal?: CompiledRemoval;
   readonly effectiveAt?: EffectiveAt | null;
   readonly labels?: LabelsSpec | null;
+  /**
+   * A source TRUNCATE when no key column holds a constant (such as the store
+   * code) that tells which target rows came from this source: \`error\`
+   * (BL-M015; up mappings, whose HQ table holds every store's rows), \`all\`
+   * (every row of the target: a store table only HQ writes) or \`keep\` (a
+   * store table the store writes too: its rows stay, the truncate is counted
+   * as ignored). Default \`error\`.
+   */
+  readonly unscopedTruncate?: 'error' | 'all' | 'keep';
 }
 
 const NONE: TargetOp[] = [];
@@ -75,6 +84,7 @@ export class CompiledTableMapping implements CompiledMapping {
   /** Key columns then soft-delete columns: the column list of a soft delete's update. */
   private readonly softColumns: readonly string[];
   private readonly ignoreOp: TargetOp;
+  private readonly unscopedTruncate: 'error' | 'all' | 'keep';
   /** Associated columns, shared by every operation this mapping returns; null when none. */
   private readonly assoc: readonly AssocRef[] | null;
   private lastComplete = true;
@@ -98,6 +108,7 @@ export class CompiledTableMapping implements CompiledMapping {
     this.removal = this.insertOnly ? { kind: 'ignore' } : (options.removal ?? { kind: 'delete' });
     this.softColumns = this.removal.kind === 'soft' ? [...options.target.key, ...this.removal.columns.map((c) => c.name)] : [];
     this.ignoreOp = { kind: 'ignore', target: options.target };
+    this.unscopedTruncate = options.unscopedTruncate ?? 'error';
     // Every source column any expression or the filter reads (for filling `after` from `before`).
     this.reads = [...new Set([...options.columns.flatMap((c) => c.reads), ...(this.filter?.reads ?? [])])];
     this.keyLocation = options.keyLocation;
@@ -209,7 +220,8 @@ export class CompiledTableMapping implements CompiledMapping {
   mapTruncate(ctx: MappingContext): TargetOp[] {
     if (this.removal.kind === 'ignore') return [this.ignoreOp];
     const scoped = this.keyCols.filter((c) => c.reads.length === 0);
-    if (scoped.length === 0) {
+    if (scoped.length === 0 && this.unscopedTruncate === 'keep') return [this.ignoreOp];
+    if (scoped.length === 0 && this.unscopedTruncate === 'error') {
       throw new BranchlineError({
         code: 'BL-M015',
         message: `a TRUNCATE of ${formatTable(this.source)} cannot be applied to ${this.targetName()}: no key column tells this store's rows apart from the others.`,
