@@ -28,7 +28,7 @@ function storeOption<T>(y: Argv<T>) {
 /** --store-url / --hq-url / --cache-dir: `run`, `install` and `snapshot` from HQ's central configuration (docs/central-config.md). */
 function centralOptions<T>(y: Argv<T>) {
   return y
-    .option('store-url', { type: 'string', describe: "with --store and --hq-url: the store's database URL, configured from HQ (or $BRANCHLINE_STORE_URL)" })
+    .option('store-url', { type: 'string', describe: "with --store and --hq-url, no --config: one store, from the configuration HQ published; the store's database URL (or $BRANCHLINE_STORE_URL)" })
     .option('hq-url', { type: 'string', describe: "HQ's database URL when configured from HQ (or $BRANCHLINE_HQ_URL with $BRANCHLINE_STORE_URL)" })
     .option('cache-dir', { type: 'string', describe: 'where versions pulled from HQ are kept (default: $BRANCHLINE_CACHE_DIR or ~/.cache/branchline/config)' });
 }
@@ -117,7 +117,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'run',
-      'run the pipelines until stopped (SIGINT/SIGTERM); with --store S --store-url URL --hq-url URL, from the configuration HQ published',
+      'run the pipelines until stopped (SIGINT/SIGTERM)',
       (y) => centralOptions(storeOption(y)),
       handle<CentralStoreArgs>(async (a) => (await commands()).runCommand(a)),
     )
