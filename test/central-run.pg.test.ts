@@ -89,6 +89,10 @@ describe('run from the central configuration (child process)', { timeout: 300_00
   let cfgDir: string;
   let agent: AgentProcess;
   let store: pg.Pool;
+  /** A second store with its own agent, to show each agent runs its own store only. */
+  let s002Url: string;
+  let s002: pg.Pool;
+  let agent2: AgentProcess;
   /** Sales written at the store so far (ids 1..written). */
   let written = 0;
 
@@ -98,12 +102,13 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     for (const [name, text] of Object.entries(files)) await writeFile(path.join(cfgDir, 'mappings', name), text);
     return pushConfig({ hqUrl, configFile: path.join(cfgDir, 'branchline.yml'), publishedBy: 'test@hq' });
   };
-  const logLines = async () =>
-    (await agent.logText())
+  const logged = async (message: string, of = agent) =>
+    (await of.logText())
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const logged = async (message: string) => (await logLines()).filter((l) => l['message'] === message);
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['message'] === message);
+  const s002Labels = async () => (await hq<{ label: string; n: number }>(`SELECT label, count(*)::int AS n FROM store_sale WHERE store_code = 'S002' GROUP BY label ORDER BY label`));
   /** One sale per store transaction, ids going up. */
   const sell = async (n: number) => {
     for (let i = 0; i < n; i++) {
@@ -145,12 +150,19 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     cfgDir = path.join(tmp, 'hq-config');
     await mkdir(path.join(cfgDir, 'mappings'), { recursive: true });
     await writeFile(path.join(cfgDir, 'branchline.yml'), CONFIG);
+    const s002Db = await server.createDatabase('store_s002');
+    await server.query(s002Db, STORE_SQL);
+    s002Url = server.url(s002Db);
+    s002 = new pg.Pool({ connectionString: s002Url, max: 1 });
+    s002.on('error', () => undefined);
     cacheDir = path.join(tmp, 'cache');
     agent = new AgentProcess(null, path.join(tmp, 'agent.log'), ['--store', 'S001', '--store-url', storeUrl, '--hq-url', hqUrl, '--cache-dir', cacheDir]);
   });
   after(async () => {
     await agent?.dispose();
+    await agent2?.dispose();
     await store?.end().catch(() => undefined);
+    await s002?.end().catch(() => undefined);
     await server?.dispose();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
@@ -200,6 +212,24 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     assert.deepEqual(await atStore(`SELECT count(*)::int AS n FROM product`), [{ n: 21 }]);
     // Only its own store: S002 is in the published file but this agent runs no pipeline for it.
     assert.deepEqual(await hq(`SELECT pipeline FROM branchline.pipelines ORDER BY 1`), [{ pipeline: 'up:S001' }]);
+
+    // S002 joins the same way (the URLs from the environment for install this time), with an agent of its own.
+    const cache2 = path.join(tmp, 'cache-s002');
+    const installed2 = await runCli(['install', '--cache-dir', cache2], { BRANCHLINE_STORE: 'S002', BRANCHLINE_STORE_URL: s002Url, BRANCHLINE_HQ_URL: hqUrl });
+    assert.equal(installed2.code, 0, show(installed2));
+    const loaded2 = await runCli(['snapshot', '--store', 'S002', '--store-url', s002Url, '--hq-url', hqUrl, '--cache-dir', cache2]);
+    assert.equal(loaded2.code, 0, show(loaded2));
+    assert.match(loaded2.stdout, /finished the initial load of store S002: 21 rows/, show(loaded2));
+    agent2 = new AgentProcess(null, path.join(tmp, 'agent-s002.log'), ['--store', 'S002', '--store-url', s002Url, '--hq-url', hqUrl, '--cache-dir', cache2]);
+    agent2.start();
+    await eventually('S002 running version 1', async () => (await logged('running configuration version 1', agent2)).length === 1, 30_000);
+    for (let id = 1; id <= 5; id++) await s002.query(`INSERT INTO sale VALUES ($1, 10.00)`, [id]);
+    await eventually('the S002 sales at HQ', async () => JSON.stringify(await s002Labels()) === JSON.stringify([{ label: 'v1', n: 5 }]), 30_000);
+    assert.deepEqual(await hq(`SELECT store_code, sales::int, amount::text FROM sales_total ORDER BY 1`), [
+      { store_code: 'S001', sales: 40, amount: (await hqMatchesStore()).store.total },
+      { store_code: 'S002', sales: 5, amount: '50.00' },
+    ]);
+    assert.deepEqual(await hq(`SELECT pipeline FROM branchline.pipelines ORDER BY 1`), [{ pipeline: 'up:S001' }, { pipeline: 'up:S002' }]);
   });
 
   it('a new version with a changed column expression: the agent switches while the store sells, nothing lost or applied twice', async () => {
@@ -224,16 +254,23 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     await eventually('every sale at HQ', caughtUp, 30_000);
     await assertExact();
     const labels = await hq<{ label: string; n: number; first: number; last: number }>(
-      `SELECT label, count(*)::int AS n, min(sale_id) AS first, max(sale_id) AS last FROM store_sale GROUP BY label ORDER BY first`,
+      `SELECT label, count(*)::int AS n, min(sale_id) AS first, max(sale_id) AS last FROM store_sale WHERE store_code = 'S001' GROUP BY label ORDER BY first`,
     );
     assert.deepEqual(labels.map((l) => l.label), ['v1', 'v2:S001'], JSON.stringify(labels));
     // One switch point in the store's order: every sale before it by version 1, every one after by version 2.
     assert.ok(labels[0]!.last < labels[1]!.first, JSON.stringify(labels));
     assert.ok(labels[1]!.n > 0 && labels[0]!.n > 40, JSON.stringify(labels));
+    assert.equal(labels[0]!.n + labels[1]!.n, written);
     process.stderr.write(`# central run: ${written} sales, ${labels[0]!.n} by version 1 and ${labels[1]!.n} by version 2, each once\n`);
 
     await hq(`UPDATE product SET description = 'after the switch' WHERE id = 5`);
     await eventually('the down pipeline after the switch', async () => (await atStore<{ d: string }>(`SELECT description AS d FROM product WHERE id = 5`))[0]?.d === 'after the switch', 30_000);
+
+    // S002's agent took version 2 too, on its own.
+    await eventually('S002 running version 2', async () => (await logged('running configuration version 2', agent2)).length === 1, 30_000);
+    for (let id = 6; id <= 8; id++) await s002.query(`INSERT INTO sale VALUES ($1, 10.00)`, [id]);
+    await eventually('the later S002 sales at HQ by version 2', async () => JSON.stringify(await s002Labels()) === JSON.stringify([{ label: 'v1', n: 5 }, { label: 'v2:S002', n: 3 }]), 30_000);
+    await eventually('the description at S002', async () => (await s002.query<{ d: string }>(`SELECT description AS d FROM product WHERE id = 5`)).rows[0]?.d === 'after the switch', 30_000);
   });
 
   it('a version that does not fit the store\'s tables is logged with its problems and not run; version 2 keeps replicating', async () => {
@@ -257,6 +294,12 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     assert.deepEqual(await hq(`SELECT count(*)::int AS n FROM store_sale WHERE label = 'v3'`), [{ n: 0 }]);
     await eventually('the price at the store', async () => (await atStore<{ p: string }>(`SELECT price::text AS p FROM product WHERE id = 7`))[0]?.p === '1.23', 30_000);
     assert.equal((await logged('running configuration version 3')).length, 0, 'version 3 never ran');
+    await eventually('S002 refusing version 3', async () => (await logged('configuration version 3 cannot run here; still running version 2', agent2)).length === 1, 30_000);
+    assert.equal((await logged('running configuration version 3', agent2)).length, 0);
+    await s002.query(`INSERT INTO sale VALUES (9, 10.00)`);
+    await eventually('S002 still replicating', async () => JSON.stringify(await s002Labels()) === JSON.stringify([{ label: 'v1', n: 5 }, { label: 'v2:S002', n: 4 }]), 30_000);
+    assert.deepEqual(await hq(`SELECT sales::int, amount::text FROM sales_total WHERE store_code = 'S002'`), [{ sales: 9, amount: '90.00' }]);
+    assert.equal(await agent2.stop(), 0);
 
     // SIGTERM: a clean stop.
     assert.equal(await agent.stop(), 0);
