@@ -174,6 +174,7 @@ describe('run from the central configuration (child process)', { timeout: 300_00
       [['run', '--store', 'S001', '--store-url', 'postgres://x@localhost/s'], { BRANCHLINE_HQ_URL: '' }, /needs HQ's database URL/],
       [['run', '--store', 'S001', '--store', 'S002', '--store-url', 'postgres://x@localhost/s', '--hq-url', 'postgres://x@localhost/hq'], {}, /serves one store; it was given 2 \(S001, S002\)/],
       [['install', '--hq-url', 'postgres://x@localhost/hq'], { BRANCHLINE_STORE_URL: 'postgres://x@localhost/s', BRANCHLINE_STORE: '' }, /`branchline install` configured from HQ needs the store's code/],
+      [['config', 'pull', '--store', 'S001', '--hq-url', 'postgres://x@localhost/hq'], { BRANCHLINE_STORE_URL: '' }, /`branchline config pull` configured from HQ needs the store's database URL/],
     ];
     for (const [args, env, message] of cases) {
       const r = await runCli(args, env);
@@ -187,6 +188,10 @@ describe('run from the central configuration (child process)', { timeout: 300_00
   it('a new store: install and snapshot from HQ, then run; its sales reach HQ and HQ master data reaches it', async () => {
     const v1 = await push(MAPPINGS);
     assert.equal(v1.version, 1);
+    // What the agent will do, checked first with only the environment.
+    const pulled = await runCli(['config', 'pull', '--cache-dir', cacheDir], { BRANCHLINE_STORE: 'S001', BRANCHLINE_STORE_URL: storeUrl, BRANCHLINE_HQ_URL: hqUrl });
+    assert.equal(pulled.code, 0, show(pulled));
+    assert.match(pulled.stdout, /^It checks out for store S001: 3 mapping files, the store at 127\.0\.0\.1:\d+\/store_s001_\w+, HQ at 127\.0\.0\.1:\d+\/hq_\w+\.$/m, show(pulled));
     const installed = await runCli(['install', '--store', 'S001', '--store-url', storeUrl, '--hq-url', hqUrl, '--cache-dir', cacheDir]);
     assert.equal(installed.code, 0, show(installed));
     assert.match(installed.stdout, /^installed for store S001 from configuration version 1 published at HQ$/m, show(installed));

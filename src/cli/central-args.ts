@@ -39,11 +39,12 @@ const example = (command: string) => `\`branchline ${command} --store S001 --sto
  * The central options of `command`, or null when it runs from a
  * configuration file. Central when --store-url or --hq-url is given, or
  * BRANCHLINE_STORE_URL is set; then all three of store, store URL and HQ's
- * URL are needed, one store only, and no --config.
+ * URL are needed, one store only, and no --config. `always`: the command
+ * has no other way (`config pull`).
  */
-export function centralArgs(command: string, flags: CentralFlags, env: NodeJS.ProcessEnv = process.env): CentralArgs | null {
+export function centralArgs(command: string, flags: CentralFlags, env: NodeJS.ProcessEnv = process.env, always = false): CentralArgs | null {
   const storeUrl = flags['store-url'] ?? env[CENTRAL_ENV.storeUrl];
-  const central = flags['store-url'] !== undefined || flags['hq-url'] !== undefined || Boolean(env[CENTRAL_ENV.storeUrl]);
+  const central = always || flags['store-url'] !== undefined || flags['hq-url'] !== undefined || Boolean(env[CENTRAL_ENV.storeUrl]);
   if (!central) {
     if (flags['cache-dir'] !== undefined)
       throw usage(

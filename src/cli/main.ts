@@ -196,9 +196,9 @@ export async function main(argv: string[]): Promise<void> {
           handle(async (a: ConfigVersionsArgs) => (await configCommands()).configVersionsCommand(a)))
         .command('pull', "fetch HQ's newest version for one store into the cache and check it, as the store's agent does",
           (c) => c
-            .option('store', { type: 'string', demandOption: true, describe: 'the store code, e.g. S001' })
-            .option('store-url', { type: 'string', demandOption: true, describe: "the store's database URL" })
-            .option('hq-url', { type: 'string', demandOption: true, describe: "HQ's database URL" })
+            .option('store', { type: 'string', describe: 'the store code, e.g. S001 (or $BRANCHLINE_STORE)' })
+            .option('store-url', { type: 'string', describe: "the store's database URL (or $BRANCHLINE_STORE_URL)" })
+            .option('hq-url', { type: 'string', describe: "HQ's database URL (or $BRANCHLINE_HQ_URL)" })
             .option('cache-dir', { type: 'string', describe: 'where pulled versions are kept (default: $BRANCHLINE_CACHE_DIR or ~/.cache/branchline/config)' }),
           handle(async (a: ConfigPullArgs) => (await configCommands()).configPullCommand(a)))
         .demandCommand(1, 'Name a config command: push, versions or pull.'),
