@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -309,5 +309,20 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     // SIGTERM: a clean stop.
     assert.equal(await agent.stop(), 0);
     assert.equal((await logged('agent stopped')).length, 1);
+  });
+
+  it('restarted while the newest version does not fit, the agent runs the cached version it ran before', async () => {
+    agent.start();
+    await eventually('the fallback logged', async () => (await logged('configuration version 3 cannot run here; starting from the cached configuration version 2')).length === 1, 30_000);
+    await eventually('version 2 running again', async () => (await logged('running configuration version 2')).length === 2, 30_000);
+    assert.equal((await logged('running configuration version 3')).length, 0, 'version 3 never ran');
+    const before = written;
+    await sell(10);
+    await eventually('the 10 new sales at HQ', caughtUp, 30_000);
+    await assertExact();
+    assert.deepEqual(await hq(`SELECT DISTINCT label FROM store_sale WHERE store_code = 'S001' AND sale_id > $1`, [before]), [{ label: 'v2:S001' }]);
+    assert.equal(await agent.stop(), 0);
+    // The cache kept version 2 beside the newer one it could not run.
+    assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('v')).sort(), ['v1', 'v2', 'v3']);
   });
 });
