@@ -306,23 +306,30 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     assert.deepEqual(await hq(`SELECT sales::int, amount::text FROM sales_total WHERE store_code = 'S002'`), [{ sales: 9, amount: '90.00' }]);
     assert.equal(await agent2.stop(), 0);
 
+    // Another one that does not fit, refused the same way.
+    assert.equal((await push({ 'sale.yml': saleMapping(`"'v4'"`, 'amount_cents') })).version, 4);
+    await eventually('version 4 refused', async () => (await logged('configuration version 4 cannot run here; still running version 2')).length === 1, 30_000);
+
     // SIGTERM: a clean stop.
     assert.equal(await agent.stop(), 0);
     assert.equal((await logged('agent stopped')).length, 1);
   });
 
-  it('restarted while the newest version does not fit, the agent runs the cached version it ran before', async () => {
+  it('restarted while the three newest versions do not fit, the agent runs the cached version it ran before', async () => {
+    // One more that does not fit, published while the agent is stopped: it finds it at start.
+    assert.equal((await push({ 'sale.yml': saleMapping(`"'v5'"`, 'amount_cents') })).version, 5);
     agent.start();
-    await eventually('the fallback logged', async () => (await logged('configuration version 3 cannot run here; starting from the cached configuration version 2')).length === 1, 30_000);
+    for (const [from, to] of [[5, 4], [4, 3], [3, 2]])
+      await eventually(`the fallback from ${from} to ${to} logged`, async () => (await logged(`configuration version ${from} cannot run here; starting from the cached configuration version ${to}`)).length === 1, 30_000);
     await eventually('version 2 running again', async () => (await logged('running configuration version 2')).length === 2, 30_000);
-    assert.equal((await logged('running configuration version 3')).length, 0, 'version 3 never ran');
+    for (const v of [3, 4, 5]) assert.equal((await logged(`running configuration version ${v}`)).length, 0, `version ${v} never ran`);
     const before = written;
     await sell(10);
     await eventually('the 10 new sales at HQ', caughtUp, 30_000);
     await assertExact();
     assert.deepEqual(await hq(`SELECT DISTINCT label FROM store_sale WHERE store_code = 'S001' AND sale_id > $1`, [before]), [{ label: 'v2:S001' }]);
     assert.equal(await agent.stop(), 0);
-    // The cache kept version 2 beside the newer one it could not run.
-    assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('v')).sort(), ['v1', 'v2', 'v3']);
+    // The cache kept version 2, the one it runs, beside the three newest.
+    assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('v')).sort(), ['v2', 'v3', 'v4', 'v5']);
   });
 });

@@ -3,6 +3,7 @@ import type { Config } from '../config/load.js';
 import { formatProblem, isBranchlineError, ProblemsError, type BranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../pipeline/backoff.js';
+import { pruneCache } from '../config/central-bundle.js';
 
 /** What runCentralAgent runs for one configuration version (the real Agent, wired by the caller). */
 export interface CentralAgentChild {
@@ -179,6 +180,10 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
     if (why !== 'restart') runBackoff.reset();
     restartAt = null;
     launch(pulled, child);
+    // Pruned only now: the version that runs stays cached whatever came after it.
+    await pruneCache(options.cacheDir, pulled.version).catch((e: unknown) =>
+      logger.warn('the configuration cache was not pruned', { cacheDir: options.cacheDir, error: (e as Error)?.message ?? String(e) }),
+    );
   };
 
   /** The newest version cannot run here (it does not check out, or the child refused it): never run it; wait for the next one. */
@@ -243,7 +248,7 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
     if (now && now.pulled.version === fetched.version && now.pulled.sha256 === fetched.sha256) return;
     let pulled: PulledConfig;
     try {
-      pulled = await openPulledVersion(fetched, pullOptions, now?.pulled.version);
+      pulled = await openPulledVersion(fetched, pullOptions, { prune: false });
     } catch (e) {
       if (signal.aborted) return;
       if (!isBranchlineError(e)) {

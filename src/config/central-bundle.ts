@@ -175,15 +175,14 @@ export async function cachedVersions(cacheDir: string): Promise<CachedVersion[]>
 }
 
 /**
- * Keeps the `keep` newest cached versions (and those in `always`, e.g. the
- * one a store agent runs while newer ones do not fit), removes the rest
+ * Keeps the `keep` newest cached versions (and `always`, e.g. the one a
+ * store agent runs while newer ones do not fit), removes the rest
  * and temporary folders left by a process that died while writing (older
  * than an hour, so a concurrent writer's is never touched).
  */
-export async function pruneCache(cacheDir: string, always: number | readonly number[], keep = 3): Promise<void> {
-  const kept = new Set(typeof always === 'number' ? [always] : always);
+export async function pruneCache(cacheDir: string, always: number, keep = 3): Promise<void> {
   const versions = await cachedVersions(cacheDir);
-  for (const v of versions.slice(keep)) if (!kept.has(v.version)) await rm(v.dir, { recursive: true, force: true });
+  for (const v of versions.slice(keep)) if (v.version !== always) await rm(v.dir, { recursive: true, force: true });
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
     if (!name.startsWith('.tmp-v')) continue;
     const full = path.join(cacheDir, name);

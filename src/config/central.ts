@@ -278,12 +278,13 @@ export async function fetchNewestVersion(options: { readonly hqUrl: string; read
 
 /**
  * Checks a fetched version for one store (see openVersion); once it checks
- * out, the cache keeps it and the two versions before it, and `running` (the
- * version the agent runs, however old) too.
+ * out, the cache keeps it and the two versions before it. `prune: false`
+ * leaves the cache as it is (a store agent prunes when a version starts
+ * running, so that the version it runs is never removed).
  */
-export async function openPulledVersion(fetched: FetchedVersion, options: PullConfigOptions, running?: number): Promise<PulledConfig> {
+export async function openPulledVersion(fetched: FetchedVersion, options: PullConfigOptions, { prune = true }: { prune?: boolean } = {}): Promise<PulledConfig> {
   const pulled = await openVersion(fetched.dir, fetched.version, fetched.sha256, options);
-  await pruneCache(options.cacheDir, running === undefined ? [fetched.version] : [fetched.version, running]);
+  if (prune) await pruneCache(options.cacheDir, fetched.version);
   return pulled;
 }
 
