@@ -123,6 +123,9 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     const totals = await hq<{ sales: string; amount: string }>(`SELECT sales::text, amount::text FROM sales_total WHERE store_code = 'S001'`);
     return { store: s!, hq: h!, totals };
   };
+  /** The oid of HQ's capture trigger on product (a new one each time it is created). */
+  const captureTrigger = async () =>
+    (await hq<{ oid: string }>(`SELECT oid::text FROM pg_trigger WHERE tgrelid = 'product'::regclass AND tgname = 'branchline_capture'`))[0]?.oid ?? null;
   const caughtUp = async () => {
     const m = await hqMatchesStore();
     return m.hq.n === m.store.n && m.totals[0]?.sales === String(m.store.n);
@@ -201,8 +204,11 @@ describe('run from the central configuration (child process)', { timeout: 300_00
     assert.equal(loaded.code, 0, show(loaded));
     assert.match(loaded.stdout, /finished the initial load of store S001: 20 rows/, show(loaded));
 
+    // The agent creates HQ's capture trigger of a down table when it is missing (here: dropped by hand, nothing written meanwhile).
+    await hq(`DROP TRIGGER branchline_capture ON product`);
     agent.start();
     await eventually('version 1 running', async () => (await logged('running configuration version 1')).length === 1, 30_000);
+    await eventually('the capture trigger back', async () => (await captureTrigger()) !== null, 30_000);
     await sell(40);
     await eventually('the 40 sales at HQ', caughtUp, 30_000);
     await assertExact();
@@ -238,6 +244,8 @@ describe('run from the central configuration (child process)', { timeout: 300_00
   });
 
   it('a new version with a changed column expression: the agent switches while the store sells, nothing lost or applied twice', async () => {
+    const trigger = await captureTrigger();
+    assert.ok(trigger);
     let selling = true;
     const seller = (async () => {
       while (selling) {
@@ -273,6 +281,9 @@ describe('run from the central configuration (child process)', { timeout: 300_00
 
     // S002's agent took version 2 too, on its own.
     await eventually('S002 running version 2', async () => (await logged('running configuration version 2', agent2)).length === 1, 30_000);
+    await eventually('S002 pipelines started on version 2', async () => (await agent2.logText()).split('down pipeline starting').length === 3, 30_000);
+    // Two agents switched, neither rewrote HQ's existing trigger (a rewrite drops it for a moment).
+    assert.equal(await captureTrigger(), trigger);
     for (let id = 6; id <= 8; id++) await s002.query(`INSERT INTO sale VALUES ($1, 10.00)`, [id]);
     await eventually('the later S002 sales at HQ by version 2', async () => JSON.stringify(await s002Labels()) === JSON.stringify([{ label: 'v1', n: 5 }, { label: 'v2:S002', n: 3 }]), 30_000);
     await eventually('the description at S002', async () => (await s002.query<{ d: string }>(`SELECT description AS d FROM product WHERE id = 5`)).rows[0]?.d === 'after the switch', 30_000);
