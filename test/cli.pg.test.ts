@@ -88,13 +88,13 @@ const COMMANDS: Record<string, { describe: string; options: string[] }> = {
     describe: 'write a starter configuration file (and the example mappings if the mapping folder does not exist)',
     options: ['--mappings', '--force'],
   },
-  install: { describe: 'prepare HQ (branchline schema) and each store (publication + replication slot); idempotent', options: ['--store'] },
+  install: { describe: 'prepare HQ (branchline schema) and each store (publication + replication slot); idempotent', options: ['--store', '--store-url', '--hq-url', '--cache-dir'] },
   uninstall: {
     describe: "remove the slot and publication at each store (and, with --hq, branchline's schema at HQ)",
     options: ['--store', '--hq', '--force'],
   },
   validate: { describe: 'check every mapping file against HQ and the stores; report all problems with file:line:column', options: ['--store'] },
-  run: { describe: 'run the pipelines until stopped (SIGINT/SIGTERM)', options: ['--store'] },
+  run: { describe: 'run the pipelines until stopped (SIGINT/SIGTERM)', options: ['--store', '--store-url', '--hq-url', '--cache-dir'] },
   status: { describe: 'per store: position, lag in seconds and bytes, rows applied, last apply', options: ['--store', '--json'] },
   demo: {
     describe: 'start an embedded HQ and two stores, replicate live sales for a while, verify HQ equals the stores',

@@ -3,6 +3,7 @@ import type { Config } from '../config/load.js';
 import { formatProblem, isBranchlineError, ProblemsError, type BranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../pipeline/backoff.js';
+import { pruneCache } from '../config/central-bundle.js';
 
 /** What runCentralAgent runs for one configuration version (the real Agent, wired by the caller). */
 export interface CentralAgentChild {
@@ -127,8 +128,13 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
     logger.info(`running configuration version ${pulled.version}`, { version: pulled.version, sha256: pulled.sha256, store: storeCode, dir: pulled.dir });
   };
 
-  /** Checks `pulled` (the child's prepare), then replaces what runs with it. */
-  const switchTo = async (pulled: PulledConfig, why: 'start' | 'new version' | 'cache' | 'restart') => {
+  /**
+   * Checks `pulled` (the child's prepare), then replaces what runs with it.
+   * With nothing running yet, a version the child refuses falls back to the
+   * newest older cached version it accepts (a restart must not leave the
+   * store without the version it ran); `newest` is the one retried.
+   */
+  const switchTo = async (pulled: PulledConfig, why: 'start' | 'new version' | 'cache' | 'restart', newest: PulledConfig = pulled): Promise<void> => {
     let child: CentralAgentChild;
     try {
       child = options.makeAgent(pulled.config);
@@ -144,11 +150,23 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
         });
         return;
       }
-      // Nothing else to run: this version is the one to retry.
+      if (why !== 'restart') {
+        const older = await loadCachedConfig({ ...pullOptions, logger, below: pulled.version });
+        if (older) {
+          logger.error(`configuration version ${pulled.version} cannot run here; starting from the cached configuration version ${older.version}`, {
+            version: pulled.version,
+            cached: older.version,
+            ...describe(e),
+          });
+          return switchTo(older, 'cache', newest);
+        }
+      }
+      // Nothing else to run: the newest version is the one to retry.
       const delay = runBackoff.next();
       restartAt = Date.now() + delay;
-      self.current = { pulled, controller: new AbortController(), state: 'failed', done: Promise.resolve() };
-      logger.error(`configuration version ${pulled.version} cannot start; trying again`, { version: pulled.version, ...describe(e), retryInMs: delay });
+      self.current = { pulled: newest, controller: new AbortController(), state: 'failed', done: Promise.resolve() };
+      const what = newest === pulled ? `configuration version ${pulled.version} cannot start` : `cached configuration version ${pulled.version} cannot start either`;
+      logger.error(`${what}; trying version ${newest.version} again`, { version: newest.version, ...describe(e), retryInMs: delay });
       return;
     }
     if (signal.aborted) return;
@@ -162,6 +180,10 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
     if (why !== 'restart') runBackoff.reset();
     restartAt = null;
     launch(pulled, child);
+    // Pruned only now: the version that runs stays cached whatever came after it.
+    await pruneCache(options.cacheDir, pulled.version).catch((e: unknown) =>
+      logger.warn('the configuration cache was not pruned', { cacheDir: options.cacheDir, error: (e as Error)?.message ?? String(e) }),
+    );
   };
 
   /** The newest version cannot run here (it does not check out, or the child refused it): never run it; wait for the next one. */
@@ -226,7 +248,7 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
     if (now && now.pulled.version === fetched.version && now.pulled.sha256 === fetched.sha256) return;
     let pulled: PulledConfig;
     try {
-      pulled = await openPulledVersion(fetched, pullOptions);
+      pulled = await openPulledVersion(fetched, pullOptions, { prune: false });
     } catch (e) {
       if (signal.aborted) return;
       if (!isBranchlineError(e)) {

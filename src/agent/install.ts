@@ -4,11 +4,23 @@ import type { Config, StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import { dropState, migrateLatest } from '../state/migrate.js';
 import { checkAndCompile, checkAndCompileDown, downTablesOf, hasDown, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from './prepare.js';
-import { PgTriggerInstaller } from '../../connectors/pg-trigger/index.js';
+import { LOG_TABLE, PgTriggerInstaller } from '../../connectors/pg-trigger/index.js';
+import type { TableId } from '../core/change.js';
+import { connect, qualified } from '../db/connect.js';
 
 export interface InstallReport {
   readonly database: string;
   readonly actions: readonly string[];
+}
+
+export interface InstallOptions {
+  /**
+   * HQ's capture triggers on the down files' source tables: `refresh` every
+   * one (default; after HQ's tables changed), or create only the `missing`
+   * ones (what a centrally configured store agent does before each version,
+   * so that many stores do not rewrite HQ's triggers at every switch).
+   */
+  readonly hqTriggers?: 'refresh' | 'missing';
 }
 
 function installerFor(store: StoreConfig, logger: Logger): PgLogicalInstaller {
@@ -21,7 +33,7 @@ function installerFor(store: StoreConfig, logger: Logger): PgLogicalInstaller {
  * checked against both sides first: nothing is installed for a mapping that
  * would not run.
  */
-export async function install(config: Config, stores: readonly StoreConfig[], logger: Logger): Promise<InstallReport[]> {
+export async function install(config: Config, stores: readonly StoreConfig[], logger: Logger, options: InstallOptions = {}): Promise<InstallReport[]> {
   const files = await loadMappings(config);
   requireReadable(files);
   const { sources, targets } = tablesOf(files);
@@ -34,7 +46,10 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
   const applied = await migrateLatest(config.hq.url);
   const hqActions = applied.length ? applied.map((m) => `applied migration ${m}`) : ['branchline schema is up to date'];
   // The down channel: HQ's change log and capture triggers on the tables the down files read.
-  if (down) hqActions.push(...(await new PgTriggerInstaller({ url: config.hq.url, role: 'HQ', logger }).install(hqSources)));
+  if (down) {
+    const capture = options.hqTriggers === 'missing' ? await withoutCaptureTriggers(config.hq.url, hqSources) : hqSources;
+    if (capture.length) hqActions.push(...(await new PgTriggerInstaller({ url: config.hq.url, role: 'HQ', logger }).install(capture)));
+  }
   reports.push({ database: 'HQ', actions: hqActions });
   const fullImages = aggregateSources(files.files);
   for (const store of stores) {
@@ -53,6 +68,23 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
     reports.push({ database: storeRole(store), actions: [...identity, ...actions] });
   }
   return reports;
+}
+
+/** The tables among `tables` that have no capture trigger yet (or that HQ's change log is missing for). */
+async function withoutCaptureTriggers(hqUrl: string, tables: readonly TableId[]): Promise<TableId[]> {
+  const db = await connect(hqUrl, { role: 'HQ', applicationName: 'branchline-install' });
+  try {
+    const log = await db.query<{ ok: boolean }>(`SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok`);
+    if (!log.rows[0]?.ok) return [...tables];
+    const missing: TableId[] = [];
+    for (const t of tables) {
+      const r = await db.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'branchline_capture'`, [qualified(t.schema, t.table)]);
+      if (r.rowCount === 0) missing.push(t);
+    }
+    return missing;
+  } finally {
+    await db.end().catch(() => undefined);
+  }
 }
 
 /** Removes the slot and publication at each store; with `hq`, branchline's schema at HQ too. */

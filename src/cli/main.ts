@@ -6,7 +6,7 @@ import { BranchlineError } from '../core/errors.js';
 import { EXIT, exitCodeFor, printError } from './output.js';
 import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
 import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
-import type { InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
+import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
@@ -23,6 +23,20 @@ function storeOption<T>(y: Argv<T>) {
     array: true,
     describe: 'act on these store codes only (repeatable); default: every enabled store',
   });
+}
+
+/** --store-url / --hq-url / --cache-dir: `run`, `install` and `snapshot` from HQ's central configuration (docs/central-config.md). */
+function centralOptions<T>(y: Argv<T>) {
+  return y
+    .option('store-url', { type: 'string', describe: "with --store and --hq-url, no --config: one store, from the configuration HQ published; the store's database URL (or $BRANCHLINE_STORE_URL)" })
+    .option('hq-url', { type: 'string', describe: "HQ's database URL when configured from HQ (or $BRANCHLINE_HQ_URL with $BRANCHLINE_STORE_URL)" })
+    .option('cache-dir', { type: 'string', describe: 'where versions pulled from HQ are kept (default: $BRANCHLINE_CACHE_DIR or ~/.cache/branchline/config)' });
+}
+
+/** Whether --config (or -c) was written on the command line, before any `--`. */
+function configWritten(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--config' || a === '-c' || a.startsWith('--config=') || a.startsWith('-c='));
 }
 
 /** Runs a command and turns its outcome into an exit code. */
@@ -55,6 +69,10 @@ export async function main(argv: string[]): Promise<void> {
       describe: 'configuration file',
       global: true,
     })
+    // So that `run` can tell a --config written out from its default.
+    .middleware((args) => {
+      args['configGiven'] = configWritten(argv);
+    })
     .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'], describe: 'override log.level', global: true })
     .command(
       'init',
@@ -68,8 +86,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(
       'install',
       'prepare HQ (branchline schema) and each store (publication + replication slot); idempotent',
-      (y) => storeOption(y),
-      handle<StoreArgs>(async (a) => (await commands()).installCommand(a)),
+      (y) => centralOptions(storeOption(y)),
+      handle<CentralStoreArgs>(async (a) => (await commands()).installCommand(a)),
     )
     .command(
       'uninstall',
@@ -90,14 +108,19 @@ export async function main(argv: string[]): Promise<void> {
       'snapshot',
       'initial load: copy HQ\'s master tables (the down mappings) into a store, consistent with the down channel; resumable',
       (y) =>
-        storeOption(y)
+        centralOptions(storeOption(y))
           .option('tables', { type: 'string', array: true, describe: 'only these tables (HQ source or store target names)' })
           .option('without', { type: 'string', array: true, describe: 'leave these tables out, e.g. --without customer' })
           .option('restart', { type: 'boolean', default: false, describe: 'start over instead of resuming an unfinished load' })
           .option('progress', { type: 'boolean', describe: 'show a progress bar (default: when stderr is a terminal)' }),
       handle(async (a: SnapshotArgs) => (await import('./commands/snapshot.js')).snapshotCommand(a)),
     )
-    .command('run', 'run the pipelines until stopped (SIGINT/SIGTERM)', (y) => storeOption(y), handle<StoreArgs>(async (a) => (await commands()).runCommand(a)))
+    .command(
+      'run',
+      'run the pipelines until stopped (SIGINT/SIGTERM)',
+      (y) => centralOptions(storeOption(y)),
+      handle<CentralStoreArgs>(async (a) => (await commands()).runCommand(a)),
+    )
     .command(
       'status',
       'per store: position, lag in seconds and bytes, rows applied, last apply',
@@ -179,9 +202,9 @@ export async function main(argv: string[]): Promise<void> {
           handle(async (a: ConfigVersionsArgs) => (await configCommands()).configVersionsCommand(a)))
         .command('pull', "fetch HQ's newest version for one store into the cache and check it, as the store's agent does",
           (c) => c
-            .option('store', { type: 'string', demandOption: true, describe: 'the store code, e.g. S001' })
-            .option('store-url', { type: 'string', demandOption: true, describe: "the store's database URL" })
-            .option('hq-url', { type: 'string', demandOption: true, describe: "HQ's database URL" })
+            .option('store', { type: 'string', describe: 'the store code, e.g. S001 (or $BRANCHLINE_STORE)' })
+            .option('store-url', { type: 'string', describe: "the store's database URL (or $BRANCHLINE_STORE_URL)" })
+            .option('hq-url', { type: 'string', describe: "HQ's database URL (or $BRANCHLINE_HQ_URL)" })
             .option('cache-dir', { type: 'string', describe: 'where pulled versions are kept (default: $BRANCHLINE_CACHE_DIR or ~/.cache/branchline/config)' }),
           handle(async (a: ConfigPullArgs) => (await configCommands()).configPullCommand(a)))
         .demandCommand(1, 'Name a config command: push, versions or pull.'),

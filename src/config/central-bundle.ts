@@ -175,7 +175,8 @@ export async function cachedVersions(cacheDir: string): Promise<CachedVersion[]>
 }
 
 /**
- * Keeps the `keep` newest cached versions (and `always`), removes the rest
+ * Keeps the `keep` newest cached versions (and `always`, e.g. the one a
+ * store agent runs while newer ones do not fit), removes the rest
  * and temporary folders left by a process that died while writing (older
  * than an hour, so a concurrent writer's is never touched).
  */

@@ -71,6 +71,8 @@ export interface PullConfigOptions {
 export interface CachedConfigOptions extends PullConfigOptions {
   /** Told about cached versions that are skipped because they do not check out here. */
   readonly logger?: Logger;
+  /** Only versions older than this one (a store agent falling back from a version that does not fit its tables). */
+  readonly below?: number;
 }
 
 export interface ConfigVersionInfo {
@@ -274,10 +276,15 @@ export async function fetchNewestVersion(options: { readonly hqUrl: string; read
   return { version, sha256: row.sha256, dir };
 }
 
-/** Checks a fetched version for one store (see openVersion); once it checks out, the cache keeps it and the two versions before it. */
-export async function openPulledVersion(fetched: FetchedVersion, options: PullConfigOptions): Promise<PulledConfig> {
+/**
+ * Checks a fetched version for one store (see openVersion); once it checks
+ * out, the cache keeps it and the two versions before it. `prune: false`
+ * leaves the cache as it is (a store agent prunes when a version starts
+ * running, so that the version it runs is never removed).
+ */
+export async function openPulledVersion(fetched: FetchedVersion, options: PullConfigOptions, { prune = true }: { prune?: boolean } = {}): Promise<PulledConfig> {
   const pulled = await openVersion(fetched.dir, fetched.version, fetched.sha256, options);
-  await pruneCache(options.cacheDir, fetched.version);
+  if (prune) await pruneCache(options.cacheDir, fetched.version);
   return pulled;
 }
 
@@ -288,6 +295,7 @@ export async function openPulledVersion(fetched: FetchedVersion, options: PullCo
  */
 export async function loadCachedConfig(options: CachedConfigOptions): Promise<PulledConfig | null> {
   for (const cached of await cachedVersions(options.cacheDir)) {
+    if (options.below !== undefined && cached.version >= options.below) continue;
     try {
       const text = await readFile(path.join(cached.dir, CACHED_CONFIG_FILE), 'utf8');
       const { files, problems } = await readFolder(path.join(cached.dir, cacheLayout(text)));

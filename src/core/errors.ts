@@ -76,6 +76,7 @@ export const ERROR_CODES = {
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',
+  'BL-U003': 'the options of a centrally configured store agent are incomplete or mixed with --config',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -36,14 +36,16 @@ export class AgentProcess {
   private log: WriteStream;
   starts = 0;
 
-  constructor(private readonly configFile: string, readonly logFile: string, private readonly extraArgs: readonly string[] = []) {
+  /** `configFile` null: no --config (e.g. a store agent configured from HQ, whose options are in `extraArgs`). */
+  constructor(private readonly configFile: string | null, readonly logFile: string, private readonly extraArgs: readonly string[] = []) {
     this.log = createWriteStream(logFile, { flags: 'a' });
   }
 
   start(): void {
     if (this.child) throw new Error('agent already running');
     this.starts++;
-    const child = spawn(process.execPath, [...cliCommand(), 'run', '--config', this.configFile, '--log-level', 'debug', ...this.extraArgs], {
+    const config = this.configFile === null ? [] : ['--config', this.configFile];
+    const child = spawn(process.execPath, [...cliCommand(), 'run', ...config, '--log-level', 'debug', ...this.extraArgs], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

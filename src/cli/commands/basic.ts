@@ -5,17 +5,28 @@ import { loadMappings, mappingProblems, readCatalog, requireReadable, storeRole,
 import { readStatus } from '../../agent/status.js';
 import { loadConfig, selectStores } from '../../config/load.js';
 import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
-import { createLogger } from '../../core/logger.js';
+import { createLogger, type Logger } from '../../core/logger.js';
+import { describeUrl } from '../../db/connect.js';
+import { centralArgs, commandConfig } from '../central-args.js';
 import { RETAIL_EXAMPLE_DIR } from '../../demo/retail-example.js';
 import { EXIT, formatAgo, formatBytes, table } from '../output.js';
 
 export interface GlobalArgs {
   config: string;
+  /** True when --config was written on the command line (set by main's middleware). */
+  configGiven?: boolean;
   'log-level'?: string;
 }
 
 export interface StoreArgs extends GlobalArgs {
   store?: string[];
+}
+
+/** `run`, `install` and `snapshot` also work from HQ's central configuration (src/cli/central-args.ts). */
+export interface CentralStoreArgs extends StoreArgs {
+  'store-url'?: string;
+  'hq-url'?: string;
+  'cache-dir'?: string;
 }
 
 export type InitArgs = GlobalArgs & { mappings: string; force: boolean };
@@ -75,11 +86,12 @@ log:
   return EXIT.ok;
 }
 
-export async function installCommand(args: StoreArgs): Promise<number> {
-  const config = await loadConfig(args.config);
+export async function installCommand(args: CentralStoreArgs): Promise<number> {
+  const { config, version } = await commandConfig('install', args);
   const logger = createLogger({ level: args['log-level'] ?? config.log.level });
   const { install } = await import('../../agent/install.js');
   const reports = await install(config, selectStores(config, args.store), logger);
+  if (version !== null) out(`installed for store ${config.stores[0]!.code} from configuration version ${version} published at HQ\n`);
   for (const r of reports) {
     out(`${r.database}:\n`);
     for (const a of r.actions) out(`  - ${a}\n`);
@@ -147,11 +159,8 @@ export async function validateCommand(args: StoreArgs): Promise<number> {
   return checked.length === 0 && unreachable.length > 0 ? EXIT.environment : EXIT.ok;
 }
 
-/** `run`: the service. Stops cleanly on SIGINT/SIGTERM (the open batch rolls back and is re-read next time). */
-export async function runCommand(args: StoreArgs): Promise<number> {
-  const config = await loadConfig(args.config);
-  const logger = createLogger({ level: args['log-level'] ?? config.log.level });
-  const stores = selectStores(config, args.store);
+/** An AbortSignal that SIGINT/SIGTERM abort (logged). */
+function stopSignal(logger: Logger): AbortSignal {
   const controller = new AbortController();
   const stop = (signal: string) => {
     if (controller.signal.aborted) return;
@@ -160,10 +169,33 @@ export async function runCommand(args: StoreArgs): Promise<number> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  return controller.signal;
+}
+
+/**
+ * `run`: the service. Stops cleanly on SIGINT/SIGTERM (the open batch rolls
+ * back and is re-read next time). With --store-url/--hq-url: one store,
+ * from the configuration HQ published (docs/central-config.md).
+ */
+export async function runCommand(args: CentralStoreArgs): Promise<number> {
+  const central = centralArgs('run', args);
+  if (central) {
+    const logger = createLogger({ level: args['log-level'] ?? 'info' });
+    const signal = stopSignal(logger);
+    logger.info('agent started from the central configuration', { store: central.storeCode, hq: describeUrl(central.hqUrl), cacheDir: central.cacheDir });
+    const { runCentralStoreAgent } = await import('../../agent/central-store.js');
+    await runCentralStoreAgent({ ...central, logger, signal });
+    logger.info('agent stopped');
+    return EXIT.ok;
+  }
+  const config = await loadConfig(args.config);
+  const logger = createLogger({ level: args['log-level'] ?? config.log.level });
+  const stores = selectStores(config, args.store);
+  const signal = stopSignal(logger);
   const agent = new Agent({ config, logger, stores });
-  await agent.prepare(controller.signal);
+  await agent.prepare(signal);
   logger.info('agent started', { stores: stores.map((s) => s.code), config: config.file });
-  await agent.run(controller.signal);
+  await agent.run(signal);
   logger.info('agent stopped');
   return EXIT.ok;
 }

@@ -1,5 +1,5 @@
-import path from 'node:path';
-import { defaultCacheDir, describeVersions, hqUrlOf, pullConfig, pushConfig } from '../../config/central.js';
+import { describeVersions, hqUrlOf, pullConfig, pushConfig } from '../../config/central.js';
+import { centralArgs } from '../central-args.js';
 import { describeUrl } from '../../db/connect.js';
 import { loadMappingDir } from '../../mapping/load.js';
 import { EXIT, table } from '../output.js';
@@ -15,7 +15,7 @@ import { defaultActor, formatTime, out, plural } from './hq-commands.js';
 
 export type ConfigPushArgs = GlobalArgs & { note?: string; by?: string; 'hq-url'?: string };
 export type ConfigVersionsArgs = GlobalArgs & { limit: number; json: boolean; 'hq-url'?: string };
-export type ConfigPullArgs = GlobalArgs & { store: string; 'store-url': string; 'hq-url': string; 'cache-dir'?: string };
+export type ConfigPullArgs = GlobalArgs & { store?: string; 'store-url'?: string; 'hq-url'?: string; 'cache-dir'?: string };
 
 /** The first 12 hex digits of a sha256, as shown to people. */
 function shortSha(sha256: string): string {
@@ -65,8 +65,7 @@ export async function configVersionsCommand(args: ConfigVersionsArgs): Promise<n
 
 /** `config pull`: fetches the newest version for one store into the cache and checks it, as the store agent would. */
 export async function configPullCommand(args: ConfigPullArgs): Promise<number> {
-  const cacheDir = path.resolve(args['cache-dir'] ?? defaultCacheDir());
-  const pulled = await pullConfig({ hqUrl: args['hq-url'], storeCode: args.store, storeUrl: args['store-url'], cacheDir });
+  const pulled = await pullConfig(centralArgs('config pull', args, process.env, true)!);
   const mappings = await loadMappingDir(pulled.config.mappingsDir);
   const store = pulled.config.stores[0]!;
   out(`pulled configuration version ${pulled.version} (sha256 ${shortSha(pulled.sha256)}) into ${pulled.dir}\n`);

@@ -1,13 +1,14 @@
 import cliProgress from 'cli-progress';
-import { loadConfig, selectStores } from '../../config/load.js';
+import { selectStores } from '../../config/load.js';
+import { commandConfig } from '../central-args.js';
 import { createLogger } from '../../core/logger.js';
 import { BranchlineError } from '../../core/errors.js';
 import { EXIT } from '../output.js';
 
 const out = (s: string) => process.stdout.write(s);
-import type { StoreArgs } from './basic.js';
+import type { CentralStoreArgs } from './basic.js';
 
-export interface SnapshotArgs extends StoreArgs {
+export interface SnapshotArgs extends CentralStoreArgs {
   readonly tables?: string[];
   readonly without?: string[];
   readonly restart?: boolean;
@@ -19,7 +20,7 @@ export interface SnapshotArgs extends StoreArgs {
  * (see src/load/initial-load.ts), with a progress bar on a terminal.
  */
 export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
-  const config = await loadConfig(args.config);
+  const { config } = await commandConfig('snapshot', args);
   const logger = createLogger({ level: args['log-level'] ?? config.log.level });
   if (!args.store || args.store.length !== 1)
     throw new BranchlineError({
