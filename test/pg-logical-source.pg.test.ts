@@ -5,12 +5,13 @@ import { PgLogicalInstaller, PgLogicalSource } from '../connectors/pg-logical/in
 import type { SourceMessage } from '../src/core/change.js';
 import { silentLogger } from '../src/core/logger.js';
 import { Lsn } from '../src/core/lsn.js';
+import type { SlotPosition } from '../src/core/slot-position.js';
 import type { SourceStream } from '../src/core/source.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 
 /** Reads messages until `n` commits have arrived (or fails after `ms`). */
-async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): Promise<SourceMessage<Lsn>[]> {
-  const out: SourceMessage<Lsn>[] = [];
+async function readCommits(stream: SourceStream<SlotPosition>, n: number, ms = 15_000): Promise<SourceMessage<SlotPosition>[]> {
+  const out: SourceMessage<SlotPosition>[] = [];
   let commits = 0;
   const deadline = Date.now() + ms;
   while (commits < n) {
@@ -21,7 +22,7 @@ async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): P
       new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left).unref()),
     ]);
     assert.notEqual(r, 'timeout', `timed out after ${commits} of ${n} commits`);
-    const res = r as IteratorResult<SourceMessage<Lsn>>;
+    const res = r as IteratorResult<SourceMessage<SlotPosition>>;
     assert.equal(res.done, false);
     if (res.value.kind === 'idle') continue;
     out.push(res.value);
@@ -31,7 +32,7 @@ async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): P
 }
 
 /** Changes as plain objects (the decoder builds rows without a prototype). */
-function changes(msgs: SourceMessage<Lsn>[]) {
+function changes(msgs: SourceMessage<SlotPosition>[]) {
   return msgs.flatMap((m) => {
     if (m.kind !== 'change') return [];
     const c = m.change as unknown as Record<string, unknown>;
@@ -42,7 +43,7 @@ function changes(msgs: SourceMessage<Lsn>[]) {
   });
 }
 
-function commits(msgs: SourceMessage<Lsn>[]) {
+function commits(msgs: SourceMessage<SlotPosition>[]) {
   return msgs.flatMap((m) => (m.kind === 'commit' ? [m.position] : []));
 }
 
@@ -102,7 +103,7 @@ describe('pg-logical source', () => {
 
     // Resume after the first commit: only the second transaction comes back.
     const again = await source.open(null);
-    let secondPos: Lsn;
+    let secondPos: SlotPosition;
     try {
       const msgs = await readCommits(again, 1);
       assert.deepEqual(
@@ -157,9 +158,9 @@ describe('pg-logical source', () => {
       const before = await server.query<{ lsn: string }>(db, `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
       // WAL moves on without any published change (another table).
       for (let i = 10; i < 20; i++) await server.query(db, `INSERT INTO other VALUES (${i})`);
-      let idle: Lsn | null = null;
+      let idle: SlotPosition | null = null;
       const deadline = Date.now() + 10_000;
-      while (!idle || !idle.isAfter(Lsn.parse(before[0]!.lsn))) {
+      while (!idle || !idle.lsn.isAfter(Lsn.parse(before[0]!.lsn))) {
         assert.ok(Date.now() < deadline, 'no idle position arrived');
         const r = await stream.messages.next();
         assert.equal(r.done, false);
@@ -167,7 +168,7 @@ describe('pg-logical source', () => {
       }
       stream.ack(idle);
       let confirmed = Lsn.ZERO;
-      while (confirmed.isBefore(idle)) {
+      while (confirmed.isBefore(idle.lsn)) {
         assert.ok(Date.now() < deadline, 'slot did not advance');
         await new Promise((r) => setTimeout(r, 100));
         const now = await server.query<{ lsn: string }>(db, `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
