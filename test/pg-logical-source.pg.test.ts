@@ -5,7 +5,9 @@ import { PgLogicalInstaller, PgLogicalSource } from '../connectors/pg-logical/in
 import type { SourceMessage } from '../src/core/change.js';
 import { silentLogger } from '../src/core/logger.js';
 import { Lsn } from '../src/core/lsn.js';
-import type { SlotPosition } from '../src/core/slot-position.js';
+import pg from 'pg';
+import { PgSnapshot } from '../src/core/pg-snapshot.js';
+import { SlotPosition } from '../src/core/slot-position.js';
 import type { SourceStream } from '../src/core/source.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 
@@ -204,6 +206,39 @@ describe('pg-logical source', () => {
     } finally {
       await stream.close();
     }
+  });
+
+  it('right after an initial load, skips by xid what the load\'s snapshot saw: whole transactions, or only the loaded tables\' changes', async () => {
+    await server.query(db, `CREATE TABLE la (id int PRIMARY KEY); CREATE TABLE lb (id int PRIMARY KEY); CREATE PUBLICATION load_pub FOR TABLE la, lb`);
+    const [slotRow] = await server.query<{ lsn: string }>(db, `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot('load_slot', 'pgoutput')`);
+    await server.query(db, `BEGIN; INSERT INTO la VALUES (1); INSERT INTO lb VALUES (1); COMMIT`); // seen by the snapshot
+    const running = new pg.Client({ connectionString: server.url(db) });
+    await running.connect();
+    await running.query(`BEGIN`);
+    await running.query(`INSERT INTO la VALUES (2); INSERT INTO lb VALUES (2)`); // running for the snapshot
+    const [taken] = await server.query<{ s: string; until: string }>(db, `SELECT pg_current_snapshot()::text AS s, pg_current_wal_insert_lsn()::text AS until`);
+    await running.query(`COMMIT`);
+    await running.end();
+    await server.query(db, `BEGIN; INSERT INTO la VALUES (3); INSERT INTO lb VALUES (3); COMMIT`); // after it
+    const src = new PgLogicalSource({ url: server.url(db), role: 'store T', slot: 'load_slot', publication: 'load_pub', logger });
+    const read = async (tables: string[] | null, n: number) => {
+      const stream = await src.open(SlotPosition.withLoad(Lsn.parse(slotRow!.lsn), PgSnapshot.parse(taken!.s), Lsn.parse(taken!.until), tables));
+      try {
+        const msgs = await readCommits(stream, n);
+        const rows = changes(msgs).map((c) => (c.op === 'insert' ? `${c.table.table}:${c.after['id']}` : c.op));
+        return { rows, positions: commits(msgs) };
+      } finally {
+        await stream.close();
+      }
+    };
+    const all = await read(null, 2);
+    assert.deepEqual(all.rows, ['la:2', 'lb:2', 'la:3', 'lb:3']);
+    assert.ok(all.positions.every((p) => p.load === null), 'both commits are past until: plain positions');
+    const some = await read(['public.la'], 3);
+    assert.deepEqual(some.rows, ['lb:1', 'la:2', 'lb:2', 'la:3', 'lb:3']);
+    assert.notEqual(some.positions[0]!.load, null, 'a commit before until keeps the snapshot in the position');
+    assert.equal(some.positions[2]!.load, null);
+    await server.query(db, `SELECT pg_drop_replication_slot('load_slot'); DROP PUBLICATION load_pub`);
   });
 
   it('says clearly when the slot is missing', async () => {
