@@ -5,12 +5,15 @@ import { PgLogicalInstaller, PgLogicalSource } from '../connectors/pg-logical/in
 import type { SourceMessage } from '../src/core/change.js';
 import { silentLogger } from '../src/core/logger.js';
 import { Lsn } from '../src/core/lsn.js';
+import pg from 'pg';
+import { PgSnapshot } from '../src/core/pg-snapshot.js';
+import { SlotPosition } from '../src/core/slot-position.js';
 import type { SourceStream } from '../src/core/source.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 
 /** Reads messages until `n` commits have arrived (or fails after `ms`). */
-async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): Promise<SourceMessage<Lsn>[]> {
-  const out: SourceMessage<Lsn>[] = [];
+async function readCommits(stream: SourceStream<SlotPosition>, n: number, ms = 15_000): Promise<SourceMessage<SlotPosition>[]> {
+  const out: SourceMessage<SlotPosition>[] = [];
   let commits = 0;
   const deadline = Date.now() + ms;
   while (commits < n) {
@@ -21,7 +24,7 @@ async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): P
       new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left).unref()),
     ]);
     assert.notEqual(r, 'timeout', `timed out after ${commits} of ${n} commits`);
-    const res = r as IteratorResult<SourceMessage<Lsn>>;
+    const res = r as IteratorResult<SourceMessage<SlotPosition>>;
     assert.equal(res.done, false);
     if (res.value.kind === 'idle') continue;
     out.push(res.value);
@@ -31,7 +34,7 @@ async function readCommits(stream: SourceStream<Lsn>, n: number, ms = 15_000): P
 }
 
 /** Changes as plain objects (the decoder builds rows without a prototype). */
-function changes(msgs: SourceMessage<Lsn>[]) {
+function changes(msgs: SourceMessage<SlotPosition>[]) {
   return msgs.flatMap((m) => {
     if (m.kind !== 'change') return [];
     const c = m.change as unknown as Record<string, unknown>;
@@ -42,7 +45,7 @@ function changes(msgs: SourceMessage<Lsn>[]) {
   });
 }
 
-function commits(msgs: SourceMessage<Lsn>[]) {
+function commits(msgs: SourceMessage<SlotPosition>[]) {
   return msgs.flatMap((m) => (m.kind === 'commit' ? [m.position] : []));
 }
 
@@ -102,7 +105,7 @@ describe('pg-logical source', () => {
 
     // Resume after the first commit: only the second transaction comes back.
     const again = await source.open(null);
-    let secondPos: Lsn;
+    let secondPos: SlotPosition;
     try {
       const msgs = await readCommits(again, 1);
       assert.deepEqual(
@@ -157,9 +160,9 @@ describe('pg-logical source', () => {
       const before = await server.query<{ lsn: string }>(db, `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
       // WAL moves on without any published change (another table).
       for (let i = 10; i < 20; i++) await server.query(db, `INSERT INTO other VALUES (${i})`);
-      let idle: Lsn | null = null;
+      let idle: SlotPosition | null = null;
       const deadline = Date.now() + 10_000;
-      while (!idle || !idle.isAfter(Lsn.parse(before[0]!.lsn))) {
+      while (!idle || !idle.lsn.isAfter(Lsn.parse(before[0]!.lsn))) {
         assert.ok(Date.now() < deadline, 'no idle position arrived');
         const r = await stream.messages.next();
         assert.equal(r.done, false);
@@ -167,7 +170,7 @@ describe('pg-logical source', () => {
       }
       stream.ack(idle);
       let confirmed = Lsn.ZERO;
-      while (confirmed.isBefore(idle)) {
+      while (confirmed.isBefore(idle.lsn)) {
         assert.ok(Date.now() < deadline, 'slot did not advance');
         await new Promise((r) => setTimeout(r, 100));
         const now = await server.query<{ lsn: string }>(db, `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
@@ -203,6 +206,39 @@ describe('pg-logical source', () => {
     } finally {
       await stream.close();
     }
+  });
+
+  it('right after an initial load, skips by xid what the load\'s snapshot saw: whole transactions, or only the loaded tables\' changes', async () => {
+    await server.query(db, `CREATE TABLE la (id int PRIMARY KEY); CREATE TABLE lb (id int PRIMARY KEY); CREATE PUBLICATION load_pub FOR TABLE la, lb`);
+    const [slotRow] = await server.query<{ lsn: string }>(db, `SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot('load_slot', 'pgoutput')`);
+    await server.query(db, `BEGIN; INSERT INTO la VALUES (1); INSERT INTO lb VALUES (1); COMMIT`); // seen by the snapshot
+    const running = new pg.Client({ connectionString: server.url(db) });
+    await running.connect();
+    await running.query(`BEGIN`);
+    await running.query(`INSERT INTO la VALUES (2); INSERT INTO lb VALUES (2)`); // running for the snapshot
+    const [taken] = await server.query<{ s: string; until: string }>(db, `SELECT pg_current_snapshot()::text AS s, pg_current_wal_insert_lsn()::text AS until`);
+    await running.query(`COMMIT`);
+    await running.end();
+    await server.query(db, `BEGIN; INSERT INTO la VALUES (3); INSERT INTO lb VALUES (3); COMMIT`); // after it
+    const src = new PgLogicalSource({ url: server.url(db), role: 'store T', slot: 'load_slot', publication: 'load_pub', logger });
+    const read = async (tables: string[] | null, n: number) => {
+      const stream = await src.open(SlotPosition.withLoad(Lsn.parse(slotRow!.lsn), PgSnapshot.parse(taken!.s), Lsn.parse(taken!.until), tables));
+      try {
+        const msgs = await readCommits(stream, n);
+        const rows = changes(msgs).map((c) => (c.op === 'insert' ? `${c.table.table}:${c.after['id']}` : c.op));
+        return { rows, positions: commits(msgs) };
+      } finally {
+        await stream.close();
+      }
+    };
+    const all = await read(null, 2);
+    assert.deepEqual(all.rows, ['la:2', 'lb:2', 'la:3', 'lb:3']);
+    assert.ok(all.positions.every((p) => p.load === null), 'both commits are past until: plain positions');
+    const some = await read(['public.la'], 3);
+    assert.deepEqual(some.rows, ['lb:1', 'la:2', 'lb:2', 'la:3', 'lb:3']);
+    assert.notEqual(some.positions[0]!.load, null, 'a commit before until keeps the snapshot in the position');
+    assert.equal(some.positions[2]!.load, null);
+    await server.query(db, `SELECT pg_drop_replication_slot('load_slot'); DROP PUBLICATION load_pub`);
   });
 
   it('says clearly when the slot is missing', async () => {

@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import type { RowChange, SourceMessage, TableId } from '../../src/core/change.js';
+import { tableKey, type RowChange, type SourceMessage, type TableId } from '../../src/core/change.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
+import { SlotPosition } from '../../src/core/slot-position.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
 import { clientConfig, connect, connectionError, describeUrl, isConnectionError, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
@@ -35,13 +36,13 @@ export interface PgLogicalSourceOptions {
  * The slot is the store's durable queue: nothing is released until the
  * consumer acknowledges a position, after its target transaction committed.
  */
-export class PgLogicalSource implements Source<Lsn> {
+export class PgLogicalSource implements Source<SlotPosition> {
   readonly connector = 'pg-logical';
   readonly positions = LSN_CODEC;
 
   constructor(private readonly options: PgLogicalSourceOptions) {}
 
-  async open(after: Lsn | null): Promise<SourceStream<Lsn>> {
+  async open(after: SlotPosition | null): Promise<SourceStream<SlotPosition>> {
     await this.checkSlot();
     const client = new pg.Client(clientConfig(this.options.url, { role: this.options.role, replication: true, applicationName: `branchline-${this.options.slot}` }));
     const stream = new PgLogicalStream(client, after, this.options);
@@ -123,20 +124,26 @@ async function serverVersion(db: pg.Client): Promise<number> {
   return Number(res.rows[0]?.v ?? 0);
 }
 
-type Waiter = { resolve: (r: IteratorResult<SourceMessage<Lsn>>) => void; reject: (e: unknown) => void };
+type Waiter = { resolve: (r: IteratorResult<SourceMessage<SlotPosition>>) => void; reject: (e: unknown) => void };
 
 /** One replication connection, exposed as an async iterator of source messages with bounded buffering. */
-class PgLogicalStream implements SourceStream<Lsn> {
-  readonly messages: AsyncIterator<SourceMessage<Lsn>>;
+class PgLogicalStream implements SourceStream<SlotPosition> {
+  readonly messages: AsyncIterator<SourceMessage<SlotPosition>>;
   private readonly plugin: PgoutputPlugin;
   private readonly wal: WalStream;
-  private readonly queue: SourceMessage<Lsn>[] = [];
+  private readonly queue: SourceMessage<SlotPosition>[] = [];
   private head = 0;
   private waiter: Waiter | null = null;
   private failure: unknown = null;
   private ended = false;
   private inTransaction = false;
   private skipping = false;
+  /** The open transaction is in an initial load's copy for the loaded tables only: their changes are dropped. */
+  private skippingLoaded = false;
+  /** Where the open transaction's commit record starts. */
+  private commitStart: Lsn | null = null;
+  /** The position of the last commit sent (carries an initial load's snapshot until the stream passes it). */
+  private current: SlotPosition | null;
   private readonly highWater: number;
   private readonly lowWater: number;
   private readonly relations = new Map<number, TableId>();
@@ -144,9 +151,10 @@ class PgLogicalStream implements SourceStream<Lsn> {
 
   constructor(
     private readonly client: pg.Client,
-    private readonly after: Lsn | null,
+    private readonly after: SlotPosition | null,
     private readonly options: PgLogicalSourceOptions,
   ) {
+    this.current = after;
     this.plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [options.publication] });
     this.highWater = options.highWaterMark ?? 5_000;
     this.lowWater = Math.floor(this.highWater / 4);
@@ -172,7 +180,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
   }
 
   start(): void {
-    const start = this.after ?? Lsn.ZERO;
+    const start = this.after?.lsn ?? Lsn.ZERO;
     this.options.logger.info('replication starting', { slot: this.options.slot, from: this.after?.toString() ?? 'slot position' });
     // Written here rather than by the plugin's start(), which cannot pass `origin`.
     const options = [`proto_version '1'`, `publication_names ${quoteLiteral(this.options.publication)}`];
@@ -184,8 +192,8 @@ class PgLogicalStream implements SourceStream<Lsn> {
     this.wal.start();
   }
 
-  ack(position: Lsn): void {
-    this.wal.confirm(position);
+  ack(position: SlotPosition): void {
+    this.wal.confirm(position.lsn);
   }
 
   async close(): Promise<void> {
@@ -200,7 +208,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
     conn?.stream?.destroy();
   }
 
-  poll(): SourceMessage<Lsn> | undefined {
+  poll(): SourceMessage<SlotPosition> | undefined {
     if (this.head >= this.queue.length) return undefined;
     const value = this.queue[this.head]!;
     this.head++;
@@ -215,7 +223,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
     return value;
   }
 
-  private next(): Promise<IteratorResult<SourceMessage<Lsn>>> {
+  private next(): Promise<IteratorResult<SourceMessage<SlotPosition>>> {
     const value = this.poll();
     if (value) return Promise.resolve({ done: false, value });
     if (this.failure) return Promise.reject(this.failure);
@@ -226,7 +234,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
     });
   }
 
-  private push(msg: SourceMessage<Lsn>): void {
+  private push(msg: SourceMessage<SlotPosition>): void {
     if (this.ended) return;
     if (this.waiter) {
       const w = this.waiter;
@@ -238,7 +246,7 @@ class PgLogicalStream implements SourceStream<Lsn> {
     if (this.queue.length - this.head >= this.highWater) this.wal.pause();
   }
 
-  private settle(result: IteratorResult<SourceMessage<Lsn>>): void {
+  private settle(result: IteratorResult<SourceMessage<SlotPosition>>): void {
     const w = this.waiter;
     this.waiter = null;
     w?.resolve(result);
@@ -259,11 +267,12 @@ class PgLogicalStream implements SourceStream<Lsn> {
     if (this.inTransaction) return;
     // Coalesce consecutive idle notes: only the newest position matters.
     const last = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
+    const position = this.current ? this.current.idleAt(walEnd) : SlotPosition.at(walEnd);
     if (last && last.kind === 'idle') {
-      this.queue[this.queue.length - 1] = { kind: 'idle', position: walEnd };
+      this.queue[this.queue.length - 1] = { kind: 'idle', position };
       return;
     }
-    this.push({ kind: 'idle', position: walEnd });
+    this.push({ kind: 'idle', position });
   }
 
   private onData(payload: Buffer): void {
@@ -272,7 +281,9 @@ class PgLogicalStream implements SourceStream<Lsn> {
     if (tag === 0x49 /* I */ || tag === 0x55 /* U */ || tag === 0x44 /* D */) {
       if (this.skipping) return;
       try {
-        this.pushChange(decodeRowMessage(payload, this.shapes)!);
+        const change = decodeRowMessage(payload, this.shapes)!;
+        if (this.skippingLoaded && change.op !== 'truncate' && this.after!.loaded(tableKey(change.table))) return;
+        this.pushChange(change);
       } catch (e) {
         this.fail(e);
       }
@@ -291,10 +302,20 @@ class PgLogicalStream implements SourceStream<Lsn> {
         // Redelivered: committed at or before the position HQ already holds.
         // `commitLsn` is where the commit record starts; our position is
         // where the last applied one ended.
+        // Or, right after an initial load into HQ, already in its copy: the
+        // load's snapshot saw this transaction committed (decided by xid).
         const commitStart = msg.commitLsn ? Lsn.parse(msg.commitLsn) : null;
-        this.skipping = this.after !== null && commitStart !== null && commitStart.isBefore(this.after);
+        this.commitStart = commitStart;
+        const after = this.after;
+        const inCopy = after !== null && commitStart !== null ? after.inCopy(msg.xid, commitStart) : 'none';
+        this.skipping = (after !== null && commitStart !== null && commitStart.isBefore(after.lsn)) || inCopy === 'all';
+        this.skippingLoaded = inCopy === 'loaded tables';
         if (!this.skipping)
-          this.push(commitStart ? { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime), commitPosition: commitStart } : { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) });
+          this.push(
+            commitStart
+              ? { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime), commitPosition: SlotPosition.at(commitStart) }
+              : { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) },
+          );
         return;
       }
       case 'origin':
@@ -311,16 +332,25 @@ class PgLogicalStream implements SourceStream<Lsn> {
         });
         return;
       }
-      case 'truncate':
-        if (!this.skipping) this.pushChange({ op: 'truncate', tables: msg.relations.map((r) => this.table(r)) });
+      case 'truncate': {
+        if (this.skipping) return;
+        const tables = msg.relations.map((r) => this.table(r)).filter((t) => !this.skippingLoaded || !this.after!.loaded(tableKey(t)));
+        if (tables.length > 0) this.pushChange({ op: 'truncate', tables });
         return;
+      }
       case 'commit':
         this.inTransaction = false;
+        this.skippingLoaded = false;
         if (this.skipping) {
           this.skipping = false;
           return;
         }
-        this.push({ kind: 'commit', position: Lsn.parse(msg.commitEndLsn!), commitTime: micros(msg.commitTime) });
+        {
+          const end = Lsn.parse(msg.commitEndLsn!);
+          const position = this.current ? this.current.afterCommit(this.commitStart ?? end, end) : SlotPosition.at(end);
+          this.current = position;
+          this.push({ kind: 'commit', position, commitTime: micros(msg.commitTime) });
+        }
         return;
       default:
         return; // type, message: nothing to replicate

@@ -4,7 +4,7 @@ import { AssociationResolver } from '../associate/resolver.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Lsn } from '../core/lsn.js';
+import type { SlotPosition } from '../core/slot-position.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
@@ -36,7 +36,7 @@ export class Agent {
   private mappings: MappingSet | null = null;
   private files: Awaited<ReturnType<typeof loadMappings>> | null = null;
   private hq: Catalog | null = null;
-  private readonly pipelines = new Map<string, Pipeline<Lsn>>();
+  private readonly pipelines = new Map<string, Pipeline<SlotPosition>>();
   private readonly downPipelines = new Map<string, Pipeline<XidPosition>>();
   /** HQ's catalog of the down files' source tables. */
   private hqDown: Catalog | null = null;
@@ -149,7 +149,7 @@ export class Agent {
       const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
       // One per store, across sessions: the associations it has read stay cached.
       const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
-      const pipeline = new Pipeline<Lsn>({
+      const pipeline = new Pipeline<SlotPosition>({
         id,
         source,
         sink: () =>

@@ -176,6 +176,7 @@ export class PgSink {
       [this.options.pipeline.name],
     );
     const row = res.rows[0];
+    await this.refuseDuringLoad();
     if (!row) return null;
     if (row.position_kind !== this.options.positionKind)
       throw new BranchlineError({
@@ -184,6 +185,23 @@ export class PgSink {
         hint: 'Changing a store\'s connector needs a fresh start: reset its position and run an initial load.',
       });
     return row.position;
+  }
+
+  /**
+   * An unfinished initial load of this pipeline's target (`branchline
+   * snapshot`) holds a part of the tables only: streaming now would apply
+   * changes around rows the load has yet to copy (twice, in aggregates).
+   * The pipeline backs off and starts once the load is done.
+   */
+  private async refuseDuringLoad(): Promise<void> {
+    const p = this.options.pipeline;
+    const res = await this.db.query(`SELECT 1 FROM branchline.initial_loads WHERE pipeline = $1 AND status = 'copying' LIMIT 1`, [p.name]);
+    if (res.rowCount === 0) return;
+    throw new BranchlineError({
+      code: 'BL-S007',
+      message: `the initial load of store ${p.storeCode} (${p.name}) into ${this.options.role} did not finish, so the pipeline cannot start yet.`,
+      hint: `Run \`branchline snapshot --store ${p.storeCode}${p.direction === 'up' ? ' --direction up' : ''}\`: it resumes the load; this pipeline starts once it is done.`,
+    });
   }
 
   get open(): boolean {

@@ -106,10 +106,11 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'snapshot',
-      'initial load: copy HQ\'s master tables (the down mappings) into a store, consistent with the down channel; resumable',
+      'initial load: copy HQ\'s master tables into a store (down, the default), or a store\'s tables into HQ (--direction up), consistent with the stream; resumable',
       (y) =>
         centralOptions(storeOption(y))
-          .option('tables', { type: 'string', array: true, describe: 'only these tables (HQ source or store target names)' })
+          .option('direction', { choices: ['down', 'up'] as const, default: 'down' as const, describe: 'down: HQ -> the store (down mappings); up: the store -> HQ (up mappings)' })
+          .option('tables', { type: 'string', array: true, describe: 'only these tables (source or target names)' })
           .option('without', { type: 'string', array: true, describe: 'leave these tables out, e.g. --without customer' })
           .option('restart', { type: 'boolean', default: false, describe: 'start over instead of resuming an unfinished load' })
           .option('progress', { type: 'boolean', describe: 'show a progress bar (default: when stderr is a terminal)' }),

@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   'BL-S005': 'replication stream went silent',
   'BL-S006': 'the HQ change log no longer holds what a store needs (fresh initial load needed)',
   'BL-S007': 'an initial load of the store has not been done or did not finish',
+  'BL-S008': 'an initial load into HQ would add to what HQ already holds of the store (aggregates counted twice)',
+  'BL-S009': 'an interrupted initial load into HQ cannot be finished exactly (the store changed a table an aggregate sums)',
   // apply (BL-A)
   'BL-A001': 'HQ rejected a batch',
   'BL-A002': 'another agent is already running this pipeline',

@@ -50,7 +50,7 @@ export interface InitialLoadResult {
   readonly rows: number;
 }
 
-interface LoadRow {
+export interface LoadRow {
   source_table: string;
   status: 'copying' | 'done';
   snapshot: string;
@@ -61,7 +61,7 @@ interface LoadRow {
 }
 
 /** What the HQ side of the copy reads with, so values come out in the same text form the change log's triggers write. */
-const COPY_SESSION = [`SET datestyle = 'ISO, YMD'`, `SET intervalstyle = 'postgres'`, `SET timezone = 'UTC'`, `SET bytea_output = 'hex'`, `SET extra_float_digits = 3`];
+export const COPY_SESSION = [`SET datestyle = 'ISO, YMD'`, `SET intervalstyle = 'postgres'`, `SET timezone = 'UTC'`, `SET bytea_output = 'hex'`, `SET extra_float_digits = 3`];
 
 /**
  * `branchline snapshot`: copies HQ's master tables (the down mappings'
@@ -94,7 +94,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
   const hqCatalog = await readCatalog(config.hq.url, 'HQ', hqSources);
   const storeCatalog = await readCatalog(store.url, storeRole(store), storeTargets);
   const mappings = checkAndCompileDown(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
-  const chosen = chooseTables(mappings, options.tables, options.without);
+  const chosen = chooseTables(mappings, options.tables, options.without, 'down');
 
   const name = `down:${store.code}`;
   const id = { name, storeCode: store.code, direction: 'down' as const, connector: 'pg-trigger' };
@@ -123,16 +123,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     if (!resumed) {
       // A new load: the store's down position is unset until it ends.
       const position = snapshot;
-      const totals: (number | null)[] = [];
-      for (const t of chosen) totals.push(await estimate(hq, t));
-      await sink.execute(`DELETE FROM branchline.initial_loads WHERE pipeline = $1`, [name]);
-      await sink.execute(`DELETE FROM branchline.pipelines WHERE pipeline = $1`, [name]);
-      for (let i = 0; i < chosen.length; i++)
-        await sink.execute(
-          `INSERT INTO branchline.initial_loads (pipeline, source_table, status, snapshot, position, rows_total) VALUES ($1, $2, 'copying', $3, $4, $5)`,
-          [name, tableKey(chosen[i]!), snapshot, position, totals[i]],
-        );
-      await sink.commitWithoutPosition();
+      await beginLoad({ source: hq, sink, pipeline: name, tables: chosen, snapshot, position });
       // HQ keeps the change log from the snapshot on for this store (a reader at the snapshot's xmin).
       const reg = await connect(config.hq.url, { role: 'HQ', applicationName: `branchline-snapshot-${store.code}` });
       try {
@@ -150,41 +141,20 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     // Rows whose effective time is still in the future go into branchline.scheduled, not into the tables.
     const scheduler = new Scheduler({ pipeline: name, mappings: mappings.mappings.map((m) => m.name), timeZone: store.timeZone, logger });
     await scheduler.load(sink);
-    const total = state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
-    let all = state.reduce((n, r) => n + Number(r.rows_copied), 0);
-    const done: { table: string; rows: number }[] = [];
-    for (const row of state) {
-      const table = chosen.find((t) => tableKey(t) === row.source_table) ?? parseKey(row.source_table);
-      let copied = Number(row.rows_copied);
-      if (row.status === 'copying') {
-        const info = hqCatalog.tables.get(row.source_table);
-        if (!info) throw new Error(`internal: ${row.source_table} not described`);
-        copied = await copyTable({
-          hq,
-          sink,
-          info,
-          table,
-          mappings,
-          scheduler,
-          storeCode: store.code,
-          pipeline: name,
-          lastKey: row.last_key,
-          copied,
-          chunkRows: options.chunkRows ?? config.batch.chunkRows,
-          position,
-          onChunk: (n) => {
-            all += n;
-            options.onProgress?.({ table: row.source_table, rowsCopied: copied + n, rowsTotal: total, allCopied: all });
-          },
-        });
-        await sink.execute(`UPDATE branchline.initial_loads SET status = 'done', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE pipeline = $1 AND source_table = $2`, [
-          name,
-          row.source_table,
-        ]);
-        await sink.commitWithoutPosition();
-      }
-      done.push({ table: row.source_table, rows: copied });
-    }
+    const done = await copyPending({
+      source: hq,
+      sourceRole: 'HQ',
+      sink,
+      state,
+      catalog: hqCatalog.tables,
+      mappings,
+      storeCode: store.code,
+      pipeline: name,
+      chunkRows: options.chunkRows ?? config.batch.chunkRows,
+      position,
+      scheduler,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
     await hq.query('COMMIT');
     // Every table is in: the down channel starts at the snapshot.
     await sink.commit(position, { txns: 0, rows: 0, sourceCommitTime: null });
@@ -199,7 +169,8 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
   }
 }
 
-function chooseTables(mappings: MappingSet, only: readonly string[] | undefined, without: readonly string[] | undefined): TableId[] {
+/** The source tables to load: all the mappings read, or those named (source or target names), less those left out. */
+export function chooseTables(mappings: MappingSet, only: readonly string[] | undefined, without: readonly string[] | undefined, direction: 'up' | 'down'): TableId[] {
   const matches = (t: TableId, names: readonly string[]) =>
     names.some((n) => n === t.table || n === formatTable(t) || mappings.forSource(t).some((m) => n === m.target.table || n === formatTable(m.target)));
   const all = mappings.sourceTables;
@@ -207,31 +178,111 @@ function chooseTables(mappings: MappingSet, only: readonly string[] | undefined,
     if (!all.some((t) => matches(t, [n])))
       throw new BranchlineError({
         code: 'BL-U001',
-        message: `"${n}" is not a table the down mappings read or write.`,
-        hint: `Down tables: ${all.map(formatTable).join(', ')}.`,
+        message: `"${n}" is not a table the ${direction} mappings read or write.`,
+        hint: `${direction === 'up' ? 'Up' : 'Down'} tables: ${all.map(formatTable).join(', ')}.`,
       });
   }
   return all.filter((t) => (!only || only.length === 0 || matches(t, only)) && !(without && matches(t, without)));
 }
 
-function parseKey(k: string): TableId {
+export function parseKey(k: string): TableId {
   const dot = k.indexOf('.');
   return { schema: k.slice(0, dot), table: k.slice(dot + 1) };
 }
 
-async function estimate(hq: pg.Client, t: TableId): Promise<number | null> {
-  const r = await hq.query<{ n: number | null }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`, [qualified(t.schema, t.table)]);
+async function estimate(db: pg.Client, t: TableId): Promise<number | null> {
+  const r = await db.query<{ n: number | null }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`, [qualified(t.schema, t.table)]);
   const n = Number(r.rows[0]?.n ?? -1);
   return n >= 0 ? n : null;
 }
 
+/**
+ * A new load's checkpoints, committed at the target: one row per table
+ * (copying, with the source's row estimate), no position (the pipeline's
+ * position is set when the load ends).
+ */
+export async function beginLoad(a: { source: pg.Client; sink: PgSink; pipeline: string; tables: readonly TableId[]; snapshot: string; position: string }): Promise<void> {
+  const totals: (number | null)[] = [];
+  for (const t of a.tables) totals.push(await estimate(a.source, t));
+  await a.sink.execute(`DELETE FROM branchline.initial_loads WHERE pipeline = $1`, [a.pipeline]);
+  await a.sink.execute(`DELETE FROM branchline.pipelines WHERE pipeline = $1`, [a.pipeline]);
+  for (let i = 0; i < a.tables.length; i++)
+    await a.sink.execute(
+      `INSERT INTO branchline.initial_loads (pipeline, source_table, status, snapshot, position, rows_total) VALUES ($1, $2, 'copying', $3, $4, $5)`,
+      [a.pipeline, tableKey(a.tables[i]!), a.snapshot, a.position, totals[i]],
+    );
+  await a.sink.commitWithoutPosition();
+}
+
+export interface CopyPendingArgs {
+  readonly source: pg.Client;
+  readonly sourceRole: string;
+  readonly sink: PgSink;
+  /** The load's checkpoint rows (branchline.initial_loads), in order. */
+  readonly state: readonly LoadRow[];
+  /** The source side's description of the tables. */
+  readonly catalog: ReadonlyMap<string, TableInfo>;
+  readonly mappings: MappingSet;
+  readonly storeCode: string;
+  readonly pipeline: string;
+  readonly chunkRows: number;
+  /** The position the load ends at (what parked rows record). */
+  readonly position: string;
+  /** Down loads: rows whose effective time is still in the future are scheduled, not written. */
+  readonly scheduler?: Scheduler;
+  readonly onProgress?: (p: LoadProgress) => void;
+}
+
+/** Copies every table of the load still copying, from its checkpoint; each table marked done when in. Returns the rows per table. */
+export async function copyPending(a: CopyPendingArgs): Promise<{ table: string; rows: number }[]> {
+  const total = a.state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
+  let all = a.state.reduce((n, r) => n + Number(r.rows_copied), 0);
+  const done: { table: string; rows: number }[] = [];
+  for (const row of a.state) {
+    let copied = Number(row.rows_copied);
+    if (row.status === 'copying') {
+      const info = a.catalog.get(row.source_table);
+      if (!info) throw new Error(`internal: ${row.source_table} not described`);
+      copied = await copyTable({
+        source: a.source,
+        sourceRole: a.sourceRole,
+        sink: a.sink,
+        info,
+        table: parseKey(row.source_table),
+        mappings: a.mappings,
+        storeCode: a.storeCode,
+        pipeline: a.pipeline,
+        lastKey: row.last_key,
+        copied,
+        chunkRows: a.chunkRows,
+        position: a.position,
+        ...(a.scheduler ? { scheduler: a.scheduler } : {}),
+        onChunk: (n) => {
+          all += n;
+          a.onProgress?.({ table: row.source_table, rowsCopied: copied + n, rowsTotal: total, allCopied: all });
+        },
+      });
+      await a.sink.execute(`UPDATE branchline.initial_loads SET status = 'done', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE pipeline = $1 AND source_table = $2`, [
+        a.pipeline,
+        row.source_table,
+      ]);
+      await a.sink.commitWithoutPosition();
+    }
+    done.push({ table: row.source_table, rows: copied });
+  }
+  return done;
+}
+
 interface CopyTableArgs {
-  readonly hq: pg.Client;
+  /** The side read, inside its snapshot's transaction. */
+  readonly source: pg.Client;
+  /** For messages: "HQ", "store S001". */
+  readonly sourceRole: string;
   readonly sink: PgSink;
   readonly info: TableInfo;
   readonly table: TableId;
   readonly mappings: MappingSet;
-  readonly scheduler: Scheduler;
+  readonly scheduler?: Scheduler;
   readonly storeCode: string;
   readonly pipeline: string;
   readonly lastKey: string[] | null;
@@ -247,8 +298,8 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
   if (!key || key.length === 0)
     throw new BranchlineError({
       code: 'BL-M013',
-      message: `${formatTable(a.table)} at HQ has no primary key, so it cannot be copied in resumable chunks.`,
-      hint: 'Give the table a primary key at HQ.',
+      message: `${formatTable(a.table)} at ${a.sourceRole} has no primary key, so it cannot be copied in resumable chunks.`,
+      hint: `Give the table a primary key at ${a.sourceRole}.`,
     });
   const columns = a.info.columns.map((c) => c.name);
   const types = new Map(a.info.columns.map((c) => [c.name, c.type]));
@@ -263,7 +314,7 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
     const rows: Record<string, string | null>[] = [];
     let rest = '';
     await streamPipeline(
-      a.hq.query(copyStreams.to(sql)),
+      a.source.query(copyStreams.to(sql)),
       new Writable({
         write(chunk: Buffer, _enc, done) {
           const text = rest + chunk.toString('utf8');
@@ -282,9 +333,9 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
       const change = { op: 'insert' as const, table: a.table, after: row };
       for (const m of mappings) {
         const mapped = m.map(change, { storeCode: a.storeCode });
-        if (a.scheduler.consider(m, change, mapped, { storeCode: a.storeCode }, null)) continue;
+        if (a.scheduler?.consider(m, change, mapped, { storeCode: a.storeCode }, null)) continue;
         for (const op of mapped) {
-          // The store may hold the row already (a store loaded before): write it whatever is there.
+          // The target may hold the row already (loaded before): write it whatever is there.
           const out = op.kind === 'upsert' && op.fresh ? { ...op, fresh: false } : op;
           if (m.associates) origins[ops.length] = { mapping: m, change, xid: null, commitTime: null, position: a.position };
           ops.push(out);
@@ -293,7 +344,7 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
     }
     const lastRow = rows[rows.length - 1]!;
     last = key.map((k) => lastRow[k]!);
-    if (a.scheduler.dirty) await a.scheduler.flush(a.sink);
+    if (a.scheduler?.dirty) await a.scheduler.flush(a.sink);
     await a.sink.apply(ops, 'grouped', { origins });
     copied += rows.length;
     await a.sink.execute(`UPDATE branchline.initial_loads SET last_key = $3::jsonb, rows_copied = $4, updated_at = clock_timestamp() WHERE pipeline = $1 AND source_table = $2`, [

@@ -27,6 +27,11 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {
   return { code, stdout, stderr };
 }
 
+/** Starts the CLI as a child process without waiting, so a test can SIGKILL it midway (e.g. an initial load). */
+export function spawnCli(args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, [...cliCommand(), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /**
  * `branchline run` as a child process, so a test can SIGKILL it like a
  * power cut. Its JSON log goes to a file the test can read.

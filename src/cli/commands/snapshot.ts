@@ -4,20 +4,23 @@ import { commandConfig } from '../central-args.js';
 import { createLogger } from '../../core/logger.js';
 import { BranchlineError } from '../../core/errors.js';
 import { EXIT } from '../output.js';
+import type { CentralStoreArgs } from './basic.js';
 
 const out = (s: string) => process.stdout.write(s);
-import type { CentralStoreArgs } from './basic.js';
 
 export interface SnapshotArgs extends CentralStoreArgs {
   readonly tables?: string[];
   readonly without?: string[];
   readonly restart?: boolean;
   readonly progress?: boolean;
+  readonly direction?: 'down' | 'up';
 }
 
 /**
  * `snapshot --store S`: the initial load of HQ's master tables into a store
- * (see src/load/initial-load.ts), with a progress bar on a terminal.
+ * (see src/load/initial-load.ts), or with `--direction up` of the store's
+ * tables into HQ (src/load/initial-load-up.ts), with a progress bar on a
+ * terminal.
  */
 export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
   const { config } = await commandConfig('snapshot', args);
@@ -29,7 +32,8 @@ export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
       hint: 'Name it with --store, e.g. branchline snapshot --store S001.',
     });
   const [store] = selectStores(config, args.store);
-  const { runInitialLoad } = await import('../../load/initial-load.js');
+  const up = args.direction === 'up';
+  const runInitialLoad = up ? (await import('../../load/initial-load-up.js')).runInitialLoadUp : (await import('../../load/initial-load.js')).runInitialLoad;
   const tty = args.progress ?? process.stderr.isTTY === true;
   const bar = tty
     ? new cliProgress.SingleBar(
@@ -61,8 +65,8 @@ export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
   });
   bar?.stop();
   const secs = (Date.now() - started) / 1000;
-  out(`${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}: ${result.rows} rows in ${secs.toFixed(1)} s\n`);
+  out(`${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}${up ? ' into HQ' : ''}: ${result.rows} rows in ${secs.toFixed(1)} s\n`);
   for (const t of result.tables) out(`  ${t.table}: ${t.rows} rows\n`);
-  out(`the down channel continues from ${result.position}\n`);
+  out(`the ${up ? 'up pipeline' : 'down channel'} continues from ${result.position}\n`);
   return EXIT.ok;
 }
