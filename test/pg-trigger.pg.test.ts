@@ -219,6 +219,30 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     assert.deepEqual(old.readersBehind, ['down:A', 'down:Z']);
   });
 
+  it('install run again while a writer writes misses none of its changes', async () => {
+    const w = await client();
+    await w.query(`INSERT INTO price (id, note) VALUES (999001, 'x') ON CONFLICT (id) DO NOTHING`);
+    const before = Number((await w.query<{ n: string }>(`SELECT count(*)::text AS n FROM branchline.change_log WHERE table_name = 'price'`)).rows[0]!.n);
+    let writes = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) {
+        await w.query(`UPDATE price SET note = $1 WHERE id = (SELECT min(id) FROM price)`, [`w${writes}`]);
+        writes++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 10; i++) {
+      const done = await new PgTriggerInstaller({ url, role: 'test', logger: silentLogger() }).install([{ schema: 'public', table: 'price' }]);
+      assert.deepEqual(done, ['refreshed the capture triggers on public.price (7 columns)']);
+    }
+    stop = true;
+    await writer;
+    const after = Number((await w.query<{ n: string }>(`SELECT count(*)::text AS n FROM branchline.change_log WHERE table_name = 'price'`)).rows[0]!.n);
+    assert.ok(writes > 10, `the writer wrote during the installs (${writes})`);
+    assert.equal(after - before, writes, 'every write captured');
+  });
+
   it('uninstall removes the triggers, the functions and the log, and nothing else', async () => {
     const done = await new PgTriggerInstaller({ url, role: 'test', logger: silentLogger() }).uninstall();
     assert.deepEqual(done, ['removed the capture triggers from public.price', 'dropped the change log branchline.change_log']);

@@ -38,7 +38,16 @@ export class PgTriggerInstaller implements SourceInstaller {
         const r = rel.rows[0];
         if (!r) continue; // a missing table is reported by the mapping check
         const had = (await db.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'branchline_capture'`, [r.oid])).rowCount === 1;
-        for (const sql of captureSql(t, captureFunctionName(t, r.oid), r.columns)) await db.query(sql);
+        // One transaction per table: dropping and recreating a trigger in separate statements would let
+        // a write between the two go uncaptured; inside one, writers wait for the commit instead.
+        await db.query('BEGIN');
+        try {
+          for (const sql of captureSql(t, captureFunctionName(t, r.oid), r.columns)) await db.query(sql);
+          await db.query('COMMIT');
+        } catch (e) {
+          await db.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
         done.push(`${had ? 'refreshed' : 'created'} the capture triggers on ${formatTable(t)} (${r.columns.length} columns)`);
       }
       return done;
