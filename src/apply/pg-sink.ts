@@ -49,6 +49,14 @@ export interface PgSinkOptions {
    * a logical slot reading this database with origin 'none' skips them.
    */
   readonly origin?: { readonly name: string; readonly replicationOrigin?: string };
+  /**
+   * False: the target may hold rows the source inserted (a store's down
+   * channel after an initial load that resumed replays what changed at HQ
+   * meanwhile over rows copied later), so inserts are upserts instead of
+   * plain INSERTs that would fail and have the batch redone change by change.
+   * Default true.
+   */
+  readonly plainInserts?: boolean;
   readonly logger: Logger;
 }
 
@@ -229,6 +237,7 @@ export class PgSink {
     const { statements, ignored } = planChunk(ops, mode, {
       statements: (t) => this.statementsFor(t),
       rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
+      plainInserts: this.options.plainInserts ?? true,
     });
     await this.drain();
     // One statement after the other (a chain, not pg's deprecated query

@@ -47,6 +47,8 @@ export interface InitialLoadResult {
   /** The down position the load is consistent with (the store's down pipeline continues from it). */
   readonly position: string;
   readonly rows: number;
+  /** Rows this run copied (the rest were copied by the run it resumed). */
+  readonly rowsThisRun: number;
 }
 
 interface LoadRow {
@@ -148,6 +150,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     const position = state[0]!.position;
     const total = state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
     let all = state.reduce((n, r) => n + Number(r.rows_copied), 0);
+    const before = all;
     const done: { table: string; rows: number }[] = [];
     for (const row of state) {
       const table = chosen.find((t) => tableKey(t) === row.source_table) ?? parseKey(row.source_table);
@@ -183,7 +186,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     await hq.query('COMMIT');
     // Every table is in: the down channel starts at the snapshot.
     await sink.commit(position, { txns: 0, rows: 0, sourceCommitTime: null });
-    return { resumed, tables: done, position, rows: done.reduce((n, t) => n + t.rows, 0) };
+    return { resumed, tables: done, position, rows: done.reduce((n, t) => n + t.rows, 0), rowsThisRun: all - before };
   } catch (e) {
     await sink.rollback();
     throw e;

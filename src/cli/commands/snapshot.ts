@@ -60,7 +60,8 @@ export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
   });
   bar?.stop();
   const secs = (Date.now() - started) / 1000;
-  out(`${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}: ${result.rows} rows in ${secs.toFixed(1)} s\n`);
+  const rate = Math.round(result.rowsThisRun / Math.max(0.001, secs));
+  out(`${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}: ${result.rows} rows, ${result.rowsThisRun} of them copied by this run in ${secs.toFixed(1)} s (${rate} rows/s)\n`);
   for (const t of result.tables) out(`  ${t.table}: ${t.rows} rows\n`);
   out(`the down channel continues from ${result.position}\n`);
   return EXIT.ok;
