@@ -11,7 +11,8 @@ import { eventually } from './support/world.js';
  * HQ key the store has no code for (a manual entity) is parked at the
  * store, with the row's later changes behind it, and goes through by itself
  * once a person associates the key at HQ (`branchline associate`), with no
- * `branchline retry`.
+ * `branchline retry`; a row the store rejects waits for `branchline retry`,
+ * which marks the changes parked at the stores too.
  */
 
 const HQ_SQL = `
@@ -21,7 +22,7 @@ const HQ_SQL = `
   INSERT INTO cost_center VALUES (100), (101);`;
 
 const STORE_SQL = `
-  CREATE TABLE budget (id int PRIMARY KEY, cc text NOT NULL, amount numeric(12,2) NOT NULL);
+  CREATE TABLE budget (id int PRIMARY KEY, cc text NOT NULL, amount numeric(12,2) NOT NULL CONSTRAINT small CHECK (amount < 1000));
   CREATE TABLE cust (id int PRIMARY KEY, name text NOT NULL);`;
 
 const MAPPINGS = {
@@ -98,5 +99,22 @@ describe('down parking: a change waiting for an association at HQ', { timeout: 1
     // And the stream goes on for that row.
     await env.world.hqQuery(`UPDATE budget SET amount = 80.00 WHERE id = 1`);
     await eventually('the next change of budget 1', async () => (await store<{ amount: string }>(`SELECT amount::text FROM budget WHERE id = 1`))[0]?.amount === '80.00', 10_000, 100);
+  });
+
+  it('a row the store rejects stays parked at the store until `branchline retry` once the store accepts it', async () => {
+    await env.world.hqQuery(`INSERT INTO budget VALUES (3, 101, 5000.00)`);
+    await env.world.hqQuery(`INSERT INTO budget VALUES (4, 101, 40.00)`);
+    await eventually('budget 4 at the store', async () => (await store(`SELECT 1 FROM budget WHERE id = 4`)).length === 1, 20_000);
+    await eventually('budget 3 parked', async () => (await parked()).length === 1, 20_000);
+    assert.equal((await parked())[0]!.reason_code, 'BL-A004');
+    await store(`ALTER TABLE budget DROP CONSTRAINT small`);
+    // Nothing retries it by itself (nothing it waits for changed at HQ).
+    await new Promise((r) => setTimeout(r, 4_500));
+    assert.equal((await parked()).length, 1);
+    const r = await runCli(['retry', '--config', env.world.configFile, '--store', 'S1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /retry requested for 1 parked change \(S1 \(down, at the store\): 1\)/);
+    await eventually('budget 3 at the store', async () => (await store<{ amount: string }>(`SELECT amount::text FROM budget WHERE id = 3`))[0]?.amount === '5000.00', 10_000, 100);
+    assert.deepEqual(await parked(), []);
   });
 });
