@@ -451,6 +451,11 @@ describe('planChunk: rows the source inserted go as plain INSERTs', () => {
     assert.deepEqual(plan.map((s) => s.kind), ['upsert']);
   });
 
+  test('a target that may hold inserted rows (plainInserts: false, the down channel) gets upserts for them', () => {
+    const plan = planStatements([fresh('1', '1.00'), fresh('2', '2.00')], 'grouped', { ...context(), plainInserts: false });
+    assert.deepEqual(plan.map((s) => [s.kind, values(s)]), [['upsert', [['S001', 'S001'], ['1', '2'], ['1.00', '2.00']]]]);
+  });
+
   test('the ordered plan (the redo) never uses plain INSERTs', () => {
     const plan = planStatements([fresh('1', '1.00'), fresh('2', '2.00')], 'ordered', context());
     assert.deepEqual(plan.map((s) => s.kind), ['upsert']);

@@ -249,6 +249,7 @@ export class Agent {
           statementTimeoutMs: config.apply.statementTimeoutMs,
           associations,
           origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
+          plainInserts: false,
           logger: log,
         }),
       mappings: compiled,

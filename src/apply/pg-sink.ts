@@ -49,6 +49,14 @@ export interface PgSinkOptions {
    * a logical slot reading this database with origin 'none' skips them.
    */
   readonly origin?: { readonly name: string; readonly replicationOrigin?: string };
+  /**
+   * False: the target may hold rows the source inserted (a store's down
+   * channel after an initial load that resumed replays what changed at HQ
+   * meanwhile over rows copied later), so inserts are upserts instead of
+   * plain INSERTs that would fail and have the batch redone change by change.
+   * Default true.
+   */
+  readonly plainInserts?: boolean;
   readonly logger: Logger;
 }
 
@@ -247,6 +255,7 @@ export class PgSink {
     const { statements, ignored } = planChunk(ops, mode, {
       statements: (t) => this.statementsFor(t),
       rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
+      plainInserts: this.options.plainInserts ?? true,
     });
     await this.drain();
     // One statement after the other (a chain, not pg's deprecated query
@@ -298,24 +307,34 @@ export class PgSink {
   /**
    * Whether a parked change of this pipeline may go now (its association
    * exists, or `branchline retry` asked), and how many are parked (a
-   * discarded one no longer holds its row's later changes back).
+   * discarded one no longer holds its row's later changes back). Where the
+   * associations are kept elsewhere (down: at HQ), the translator is asked
+   * about the ones the parked changes wait for.
    */
   async parkedState(): Promise<{ retryable: boolean; parked: number }> {
+    const elsewhere = this.options.associations?.associatedAny?.bind(this.options.associations);
     const res = await this.db.query<{ retryable: boolean; parked: string }>(
       `SELECT EXISTS (
          SELECT 1 FROM branchline.parked p
           WHERE p.pipeline = $1 AND p.status = 'parked'
             AND (p.retry_requested_at IS NOT NULL
-                 OR (p.reason_code = 'BL-M021' AND EXISTS (SELECT 1 FROM branchline.associations a
+                 OR (p.reason_code = 'BL-M021' AND NOT $2 AND EXISTS (SELECT 1 FROM branchline.associations a
                        WHERE a.store_code = p.store_code AND a.entity = p.entity AND a.branch_code = p.branch_code))
                  -- waiting behind a change that is no longer parked (applied elsewhere, or discarded)
                  OR (p.reason_code = 'BL-P006' AND NOT EXISTS (SELECT 1 FROM branchline.parked q
                        WHERE q.pipeline = p.pipeline AND q.status = 'parked' AND q.mapping = p.mapping AND q.id < p.id AND q.row_keys && p.row_keys)))) AS retryable,
          (SELECT count(*) FROM branchline.parked WHERE pipeline = $1 AND status = 'parked') AS parked`,
-      [this.options.pipeline.name],
+      [this.options.pipeline.name, elsewhere !== undefined],
     );
     const r = res.rows[0];
-    return { retryable: r?.retryable ?? false, parked: Number(r?.parked ?? 0) };
+    const parked = Number(r?.parked ?? 0);
+    if (r?.retryable || !elsewhere || parked === 0) return { retryable: r?.retryable ?? false, parked };
+    const waiting = await this.db.query<{ entity: string; code: string }>(
+      `SELECT DISTINCT entity, branch_code AS code FROM branchline.parked
+        WHERE pipeline = $1 AND status = 'parked' AND reason_code = 'BL-M021' AND entity IS NOT NULL AND branch_code IS NOT NULL`,
+      [this.options.pipeline.name],
+    );
+    return { retryable: waiting.rows.length > 0 && (await elsewhere(waiting.rows)), parked };
   }
 
   /**

@@ -44,6 +44,11 @@ export interface PlanContext {
   statements(target: TargetTable): TableStatements;
   /** Position of a target table in parents-first order. */
   rank(target: TargetTable): number;
+  /**
+   * False: rows a source inserted are written as upserts too, never as plain
+   * INSERTs, because the target may hold them already. Default true.
+   */
+  readonly plainInserts?: boolean;
 }
 
 type Keyed = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' | 'update' | 'delete' }>;
@@ -81,7 +86,7 @@ export function planChunk(ops: readonly TargetOp[], mode: PlanMode, ctx: PlanCon
     const op = ops[i];
     if (i === ops.length || op?.kind === 'delete-where' || op?.kind === 'move') {
       const segment = start === 0 && i === ops.length ? ops : ops.slice(start, i);
-      if (mode === 'grouped') planGrouped(segment, ctx, out, counts);
+      if (mode === 'grouped') planGrouped(segment, ctx, out, counts, ctx.plainInserts ?? true);
       else planOrdered(segment, ctx, out, counts);
       if (op?.kind === 'move') {
         // A barrier too: move in place, then write the row (which inserts it when HQ lacked the old one).

@@ -69,6 +69,20 @@ export class DownAssociationResolver implements KeyTranslator {
     return translateChunk(ops, (entity, key) => this.known(entity, key));
   }
 
+  /** Whether HQ now holds a store code for any of these HQ keys (`branchline associate` made one): parked changes may go. */
+  async associatedAny(waiting: readonly { readonly entity: string; readonly code: string }[]): Promise<boolean> {
+    const byEntity = new Map<string, string[]>();
+    for (const w of waiting) byEntity.set(w.entity, [...(byEntity.get(w.entity) ?? []), w.code]);
+    const hq = await this.hqClient();
+    try {
+      for (const [entity, keys] of byEntity) if ((await lookupBranchCodes(hq, this.options.storeCode, entity, keys)).size > 0) return true;
+      return false;
+    } catch (e) {
+      await this.dropHq();
+      throw e;
+    }
+  }
+
   /** Associations are recorded at HQ as they are made: nothing waits for the store's commit. */
   commit(): void {}
 

@@ -27,6 +27,14 @@ export interface KeyTranslator {
   commit(): void;
   /** The sink's transaction rolled back. */
   rollback(): void;
+  /**
+   * Whether any of these missing associations (what parked changes wait
+   * for: an entity and the code the pipeline could not translate) exists
+   * now. For a translator whose associations are not in the sink's own
+   * database (down: they are at HQ, the sink writes to a store); without
+   * it, the sink looks in its own `branchline.associations`.
+   */
+  associatedAny?(waiting: readonly { readonly entity: string; readonly code: string }[]): Promise<boolean>;
 }
 
 /** Cached associations per entity; a cap keeps a store with millions of codes from growing memory without bound. */

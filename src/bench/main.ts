@@ -13,6 +13,7 @@ import { DEFAULTS } from '../config/load.js';
 import { agentCommand, ROOT } from './agent-process.js';
 import { BranchlineContender } from './branchline-contender.js';
 import { measureCatchUp, type CatchUpResult } from './catch-up.js';
+import { renderInitialLoadText, runInitialLoadBench } from './initial-load-bench.js';
 import type { Contender } from './contender.js';
 import { measureLive, type LiveResult } from './live.js';
 import { NativeContender } from './native-contender.js';
@@ -101,6 +102,11 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   const command = await agentCommand(options.agent, say);
   cleanup.add(() => command.dispose());
   say(`agent: ${command.note}`);
+  if (options.scenario === 'initial-load') {
+    const r = await runInitialLoadBench(options, command, { command: commandLine(argv), source }, (step) => cleanup.add(step), say);
+    process.stdout.write(options.json ? JSON.stringify(r, null, 2) + '\n' : renderInitialLoadText(r));
+    return r.results.native.verified && r.results.branchline.verified ? 0 : 1;
+  }
 
   const topology = await BenchTopology.create(options, say);
   cleanup.add(() => topology.dispose());

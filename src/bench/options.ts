@@ -6,6 +6,14 @@ import type { Options } from 'yargs';
  * `resolveOptions` turns the parsed flags into the checked options below.
  */
 export const BENCH_FLAGS = {
+  scenario: {
+    type: 'string',
+    choices: ['replication', 'initial-load'],
+    default: 'replication',
+    describe: 'replication: a backlog of store sales caught up, then live writes; initial-load: HQ products copied into an empty store (snapshot vs copy_data)',
+  },
+  products: { type: 'number', default: 200_000, describe: 'initial-load: products at HQ to copy' },
+  'batch-chunk-rows': { type: 'number', describe: "initial-load: branchline's batch.chunk_rows, rows per store transaction of the load (default: the product's default)" },
   sales: { type: 'number', default: 100_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
   stores: { type: 'number', default: 2, describe: 'store databases on the stores server' },
   lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
@@ -47,6 +55,9 @@ export type ContenderName = 'native' | 'branchline';
 
 /** The checked options the benchmark runs with. */
 export interface BenchOptions {
+  readonly scenario: 'replication' | 'initial-load';
+  readonly products: number;
+  readonly batchChunkRows: number | undefined;
   readonly sales: number;
   readonly stores: number;
   readonly lines: number;
@@ -81,6 +92,9 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
   const sales = int('sales', 1);
   if (sales < stores) problems.push(`--sales (${sales}) must be at least --stores (${stores}): every store writes part of the backlog.`);
   const options: BenchOptions = {
+    scenario: a.scenario === 'initial-load' ? 'initial-load' : 'replication',
+    products: int('products', 1),
+    batchChunkRows: optionalInt('batch-chunk-rows', 1),
     sales,
     stores,
     lines: int('lines', 1),

@@ -48,6 +48,8 @@ export interface InitialLoadResult {
   /** The down position the load is consistent with (the store's down pipeline continues from it). */
   readonly position: string;
   readonly rows: number;
+  /** Rows this run copied (the rest were copied by the run it resumed). */
+  readonly rowsThisRun: number;
 }
 
 export interface LoadRow {
@@ -141,6 +143,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     // Rows whose effective time is still in the future go into branchline.scheduled, not into the tables.
     const scheduler = new Scheduler({ pipeline: name, mappings: mappings.mappings.map((m) => m.name), timeZone: store.timeZone, logger });
     await scheduler.load(sink);
+    const before = state.reduce((n, r) => n + Number(r.rows_copied), 0);
     const done = await copyPending({
       source: hq,
       sourceRole: 'HQ',
@@ -158,7 +161,8 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     await hq.query('COMMIT');
     // Every table is in: the down channel starts at the snapshot.
     await sink.commit(position, { txns: 0, rows: 0, sourceCommitTime: null });
-    return { resumed, tables: done, position, rows: done.reduce((n, t) => n + t.rows, 0) };
+    const rows = done.reduce((n, t) => n + t.rows, 0);
+    return { resumed, tables: done, position, rows, rowsThisRun: rows - before };
   } catch (e) {
     await sink.rollback();
     throw e;

@@ -102,3 +102,14 @@ export class AgentProcess {
     await new Promise((r) => this.log.end(r));
   }
 }
+
+/** Any CLI command as a child process (e.g. `snapshot`), so a test can SIGKILL it midway; output collected. */
+export function startCli(args: readonly string[]): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, output: () => ({ stdout, stderr }), exited };
+}

@@ -1,5 +1,8 @@
-import { loadConfig } from '../../config/load.js';
-import { BranchlineError } from '../../core/errors.js';
+import type pg from 'pg';
+import { storeRole } from '../../agent/prepare.js';
+import { loadConfig, type StoreConfig } from '../../config/load.js';
+import { BranchlineError, describeProblem } from '../../core/errors.js';
+import { connect } from '../../db/connect.js';
 import { EXIT, formatAgo, table } from '../output.js';
 import type { GlobalArgs } from './basic.js';
 import { defaultActor, formatTime, inTransaction, out, plural, storeFilter, usage, withHq } from './hq-commands.js';
@@ -7,8 +10,9 @@ import { defaultActor, formatTime, inTransaction, out, plural, storeFilter, usag
 /**
  * `parked`, `retry` and `discard`: the changes parked at HQ, and what a
  * person may do with them. Like the other HQ commands (hq-commands.ts) they
- * talk to HQ only: `retry` asks the running agent to try again, `discard`
- * marks a change given up.
+ * talk to HQ (`retry` without ids also marks the changes the down channel
+ * parked at each store): `retry` asks the running agent to try again,
+ * `discard` marks a change given up.
  */
 
 export type ParkedArgs = GlobalArgs & { store?: string[]; json: boolean; all: boolean };
@@ -187,6 +191,13 @@ export async function retryCommand(args: RetryArgs): Promise<number> {
       ).rows;
     }),
   );
+  // Down changes park at their store (its own branchline.parked): without ids, those are marked too.
+  if (ids.length === 0) {
+    for (const store of config.stores.filter((st) => !stores || stores.includes(st.code))) {
+      const n = await markStoreParked(store);
+      if (n > 0) done.push({ store_code: `${store.code} (down, at the store)`, n: String(n) });
+    }
+  }
   const total = done.reduce((s, r) => s + Number(r.n), 0);
   if (total === 0) {
     out('No parked changes to retry.\n');
@@ -199,6 +210,28 @@ export async function retryCommand(args: RetryArgs): Promise<number> {
       : 'The running agent (`branchline run`, which must be running) tries them again within a few seconds; `branchline parked` then lists any that parked again, with the reason.\n',
   );
   return EXIT.ok;
+}
+
+/**
+ * Marks every parked change at a store (the down channel's) for a retry.
+ * A store that is not reachable, or not installed, is said on stderr and
+ * skipped: the others are marked all the same.
+ */
+async function markStoreParked(store: StoreConfig): Promise<number> {
+  let db: pg.Client;
+  try {
+    db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-retry' });
+  } catch (e) {
+    process.stderr.write(`store ${store.code}: not reachable (${e instanceof BranchlineError ? describeProblem(e.problem) : String(e)}); its down changes were not marked.\n`);
+    return 0;
+  }
+  try {
+    if ((await db.query(`SELECT to_regclass('branchline.parked') IS NOT NULL AS ok`)).rows[0]?.ok !== true) return 0;
+    const r = await db.query(`UPDATE branchline.parked SET retry_requested_at = clock_timestamp() WHERE pipeline = $1 AND status = 'parked'`, [`down:${store.code}`]);
+    return r.rowCount ?? 0;
+  } finally {
+    await db.end().catch(() => undefined);
+  }
 }
 
 /** `discard`: gives parked changes up for good; they stay in branchline.parked for the record. */

@@ -65,7 +65,10 @@ export async function snapshotCommand(args: SnapshotArgs): Promise<number> {
   });
   bar?.stop();
   const secs = (Date.now() - started) / 1000;
-  out(`${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}${up ? ' into HQ' : ''}: ${result.rows} rows in ${secs.toFixed(1)} s\n`);
+  const rate = Math.round(result.rowsThisRun / Math.max(0.001, secs));
+  out(
+    `${result.resumed ? 'resumed and finished' : 'finished'} the initial load of store ${store!.code}${up ? ' into HQ' : ''}: ${result.rows} rows, ${result.rowsThisRun} of them copied by this run in ${secs.toFixed(1)} s (${rate} rows/s)\n`,
+  );
   for (const t of result.tables) out(`  ${t.table}: ${t.rows} rows\n`);
   out(`the ${up ? 'up pipeline' : 'down channel'} continues from ${result.position}\n`);
   return EXIT.ok;
