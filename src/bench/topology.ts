@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -121,7 +121,14 @@ export class BenchTopology {
     await this.hqServer.query(HQ_DB, await hqSchemaSql());
     for (const s of this.stores) await this.hqServer.query(HQ_DB, `INSERT INTO store (code, name, city) VALUES ($1, $1, 'Bench')`, [s.code]);
     this.configFile = path.join(this.dir, 'branchline.yml');
-    await writeFile(this.configFile, branchlineConfig(this.hqUrl, this.stores, options));
+    // The catch-up and live phases measure the up channel against native's: the example's down files
+    // (HQ's products and prices to the stores) are left out, as native replicates nothing down.
+    const mappingsDir = path.join(this.dir, 'mappings');
+    await cp(RETAIL_EXAMPLE_DIR, mappingsDir, {
+      recursive: true,
+      filter: (src) => !/-down\.yml$/.test(src) && !src.endsWith('.sql') && !src.endsWith('.md'),
+    });
+    await writeFile(this.configFile, branchlineConfig(this.hqUrl, this.stores, options, mappingsDir));
     const config = await loadConfig(this.configFile);
     await install(config, config.stores, silentLogger());
     say('branchline installed (HQ schema, publication "branchline" and one slot per store)');
@@ -177,7 +184,7 @@ export class BenchTopology {
   }
 }
 
-function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options: BenchOptions): string {
+function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options: BenchOptions, mappingsDir: string): string {
   const batch: string[] = [];
   if (options.batchMaxRows !== undefined) batch.push(`  max_rows: ${options.batchMaxRows}`);
   if (options.batchMaxDelayMs !== undefined) batch.push(`  max_delay_ms: ${options.batchMaxDelayMs}`);
@@ -187,7 +194,7 @@ function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options:
     `  url: ${hqUrl}`,
     'stores:',
     ...stores.flatMap((s) => [`  - code: ${s.code}`, `    url: ${s.url}`]),
-    `mappings: ${RETAIL_EXAMPLE_DIR}`,
+    `mappings: ${mappingsDir}`,
     ...(batch.length ? ['batch:', ...batch] : []),
     'apply:',
     `  session_replication_role: ${options.sessionReplicationRole}`,
