@@ -1,3 +1,4 @@
+import { PgSnapshot } from '../../src/core/pg-snapshot.js';
 import type { PositionCodec } from '../../src/core/position.js';
 
 /**
@@ -19,15 +20,17 @@ export function xidPosition(bound: bigint): XidPosition {
   return { bound, snapshot: null };
 }
 
-const SNAPSHOT = /^(\d{1,20}):(\d{1,20}):((\d{1,20})(,\d{1,20})*)?$/;
-
 export const XID8_CODEC: PositionCodec<XidPosition> = {
   kind: 'pg-xid8',
   parse: (text) => {
     if (/^\d{1,20}$/.test(text)) return { bound: BigInt(text), snapshot: null };
-    const m = SNAPSHOT.exec(text);
-    if (!m) throw new Error(`not a pg-trigger position (an xid8 or a pg_snapshot): ${text}`);
-    return { bound: BigInt(m[1]!), snapshot: text };
+    let snapshot: PgSnapshot;
+    try {
+      snapshot = PgSnapshot.parse(text);
+    } catch {
+      throw new Error(`not a pg-trigger position (an xid8 or a pg_snapshot): ${text}`);
+    }
+    return { bound: snapshot.xmin, snapshot: text };
   },
   format: (p) => p.snapshot ?? p.bound.toString(),
   // At one bound, a snapshot position is further on: it also covers what the snapshot saw above it.

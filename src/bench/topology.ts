@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { chmod, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -126,7 +127,7 @@ export class BenchTopology {
     const mappingsDir = path.join(this.dir, 'mappings');
     await cp(RETAIL_EXAMPLE_DIR, mappingsDir, {
       recursive: true,
-      filter: (src) => !/-down\.yml$/.test(src) && !src.endsWith('.sql') && !src.endsWith('.md'),
+      filter: (src) => !src.endsWith('.sql') && !src.endsWith('.md') && !(src.endsWith('.yml') && /^direction:\s*down\b/m.test(readFileSync(src, 'utf8'))),
     });
     await writeFile(this.configFile, branchlineConfig(this.hqUrl, this.stores, options, mappingsDir));
     const config = await loadConfig(this.configFile);

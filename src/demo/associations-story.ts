@@ -1,21 +1,9 @@
 import type pg from 'pg';
 import { insertAssociations } from '../associate/association-store.js';
-import { BranchlineError } from '../core/errors.js';
 import type { RetailWorkload } from './workload.js';
+import { waitFor } from './wait.js';
 
 const say = (s: string) => process.stdout.write(s + '\n');
-
-/** Polls `read` until it gives a value (not undefined), or fails after `ms`. */
-async function waitFor<T>(what: string, read: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new BranchlineError({ code: 'BL-U002', message: `the demo waited ${ms / 1000} s for ${what}.`, hint: 'See the agent log named above.' });
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /**
  * The association part of the demo, at one store while the agent runs:

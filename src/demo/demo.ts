@@ -15,6 +15,7 @@ import { EXIT, formatBytes, table } from '../cli/output.js';
 import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchemaSql } from './retail-example.js';
 import { associationStory } from './associations-story.js';
 import { priceStory } from './master-data-story.js';
+import { waitFor } from './wait.js';
 import { RetailWorkload } from './workload.js';
 
 export interface DemoOptions {
@@ -227,13 +228,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
 /** Waits until every store's up and down pipelines stream (the down one after the store's initial load). */
 async function waitStreaming(agent: Agent, codes: readonly string[]): Promise<void> {
-  const deadline = Date.now() + 120_000;
   const streaming = () => codes.every((c) => agent.snapshot().get(c)?.state === 'streaming' && agent.downSnapshot().get(c)?.state === 'streaming');
-  while (!streaming()) {
-    if (Date.now() > deadline)
-      throw new BranchlineError({ code: 'BL-U002', message: 'the stores were not loaded and streaming after 120 s.', hint: 'See the agent log named above.' });
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the stores to be loaded and streaming', async () => (streaming() ? true : undefined), { ms: 120_000, everyMs: 100 });
 }
 
 async function storeBehind(url: string, slot: string): Promise<number | null> {

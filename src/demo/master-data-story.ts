@@ -1,22 +1,12 @@
 import type pg from 'pg';
 import { BranchlineError } from '../core/errors.js';
+import { timeUntil } from './wait.js';
 
 const say = (s: string) => process.stdout.write(s + '\n');
 
 export interface DemoStore {
   readonly code: string;
   readonly pool: pg.Pool;
-}
-
-/** Polls `check` every 20 ms until it holds; returns the milliseconds it took. */
-async function timeUntil(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > ms)
-      throw new BranchlineError({ code: 'BL-U002', message: `the demo waited ${ms / 1000} s for ${what}.`, hint: 'See the agent log named above.' });
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**

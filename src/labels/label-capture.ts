@@ -1,7 +1,7 @@
 import { tableKey, type TableId } from '../core/change.js';
 import type { TargetOp } from '../core/target-op.js';
 import type { PgSink } from '../apply/pg-sink.js';
-import { quoteIdent } from '../db/connect.js';
+import { qualified, quoteIdent } from '../db/connect.js';
 import { rowKeyText } from '../pipeline/parking.js';
 
 /** A store table whose rows get shelf labels when their price changes (a down mapping's `labels:`). */
@@ -108,7 +108,7 @@ export class LabelCapture {
 
   /** The captured rows of `target` with their position (1-based) in `keys`, as `i`, and `cols`. */
   private select(target: LabelTarget, cols: string): string {
-    const t = `${quoteIdent(target.table.schema)}.${quoteIdent(target.table.table)}`;
+    const t = qualified(target.table.schema, target.table.table);
     const unnest = target.key.map((k, j) => `$${j + 1}::text[]::${k.type}[]`).join(', ');
     const names = target.key.map((_, j) => `k${j}`).join(', ');
     const on = target.key.map((k, j) => `t.${quoteIdent(k.name)} = n.k${j}`).join(' AND ');

@@ -107,8 +107,7 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
       await refuseInexactResume({ store, mappings, state, first: LSN_CODEC.parse(state[0]!.position), now: snapshot, nowUntil: Lsn.parse(taken.until) });
     }
     const position = state[0]!.position;
-    const before = state.reduce((n, r) => n + Number(r.rows_copied), 0);
-    const done = await copyPending({
+    const copied = await copyPending({
       source: src,
       sourceRole: role,
       sink,
@@ -124,8 +123,7 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
     await src.query('COMMIT');
     // Every table is in: the up pipeline starts at the slot position, skipping what the snapshot saw.
     await sink.commit(position, { txns: 0, rows: 0, sourceCommitTime: null });
-    const rows = done.reduce((n, t) => n + t.rows, 0);
-    return { resumed, tables: done, position, rows, rowsThisRun: rows - before };
+    return { resumed, position, ...copied };
   } catch (e) {
     await sink.rollback();
     throw e;

@@ -143,8 +143,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     // Rows whose effective time is still in the future go into branchline.scheduled, not into the tables.
     const scheduler = new Scheduler({ pipeline: name, mappings: mappings.mappings.map((m) => m.name), timeZone: store.timeZone, logger });
     await scheduler.load(sink);
-    const before = state.reduce((n, r) => n + Number(r.rows_copied), 0);
-    const done = await copyPending({
+    const copied = await copyPending({
       source: hq,
       sourceRole: 'HQ',
       sink,
@@ -161,8 +160,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
     await hq.query('COMMIT');
     // Every table is in: the down channel starts at the snapshot.
     await sink.commit(position, { txns: 0, rows: 0, sourceCommitTime: null });
-    const rows = done.reduce((n, t) => n + t.rows, 0);
-    return { resumed, tables: done, position, rows, rowsThisRun: rows - before };
+    return { resumed, position, ...copied };
   } catch (e) {
     await sink.rollback();
     throw e;
@@ -237,10 +235,18 @@ export interface CopyPendingArgs {
   readonly onProgress?: (p: LoadProgress) => void;
 }
 
-/** Copies every table of the load still copying, from its checkpoint; each table marked done when in. Returns the rows per table. */
-export async function copyPending(a: CopyPendingArgs): Promise<{ table: string; rows: number }[]> {
+/** What a load copied: rows per table, in all, and in this run (the rest by the run it resumed). */
+export interface CopiedRows {
+  readonly tables: readonly { table: string; rows: number }[];
+  readonly rows: number;
+  readonly rowsThisRun: number;
+}
+
+/** Copies every table of the load still copying, from its checkpoint; each table marked done when in. */
+export async function copyPending(a: CopyPendingArgs): Promise<CopiedRows> {
   const total = a.state.reduce((n, r) => n + (r.rows_total === null ? 0 : Number(r.rows_total)), 0) || null;
-  let all = a.state.reduce((n, r) => n + Number(r.rows_copied), 0);
+  const before = a.state.reduce((n, r) => n + Number(r.rows_copied), 0);
+  let all = before;
   const done: { table: string; rows: number }[] = [];
   for (const row of a.state) {
     let copied = Number(row.rows_copied);
@@ -274,7 +280,7 @@ export async function copyPending(a: CopyPendingArgs): Promise<{ table: string; 
     }
     done.push({ table: row.source_table, rows: copied });
   }
-  return done;
+  return { tables: done, rows: all, rowsThisRun: all - before };
 }
 
 interface CopyTableArgs {

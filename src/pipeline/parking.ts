@@ -132,6 +132,19 @@ export class ParkedRows {
     this.rows.delete(mapping);
   }
 
+  /** Holds none of `rowKeys` of `mapping` any more; whether one of them was held. */
+  remove(mapping: string, rowKeys: readonly string[]): boolean {
+    const s = this.rows.get(mapping);
+    if (!s) return false;
+    let hit = false;
+    for (const k of rowKeys) {
+      if (!s.delete(k)) continue;
+      this.count--;
+      hit = true;
+    }
+    return hit;
+  }
+
   has(mapping: string, rowKey: string): boolean {
     return this.rows.get(mapping)?.has(rowKey) ?? false;
   }

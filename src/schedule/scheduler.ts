@@ -4,7 +4,7 @@ import type { TargetOp } from '../core/target-op.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import { ApplyRejected, type ChunkExtras, type PgSink } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
-import { changeFromJson, changeJson, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from '../pipeline/parking.js';
+import { changeFromJson, changeJson, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from '../pipeline/parking.js';
 import { effectiveInstant, instantText, StoreZone } from './effective-time.js';
 
 /** A change that waits at the store for its effective time (a row of `branchline.scheduled`). */
@@ -32,38 +32,6 @@ const UNSCHEDULE_SQL = `DELETE FROM branchline.scheduled s
 
 const WRITES = new Set<TargetOp['kind']>(['upsert', 'insert-missing', 'update', 'move']);
 
-/** Row keys by mapping (for the rows that have a scheduled change). */
-class RowSet {
-  private readonly rows = new Map<string, Set<string>>();
-
-  get empty(): boolean {
-    for (const s of this.rows.values()) if (s.size > 0) return false;
-    return true;
-  }
-  clear(): void {
-    this.rows.clear();
-  }
-  add(mapping: string, keys: readonly string[]): void {
-    let s = this.rows.get(mapping);
-    if (!s) this.rows.set(mapping, (s = new Set()));
-    for (const k of keys) s.add(k);
-  }
-  holds(mapping: string): boolean {
-    return (this.rows.get(mapping)?.size ?? 0) > 0;
-  }
-  /** Removes the keys; whether one of them was there. */
-  remove(mapping: string, keys: readonly string[]): boolean {
-    const s = this.rows.get(mapping);
-    if (!s) return false;
-    let hit = false;
-    for (const k of keys) hit = s.delete(k) || hit;
-    return hit;
-  }
-  release(mapping: string): void {
-    this.rows.delete(mapping);
-  }
-}
-
 export interface SchedulerOptions {
   readonly pipeline: string;
   /** Names of the mapping files in use: scheduled changes of other (removed) files wait, untouched. */
@@ -85,7 +53,8 @@ export interface SchedulerOptions {
  * set-based apply, in one store transaction that deletes them.
  */
 export class Scheduler {
-  private readonly rows = new RowSet();
+  /** The rows that have a scheduled change, by mapping (the same bookkeeping as the rows held behind parked changes). */
+  private readonly rows = new ParkedRows();
   private pending: ScheduleRecord[] = [];
   private unschedule: { mapping: string; row_keys: readonly string[] }[] = [];
   private unscheduleMappings: string[] = [];
@@ -143,12 +112,12 @@ export class Scheduler {
   }
 
   private async readNext(sink: PgSink): Promise<void> {
-    const [n] = await sink.execute<{ next: string | null }>(`SELECT min(effective_at)::text AS next FROM branchline.scheduled WHERE pipeline = $1 AND mapping = ANY($2::text[])`, [
-      this.options.pipeline,
-      this.known,
-    ]);
-    const text = n?.next ?? null;
-    this.nextDue = text === null ? null : text === 'infinity' ? Number.POSITIVE_INFINITY : text === '-infinity' ? Number.NEGATIVE_INFINITY : Date.parse(text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
+    // Epoch milliseconds (float8: 'infinity' comes back as Infinity), read by the store, in no session zone.
+    const [n] = await sink.execute<{ next: number | null }>(
+      `SELECT (extract(epoch FROM min(effective_at)) * 1000)::float8 AS next FROM branchline.scheduled WHERE pipeline = $1 AND mapping = ANY($2::text[])`,
+      [this.options.pipeline, this.known],
+    );
+    this.nextDue = n?.next ?? null;
   }
 
   /** Milliseconds (this host's clock) until the next scheduled change is due: 0 when it is, null when there is none. */
