@@ -3,9 +3,9 @@ import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/cor
 import type { Logger } from '../../src/core/logger.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
-import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, READ_SQL } from './sql.js';
+import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
-import { XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
+import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
 export interface PgTriggerSourceOptions {
   readonly url: string;
@@ -35,15 +35,27 @@ export interface PgTriggerSourceOptions {
 }
 
 interface LogRow {
-  id: string;
+  /** The change's id, as text (a bigint). */
+  log_id: string;
   xid: string;
   schema_name: string;
   table_name: string;
   op: 'i' | 'u' | 'd' | 't';
   before: Record<string, string | null> | null;
   after: Record<string, string | null> | null;
-  logged_at: Date;
 }
+
+interface TxnRow {
+  xid: string;
+  last_id: string;
+  /** Its changes (without the reader's own origin). */
+  n: number;
+  /** When it logged its last change: its commit time, near enough. */
+  at: Date;
+}
+
+/** Transactions listed per query. */
+const TXN_PAGE = 10_000;
 
 /**
  * Reads the change log that `pg-trigger`'s triggers write (see sql.ts).
@@ -154,52 +166,20 @@ class TriggerStream implements SourceStream<XidPosition> {
   }
 
   private async *read(): AsyncGenerator<SourceMessage<XidPosition>, void, undefined> {
-    const pageRows = this.options.pageRows ?? 5_000;
     const pollMs = this.options.pollMs ?? 1_000;
     while (!this.closed) {
-      const horizon = await this.query<{ xmin: string }>(HORIZON_SQL);
-      if (horizon === null) return;
-      const bound = BigInt(horizon[0]!.xmin);
-      if (bound > this.position.bound) {
-        let lastId = '0';
-        let begun = false;
-        let lastAt: Date | null = null;
-        for (;;) {
-          const page = await this.query<LogRow>(READ_SQL, [
-            this.position.bound.toString(),
-            bound.toString(),
-            lastId,
-            pageRows,
-            this.options.skipOrigin ?? null,
-            this.position.snapshot,
-          ]);
-          if (page === null) return;
-          for (const r of page) {
-            if (!begun) {
-              begun = true;
-              yield { kind: 'begin', xid: Number(BigInt(r.xid) & 0xffffffffn), commitTime: r.logged_at };
-            }
-            lastAt = r.logged_at;
-            yield { kind: 'change', change: this.change(r) };
-          }
-          if (page.length < pageRows) break;
-          lastId = page[page.length - 1]!.id;
-        }
-        const from = this.position;
-        // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
-        const purged = await this.query<{ purged_below: string }>(PURGED_SQL);
-        if (purged === null) return;
-        if (BigInt(purged[0]!.purged_below) > from.bound)
-          throw new BranchlineError({
-            code: 'BL-S006',
-            message: `the change log at ${this.options.role} was purged below ${purged[0]!.purged_below} while ${this.options.reader ?? 'this reader'} was still reading from ${from.bound}: changes it never applied are gone.`,
-            hint: `Run ${this.options.reloadCommand ?? 'an initial load'}: a partial picture is never applied.`,
-          });
-        const next = xidPosition(bound);
-        this.position = next;
-        // A window without changes (others' transactions, rolled back ones) moves the position too.
-        if (begun) yield { kind: 'commit', position: next, commitTime: lastAt ?? new Date() };
-        else yield { kind: 'idle', position: next };
+      // Inside a window (a target committed in its middle): finish it first, with the bound it had.
+      let until = this.position.window?.until ?? null;
+      if (until === null) {
+        const horizon = await this.query<{ xmin: string }>(HORIZON_SQL);
+        if (horizon === null) return;
+        const bound = BigInt(horizon[0]!.xmin);
+        if (bound > this.position.bound) until = bound;
+      }
+      if (until !== null) {
+        const delivered = yield* this.window(until);
+        if (delivered === null) return;
+        if (!delivered) yield { kind: 'idle', position: this.position };
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -212,6 +192,84 @@ class TriggerStream implements SourceStream<XidPosition> {
       });
       this.wake = null;
     }
+  }
+
+  /**
+   * Delivers the transactions of the window [position.bound, until) after
+   * the position, one by one, in the order of their last change; moves the
+   * position past the window. Whether any was delivered; null once closed.
+   */
+  private async *window(until: bigint): AsyncGenerator<SourceMessage<XidPosition>, boolean | null, undefined> {
+    const pageRows = this.options.pageRows ?? 5_000;
+    const from = this.position;
+    const skip = this.options.skipOrigin ?? null;
+    let after = from.window?.lastId ?? 0n;
+    let delivered = false;
+    for (;;) {
+      const txns = await this.query<TxnRow>(TXNS_SQL, [from.bound.toString(), until.toString(), skip, from.snapshot, after.toString(), TXN_PAGE]);
+      if (txns === null) return null;
+      // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
+      if (!(await this.notPurgedSince(from))) return null;
+      const lastPage = txns.length < TXN_PAGE;
+      for (let i = 0; i < txns.length; ) {
+        // As many whole transactions as fit in a page of rows (at least one).
+        let rows = 0;
+        let j = i;
+        while (j < txns.length && (j === i || rows + txns[j]!.n <= pageRows)) rows += txns[j++]!.n;
+        const chunk = txns.slice(i, j);
+        const byXid = new Map<string, RowChange[]>(chunk.map((t) => [t.xid, []]));
+        let lastRowId = '0';
+        let streamed = 0;
+        for (;;) {
+          const page = await this.query<LogRow>(ROWS_SQL, [chunk.map((t) => t.xid), lastRowId, skip, pageRows]);
+          if (page === null) return null;
+          if (chunk.length === 1) {
+            // One transaction bigger than a page: delivered as it is read.
+            const t = chunk[0]!;
+            if (lastRowId === '0') yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at };
+            for (const r of page) yield { kind: 'change', change: this.change(r) };
+            streamed += page.length;
+          } else for (const r of page) byXid.get(r.xid)!.push(this.change(r));
+          if (page.length > 0) lastRowId = page[page.length - 1]!.log_id;
+          if (page.length < pageRows) break;
+        }
+        for (let k = 0; k < chunk.length; k++) {
+          const t = chunk[k]!;
+          const changes = chunk.length === 1 ? null : byXid.get(t.xid)!;
+          if ((changes ? changes.length : streamed) !== t.n) return this.purgedUnder(from);
+          if (changes) {
+            yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at };
+            for (const c of changes) yield { kind: 'change', change: c };
+          }
+          const last = lastPage && i + k === txns.length - 1;
+          const lastId = BigInt(t.last_id);
+          this.position = last ? afterWindow(from, until) : { bound: from.bound, snapshot: from.snapshot, window: { until, lastId } };
+          after = lastId;
+          delivered = true;
+          yield { kind: 'commit', position: this.position, commitTime: t.at };
+        }
+        i = j;
+      }
+      if (lastPage) break;
+    }
+    this.position = afterWindow(from, until);
+    return delivered;
+  }
+
+  /** False (after throwing BL-S006) when the log was purged above `from` while it was being read. */
+  private async notPurgedSince(from: XidPosition): Promise<boolean> {
+    const purged = await this.query<{ purged_below: string }>(PURGED_SQL);
+    if (purged === null) return false;
+    if (BigInt(purged[0]!.purged_below) > from.bound) this.purgedUnder(from);
+    return true;
+  }
+
+  private purgedUnder(from: XidPosition): never {
+    throw new BranchlineError({
+      code: 'BL-S006',
+      message: `the change log at ${this.options.role} was purged while ${this.options.reader ?? 'this reader'} was still reading from ${XID8_CODEC.format(from)}: changes it never applied are gone.`,
+      hint: `Run ${this.options.reloadCommand ?? 'an initial load'}: a partial picture is never applied.`,
+    });
   }
 
   /** A query's rows; null once the stream is closed; a lost connection as BL-D001. */

@@ -2,8 +2,19 @@ import type pg from 'pg';
 import { HORIZON_SQL, LOG_TABLE, PURGED_TABLE, READERS_TABLE } from './sql.js';
 
 export interface PurgeOptions {
-  /** Changes older than this are purged even if a reader has not applied them (that reader then needs an initial load). */
-  readonly retentionHours: number;
+  /**
+   * Changes older than this are purged even if a reader has not applied them
+   * (that reader then needs an initial load). Null: never by age (a store's
+   * table is HQ's queue while HQ is away, as a slot is).
+   */
+  readonly retentionHours: number | null;
+  /**
+   * The readers that must have applied a change before it goes. Absent:
+   * whichever readers have recorded a position (HQ's log: every store that
+   * ever read it). Given: a named reader that never recorded one holds
+   * everything back.
+   */
+  readonly readers?: readonly string[];
   /** Rows deleted per statement (keeps each transaction short). Default 50,000. */
   readonly batchRows?: number;
 }
@@ -25,16 +36,21 @@ export interface PurgeResult {
  */
 export async function purgeChangeLog(db: pg.ClientBase, options: PurgeOptions): Promise<PurgeResult> {
   const horizon = BigInt((await db.query<{ xmin: string }>(HORIZON_SQL)).rows[0]!.xmin);
-  const facts = await db.query<{ min_reader: string | null; retention_bound: string | null; purged_below: string | null }>(
-    `SELECT (SELECT min(position)::text FROM ${READERS_TABLE}) AS min_reader,
-            (SELECT min(xid)::text FROM ${LOG_TABLE} WHERE logged_at >= clock_timestamp() - make_interval(secs => $1)) AS retention_bound,
+  const named = options.readers ?? null;
+  const facts = await db.query<{ min_reader: string | null; readers: string; retention_bound: string | null; purged_below: string | null }>(
+    `SELECT (SELECT min(position)::text FROM ${READERS_TABLE} WHERE $2::text[] IS NULL OR reader = ANY($2::text[])) AS min_reader,
+            (SELECT count(*)::text FROM ${READERS_TABLE} WHERE $2::text[] IS NULL OR reader = ANY($2::text[])) AS readers,
+            CASE WHEN $1::float8 IS NOT NULL THEN
+              (SELECT min(xid)::text FROM ${LOG_TABLE} WHERE logged_at >= clock_timestamp() - make_interval(secs => $1::float8)) END AS retention_bound,
             (SELECT purged_below::text FROM ${PURGED_TABLE}) AS purged_below`,
-    [options.retentionHours * 3600],
+    [options.retentionHours === null ? null : options.retentionHours * 3600, named],
   );
   const f = facts.rows[0]!;
   const before = f.purged_below === null ? 0n : BigInt(f.purged_below);
+  // Named readers of which one never recorded a position: it has applied nothing yet.
+  if (named !== null && Number(f.readers) < new Set(named).size) return { purgedBelow: before, deleted: 0, readersBehind: [] };
   const byReaders = f.min_reader === null ? horizon : BigInt(f.min_reader);
-  const byRetention = f.retention_bound === null ? horizon : BigInt(f.retention_bound);
+  const byRetention = options.retentionHours === null ? 0n : f.retention_bound === null ? horizon : BigInt(f.retention_bound);
   let bound = byReaders > byRetention ? byReaders : byRetention;
   if (bound > horizon) bound = horizon;
   if (bound <= before) return { purgedBelow: before, deleted: 0, readersBehind: [] };

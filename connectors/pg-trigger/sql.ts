@@ -99,16 +99,30 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[]): 
 }
 
 /**
- * Every change of transactions that ended below the oldest still running one,
- * after `from`, in log order, except those written on behalf of the reader
- * itself ($5: its origin name, or null) and, right after an initial load,
- * those of transactions its snapshot saw ($6): one page.
+ * The transactions of a window: those whose xid is in [$1, $2) (all ended:
+ * $2 is at most the oldest still running), less what was written on behalf
+ * of the reader itself ($3: its origin name, or null) and, right after an
+ * initial load, those its snapshot saw ($4); ordered by their last change
+ * and after $5 (the last change id of the last one delivered): one page of
+ * $6. A transaction whose changes another depends on (a row it wrote, a key
+ * it freed, a parent it inserted) had committed, so logged its last change,
+ * before the other could log that change: in this order it comes first.
  */
-export const READ_SQL = `SELECT id, xid::text AS xid, schema_name, table_name, op, before, after, logged_at
+export const TXNS_SQL = `SELECT xid::text AS xid, max(id)::text AS last_id, count(*)::int AS n, max(logged_at) AS at
   FROM ${LOG_TABLE}
- WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 AND id > $3
-   AND ($5::text IS NULL OR origin IS DISTINCT FROM $5::text)
-   AND ($6::text IS NULL OR NOT pg_visible_in_snapshot(xid, $6::text::pg_snapshot))
+ WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8
+   AND ($3::text IS NULL OR origin IS DISTINCT FROM $3::text)
+   AND ($4::text IS NULL OR NOT pg_visible_in_snapshot(xid, $4::text::pg_snapshot))
+ GROUP BY xid
+HAVING max(id) > $5
+ ORDER BY max(id)
+ LIMIT $6`;
+
+/** The changes of some transactions ($1), in log order, after change $2, without the reader's own origin ($3): one page of $4. */
+export const ROWS_SQL = `SELECT id::text AS log_id, xid::text AS xid, schema_name, table_name, op, before, after
+  FROM ${LOG_TABLE}
+ WHERE xid = ANY($1::text[]::xid8[]) AND id > $2
+   AND ($3::text IS NULL OR origin IS DISTINCT FROM $3::text)
  ORDER BY id
  LIMIT $4`;
 

@@ -1,15 +1,13 @@
-import { PgLogicalSource, LSN_CODEC } from '../../connectors/pg-logical/index.js';
 import { PgSink } from '../apply/pg-sink.js';
 import { AssociationResolver } from '../associate/resolver.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { SlotPosition } from '../core/slot-position.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
-import { checkAndCompile, checkAndCompileDown, downMappingProblems, downOriginName, downTablesOf, hasDown, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
+import { checkAndCompile, checkAndCompileDown, downMappingProblems, downTablesOf, hasDown, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
 import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { connect } from '../db/connect.js';
@@ -18,6 +16,7 @@ import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
 import { LabelWriter } from '../labels/label-writer.js';
 import { PendingLabels } from '../labels/pending-labels.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
+import { DOWN_ORIGIN, storeCapture } from './store-capture.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -36,7 +35,7 @@ export class Agent {
   private mappings: MappingSet | null = null;
   private files: Awaited<ReturnType<typeof loadMappings>> | null = null;
   private hq: Catalog | null = null;
-  private readonly pipelines = new Map<string, Pipeline<SlotPosition>>();
+  private readonly pipelines = new Map<string, Pipeline<unknown>>();
   private readonly downPipelines = new Map<string, Pipeline<XidPosition>>();
   /** HQ's catalog of the down files' source tables. */
   private hqDown: Catalog | null = null;
@@ -135,21 +134,12 @@ export class Agent {
     const up = (this.files?.files ?? []).some((f) => f.spec.enabled);
     const runs = (up ? this.stores : []).map((store) => {
       const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
-      const source = new PgLogicalSource({
-        url: store.url,
-        role: storeRole(store),
-        slot: store.slot,
-        publication: store.publication,
-        logger: log,
-        statusIntervalMs: config.source.statusIntervalMs,
-        silenceTimeoutMs: config.source.silenceTimeoutMs,
-        // Keep decoding while HQ applies a chunk: room for two.
-        highWaterMark: Math.max(5_000, config.batch.chunkRows * 2),
-      });
+      const capture = storeCapture(store);
+      const source = capture.source(config, log);
       const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
       // One per store, across sessions: the associations it has read stay cached.
       const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
-      const pipeline = new Pipeline<SlotPosition>({
+      const pipeline = new Pipeline<unknown>({
         id,
         source,
         sink: () =>
@@ -157,7 +147,7 @@ export class Agent {
             url: config.hq.url,
             role: 'HQ',
             pipeline: id,
-            positionKind: LSN_CODEC.kind,
+            positionKind: capture.positionKind,
             catalog: hq.tables,
             targetOrder: mappings.targetOrder,
             statementTimeoutMs: config.apply.statementTimeoutMs,
@@ -184,6 +174,8 @@ export class Agent {
       for (const store of this.stores) runs.push(this.runDown(store, signal));
       runs.push(this.purgeLoop(signal));
     }
+    const triggerFed = up ? this.stores.filter((s) => s.connector !== 'pg-logical') : [];
+    if (triggerFed.length > 0) runs.push(this.purgeStoresLoop(triggerFed, signal));
     await Promise.all(runs);
   }
 
@@ -219,6 +211,7 @@ export class Agent {
     if (!mappings || signal.aborted) return;
     if (config.down.initialLoad === 'auto' && !(await this.initialLoadIfNeeded(store, log, signal))) return;
     const compiled = mappings;
+    const capture = storeCapture(store);
     const name = `down:${store.code}`;
     const id = { name, storeCode: store.code, direction: 'down' as const, connector: 'pg-trigger' };
     const source = new PgTriggerSource({
@@ -248,7 +241,7 @@ export class Agent {
           targetOrder: compiled.targetOrder,
           statementTimeoutMs: config.apply.statementTimeoutMs,
           associations,
-          origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
+          origin: { name: DOWN_ORIGIN, ...(capture.downReplicationOrigin ? { replicationOrigin: capture.downReplicationOrigin } : {}) },
           plainInserts: false,
           logger: log,
         }),
@@ -352,6 +345,31 @@ export class Agent {
         }
       } catch (e) {
         log.warn('change log not purged this time', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  }
+
+  /**
+   * Deletes from each trigger-fed store's change table what HQ applied
+   * (never what it did not: the table is HQ's queue while HQ is away), every
+   * `source.purge_interval_s`. An unreachable store is tried again next time.
+   */
+  private async purgeStoresLoop(stores: readonly StoreConfig[], signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, config.source.purgeIntervalS * 1000);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      if (signal.aborted) return;
+      for (const store of stores) {
+        const log = logger.child({ store: store.code, task: 'change-table-purge' });
+        try {
+          const r = await storeCapture(store).purge();
+          if (r && r.deleted > 0) log.info('purged the store\'s change table of what HQ applied', { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() });
+        } catch (e) {
+          log.warn('store change table not purged this time', { error: e instanceof Error ? e.message : String(e) });
+        }
       }
     }
   }

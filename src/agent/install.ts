@@ -1,5 +1,4 @@
 import { aggregateSources } from '../mapping/index.js';
-import { PgLogicalInstaller } from '../../connectors/pg-logical/index.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import { dropState, migrateLatest } from '../state/migrate.js';
@@ -7,6 +6,7 @@ import { checkAndCompile, checkAndCompileDown, downTablesOf, hasDown, loadMappin
 import { LOG_TABLE, PgTriggerInstaller } from '../../connectors/pg-trigger/index.js';
 import type { TableId } from '../core/change.js';
 import { connect, qualified } from '../db/connect.js';
+import { storeCapture, type StoreInstaller } from './store-capture.js';
 
 export interface InstallReport {
   readonly database: string;
@@ -23,13 +23,14 @@ export interface InstallOptions {
   readonly hqTriggers?: 'refresh' | 'missing';
 }
 
-function installerFor(store: StoreConfig, logger: Logger): PgLogicalInstaller {
-  return new PgLogicalInstaller({ url: store.url, role: storeRole(store), slot: store.slot, publication: store.publication, logger });
+function installerFor(store: StoreConfig, logger: Logger): StoreInstaller {
+  return storeCapture(store).installer(logger);
 }
 
 /**
  * Prepares HQ (branchline's schema, by knex migrations) and each store (a
- * publication of the mapped tables and a slot). Idempotent. The mappings are
+ * publication of the mapped tables and a slot, or a change table and
+ * capture triggers for `pg-trigger`). Idempotent. The mappings are
  * checked against both sides first: nothing is installed for a mapping that
  * would not run.
  */
@@ -58,8 +59,8 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
     const catalog = await readCatalog(store.url, storeRole(store), sources);
     checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
     if (down && hqDown) checkAndCompileDown(files, hqDown, await readCatalog(store.url, storeRole(store), storeTargets), `HQ and ${storeRole(store)}`);
-    // Only down files: nothing is captured at the store, so no publication or slot (which would keep WAL for nobody).
-    const actions = sources.length > 0 ? await installer.install(sources) : ['no up mapping files: no publication or replication slot needed'];
+    // Only down files: nothing is captured at the store, so no publication or slot (which would keep WAL for nobody), no change table.
+    const actions = sources.length > 0 ? await installer.install(sources) : [`no up mapping files: no ${store.connector === 'pg-logical' ? 'publication or replication slot' : 'change table'} needed`];
     // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema.
     if (down) {
       const migrated = await migrateLatest(store.url, storeRole(store));
@@ -87,7 +88,7 @@ async function withoutCaptureTriggers(hqUrl: string, tables: readonly TableId[])
   }
 }
 
-/** Removes the slot and publication at each store; with `hq`, branchline's schema at HQ too. */
+/** Removes what install made for capture at each store (slot and publication, or change table and triggers); with `hq`, branchline's schema at HQ too. */
 export async function uninstall(
   config: Config,
   stores: readonly StoreConfig[],

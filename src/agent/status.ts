@@ -3,6 +3,8 @@ import { isBranchlineError } from '../core/errors.js';
 import { Lsn } from '../core/lsn.js';
 import { connect } from '../db/connect.js';
 import { storeRole } from './prepare.js';
+import { LOG_TABLE, XID8_CODEC } from '../../connectors/pg-trigger/index.js';
+import { DOWN_ORIGIN } from './store-capture.js';
 
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
@@ -12,9 +14,9 @@ export interface StoreStatus {
   readonly position: string | null;
   /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
   readonly lagSeconds: number | null;
-  /** Store WAL not yet confirmed by HQ (bytes); null when the store is unreachable. */
+  /** Store WAL not yet confirmed by HQ (bytes); null when the store is unreachable (pg-trigger: 0 when its change table holds nothing HQ lacks, else null). */
   readonly lagBytes: number | null;
-  /** WAL the store keeps for the slot (bytes). */
+  /** WAL the store keeps for the slot (bytes); pg-trigger: the size of the store's change table. */
   readonly walRetainedBytes: number | null;
   readonly txnsApplied: number;
   readonly rowsApplied: number;
@@ -96,17 +98,39 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
         try {
           storeReachable = true;
-          const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
-            `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
-                    s.wal_status, s.active
-               FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
-            [store.slot],
-          );
-          const row = r.rows[0]!;
-          const current = Lsn.parse(row.current);
-          if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
-          if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
-          slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+          if (store.connector === 'pg-trigger') {
+            // The change table is the store's queue: what HQ lacks is what lies at or above HQ's position.
+            const bound = p?.position ? XID8_CODEC.parse(p.position) : null;
+            const r = await db.query<{ ok: boolean; bytes: string | null; pending: string | null }>(
+              `SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok,
+                      CASE WHEN to_regclass('${LOG_TABLE}') IS NOT NULL THEN pg_total_relation_size('${LOG_TABLE}')::text END AS bytes`,
+            );
+            const row = r.rows[0]!;
+            if (row.ok) {
+              const pending = await db.query<{ n: string }>(
+                `SELECT count(*)::text AS n FROM ${LOG_TABLE}
+                  WHERE xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(xid, $2::text::pg_snapshot))
+                    AND origin IS DISTINCT FROM $3`,
+                [(bound?.bound ?? 0n).toString(), bound?.snapshot ?? null, DOWN_ORIGIN],
+              );
+              const n = Number(pending.rows[0]!.n);
+              walRetained = Number(row.bytes);
+              lagBytes = n === 0 ? 0 : null;
+              slotState = `change table, ${n} change${n === 1 ? '' : 's'} not at HQ`;
+            } else slotState = 'change table missing';
+          } else {
+            const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
+              `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
+                      s.wal_status, s.active
+                 FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+              [store.slot],
+            );
+            const row = r.rows[0]!;
+            const current = Lsn.parse(row.current);
+            if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
+            if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
+            slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+          }
           // The down channel keeps its scheduled changes in the store's branchline schema (when it has one).
           const has = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.scheduled') IS NOT NULL AS ok`);
           if (has.rows[0]?.ok) {

@@ -11,7 +11,8 @@ export interface StoreConfig {
   readonly code: string;
   readonly name: string;
   readonly url: string;
-  readonly connector: 'pg-logical';
+  /** How the store's changes are captured: a logical slot, or a trigger-fed change table. */
+  readonly connector: 'pg-logical' | 'pg-trigger';
   readonly slot: string;
   readonly publication: string;
   readonly enabled: boolean;
@@ -28,7 +29,7 @@ export interface Config {
   readonly batch: { readonly maxRows: number; readonly maxDelayMs: number; readonly idleMs: number; readonly chunkRows: number };
   readonly apply: { readonly concurrency: number; readonly statementTimeoutMs: number; readonly sessionReplicationRole: 'origin' | 'replica' };
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
-  readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number };
+  readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number; readonly pollMs: number; readonly purgeIntervalS: number };
   readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number; readonly initialLoad: 'auto' | 'manual' };
   readonly log: { readonly level: string };
   /** Shelf labels (null: not configured; down mappings with labels: then write none, with a warning). */
@@ -49,7 +50,7 @@ export const DEFAULTS = {
   batch: { maxRows: 20_000, maxDelayMs: 500, idleMs: 0, chunkRows: 5_000 },
   apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' as const },
   retry: { initialMs: 500, maxMs: 30_000 },
-  source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000 },
+  source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 1_000, purgeIntervalS: 60 },
   down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' as const },
 } as const;
 
@@ -129,7 +130,28 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
     seen.set(s.code, i);
   });
   const slots = new Map<string, string>();
+  const logs = new Map<string, string>();
   config.stores.forEach((s, i) => {
+    if ((s.connector ?? 'pg-logical') !== 'pg-logical') {
+      for (const key of ['slot', 'publication'] as const)
+        if (s[key] !== undefined)
+          more.push({
+            code: 'BL-C003',
+            message: `store "${s.code}" sets \`${key}:\` but captures with ${s.connector}, which uses no ${key === 'slot' ? 'replication slot' : 'publication'}.`,
+            hint: `Remove \`${key}:\`, or set \`connector: pg-logical\`.`,
+            location: doc.location(['stores', i, key]),
+          });
+      const other = logs.get(s.url);
+      if (other)
+        more.push({
+          code: 'BL-C003',
+          message: `stores "${other}" and "${s.code}" are the same database with connector ${s.connector}: they would read one change table, each the other's changes too.`,
+          hint: 'Give each store its own database URL.',
+          location: doc.location(['stores', i, 'url']),
+        });
+      logs.set(s.url, s.code);
+      return;
+    }
     const slot = s.slot ?? defaultSlotName(s.code);
     const other = slots.get(`${s.url}|${slot}`);
     if (other)
@@ -197,6 +219,8 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
     source: {
       statusIntervalMs: config.source?.status_interval_ms ?? DEFAULTS.source.statusIntervalMs,
       silenceTimeoutMs: config.source?.silence_timeout_ms ?? DEFAULTS.source.silenceTimeoutMs,
+      pollMs: config.source?.poll_ms ?? DEFAULTS.source.pollMs,
+      purgeIntervalS: config.source?.purge_interval_s ?? DEFAULTS.source.purgeIntervalS,
     },
     down: {
       pollMs: config.down?.poll_ms ?? DEFAULTS.down.pollMs,

@@ -18,7 +18,12 @@ export const StoreSchema = Type.Object(
     }),
     name: Type.Optional(Type.String({ description: 'a display name' })),
     url: PgUrl,
-    connector: Type.Optional(Type.Union([Type.Literal('pg-logical')], { description: 'how changes are captured at this store' })),
+    connector: Type.Optional(
+      Type.Union([Type.Literal('pg-logical'), Type.Literal('pg-trigger')], {
+        description:
+          'how changes are captured at this store: pg-logical (default) reads a logical replication slot; pg-trigger reads a change table that triggers fill (no wal_level=logical, no REPLICATION privilege needed)',
+      }),
+    ),
     slot: Type.Optional(
       Type.String({ pattern: '^[a-z0-9_]{1,63}$', description: 'replication slot name: lower-case letters, digits and "_"' }),
     ),
@@ -88,6 +93,12 @@ export const ConfigSchema = Type.Object(
           ),
           silence_timeout_ms: Type.Optional(
             Type.Integer({ minimum: 1000, description: 'reconnect when a store sends nothing for this long' }),
+          ),
+          poll_ms: Type.Optional(
+            Type.Integer({ minimum: 50, description: 'pg-trigger stores: how often the up pipeline looks at the store\'s change table without a notification (ms)' }),
+          ),
+          purge_interval_s: Type.Optional(
+            Type.Integer({ minimum: 1, description: 'pg-trigger stores: how often the agent deletes from a store\'s change table what HQ has applied' }),
           ),
         },
         { additionalProperties: false },

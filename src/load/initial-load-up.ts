@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { LSN_CODEC } from '../../connectors/pg-logical/index.js';
+import { LOG_TABLE, XID8_CODEC } from '../../connectors/pg-trigger/index.js';
 import { PgSink } from '../apply/pg-sink.js';
 import { AssociationResolver } from '../associate/resolver.js';
 import type { StoreConfig } from '../config/load.js';
-import { tableKey } from '../core/change.js';
+import { tableKey, type TableId } from '../core/change.js';
 import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import { Lsn } from '../core/lsn.js';
 import { PgSnapshot } from '../core/pg-snapshot.js';
@@ -47,13 +48,20 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
   const chosen = chooseTables(mappings, options.tables, options.without, 'up');
   const subset = chosen.length < mappings.sourceTables.length ? chosen.map(tableKey) : null;
 
+  const anchor = store.connector === 'pg-trigger' ? triggerAnchor(store) : slotAnchor(store);
+  if (subset && store.connector === 'pg-trigger')
+    throw new BranchlineError({
+      code: 'BL-U001',
+      message: `store ${store.code} captures with pg-trigger, whose initial load into HQ copies every up table at once (--tables and --without are for pg-logical stores).`,
+      hint: `Run \`branchline snapshot --store ${store.code} --direction up\` without --tables or --without.`,
+    });
   const name = `up:${store.code}`;
   const id = { name, storeCode: store.code, direction: 'up' as const, connector: store.connector };
   const sink = new PgSink({
     url: config.hq.url,
     role: 'HQ',
     pipeline: id,
-    positionKind: LSN_CODEC.kind,
+    positionKind: anchor.positionKind,
     catalog: hqCatalog.tables,
     targetOrder: mappings.targetOrder,
     statementTimeoutMs: config.apply.statementTimeoutMs,
@@ -80,8 +88,8 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
   const src = await connect(store.url, { role, applicationName: `branchline-snapshot-${store.code}` });
   try {
     for (const s of COPY_SESSION) await src.query(s);
-    // The slot first: what commits after the snapshot must be in it.
-    const slotLsn = await slotPosition(src, store);
+    // Capture first (the slot, or the triggers): what commits after the snapshot must be in it.
+    await anchor.prepare(src, chosen);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // One statement: the snapshot is taken first, the WAL insert position read after it.
     const taken = (await src.query<{ s: string; until: string }>(`SELECT pg_current_snapshot()::text AS s, pg_current_wal_insert_lsn()::text AS until`)).rows[0]!;
@@ -97,14 +105,14 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
           message: `HQ already holds store ${store.code}'s changes up to ${stored[0]!.position} (applied from its slot, or by an earlier load): loading the store's tables again would add its rows to HQ's aggregates (daily totals) a second time.`,
           hint: `To replace HQ's data of the store, delete the store's rows from the mappings' target tables at HQ (its totals too), then run \`branchline snapshot --store ${store.code} --direction up --restart\`.`,
         });
-      const position = SlotPosition.withLoad(slotLsn, snapshot, Lsn.parse(taken.until), subset).toString();
+      const position = anchor.position(snapshot, Lsn.parse(taken.until), subset);
       // The position is set when every table is in; until then the pipeline refuses to start (BL-S007).
       await beginLoad({ source: src, sink, pipeline: name, tables: chosen, snapshot: snapshot.toString(), position });
       state = await sink.execute<LoadRow>(`SELECT * FROM branchline.initial_loads WHERE pipeline = $1 ORDER BY source_table`, [name]);
       await sink.commitWithoutPosition();
     } else {
       logger.info('resuming an unfinished initial load into HQ', { store: store.code, snapshot: state[0]?.snapshot, now: snapshot.toString() });
-      await refuseInexactResume({ store, mappings, state, first: LSN_CODEC.parse(state[0]!.position), now: snapshot, nowUntil: Lsn.parse(taken.until) });
+      await refuseInexactResume({ store, anchor, mappings, state, first: anchor.loadSnapshot(state[0]!.position), now: snapshot, nowUntil: Lsn.parse(taken.until) });
     }
     const position = state[0]!.position;
     const copied = await copyPending({
@@ -131,6 +139,90 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
     await src.end().catch(() => undefined);
     await sink.close();
   }
+}
+
+/**
+ * What a load into HQ needs from the store's capture: that it is in place
+ * before the snapshot, the stream position the load hands over (which
+ * skips what the snapshot saw), and, for a resumed load, which transactions
+ * of some tables committed between two snapshots.
+ */
+interface UpLoadAnchor {
+  readonly positionKind: string;
+  prepare(db: pg.Client, tables: readonly TableId[]): Promise<void>;
+  position(snapshot: PgSnapshot, until: Lsn, tables: readonly string[] | null): string;
+  /** The snapshot a stored load position carries (null: none). */
+  loadSnapshot(position: string): PgSnapshot | null;
+  /** Transactions seen by `now` and not by `first` that changed one of `tables`; `until`: WAL position read after `now`. */
+  changedBetween(db: pg.Client, a: { first: PgSnapshot; now: PgSnapshot; until: Lsn; tables: readonly TableId[] }): Promise<number>;
+}
+
+/** pg-logical: the slot's confirmed position, with the snapshot (SlotPosition). */
+function slotAnchor(store: StoreConfig): UpLoadAnchor {
+  let lsn: Lsn | null = null;
+  return {
+    positionKind: LSN_CODEC.kind,
+    async prepare(db) {
+      lsn = await slotPosition(db, store);
+    },
+    position: (snapshot, until, tables) => SlotPosition.withLoad(lsn!, snapshot, until, tables).toString(),
+    loadSnapshot: (position) => LSN_CODEC.parse(position).load?.snapshot ?? null,
+    async changedBetween(db, a) {
+      // Decoding reads flushed WAL only: wait (up to 2 s; the WAL writer flushes
+      // asynchronous commits within wal_writer_delay) until what the new snapshot sees is flushed.
+      for (let i = 0; i < 40; i++) {
+        const f = (await db.query<{ f: string }>(`SELECT pg_current_wal_flush_lsn()::text AS f`)).rows[0]!.f;
+        if (!Lsn.parse(f).isBefore(a.until)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const oids = (await db.query<{ oid: string }>(`SELECT to_regclass(t)::oid::text AS oid FROM unnest($1::text[]) t`, [a.tables.map((t) => qualified(t.schema, t.table))])).rows.map((r) => r.oid);
+      // pgoutput protocol 1: I/U/D carry the relation oid in bytes 1..4; T (truncate) is counted whatever it truncates.
+      const res = await db.query<{ xid: string }>(
+        `SELECT DISTINCT xid::text AS xid FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2, 'origin', 'none')
+          WHERE get_byte(data, 0) = 84
+             OR (get_byte(data, 0) IN (73, 85, 68)
+                 AND ((get_byte(data, 1)::bigint << 24) | (get_byte(data, 2) << 16) | (get_byte(data, 3) << 8) | get_byte(data, 4))::oid = ANY($3::oid[]))`,
+        [store.slot, store.publication, oids],
+      );
+      return res.rows.map((r) => Number(r.xid)).filter((x) => a.now.sees32(x) && !a.first.sees32(x)).length;
+    },
+  };
+}
+
+/** pg-trigger: the snapshot itself is the position (the reader skips what it saw: XidPosition). */
+function triggerAnchor(store: StoreConfig): UpLoadAnchor {
+  return {
+    positionKind: XID8_CODEC.kind,
+    async prepare(db, tables) {
+      const r = await db.query<{ missing: string[] | null; log: boolean }>(
+        `SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS log,
+                array(SELECT t FROM unnest($1::text[]) t
+                       WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(t) AND g.tgname = 'branchline_capture'))::text[] AS missing`,
+        [tables.map((t) => qualified(t.schema, t.table))],
+      );
+      const row = r.rows[0]!;
+      if (!row.log || (row.missing ?? []).length > 0)
+        throw new BranchlineError({
+          code: 'BL-D005',
+          message: `${storeRole(store)} (${describeUrl(store.url)}) has no capture ${row.log ? `triggers on ${row.missing!.join(', ')}` : 'change table'}: an initial load into HQ needs them first, or the changes committed during the copy would be lost.`,
+          hint: 'Run `branchline install` for this store, then the load.',
+        });
+    },
+    position: (snapshot) => XID8_CODEC.format(XID8_CODEC.parse(snapshot.toString())),
+    loadSnapshot: (position) => {
+      const p = XID8_CODEC.parse(position);
+      return p.snapshot === null ? null : PgSnapshot.parse(p.snapshot);
+    },
+    async changedBetween(db, a) {
+      const res = await db.query<{ n: string }>(
+        `SELECT count(DISTINCT xid)::text AS n FROM ${LOG_TABLE}
+          WHERE (op = 't' OR format('%I.%I', schema_name, table_name) = ANY($1::text[]))
+            AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $3::text::pg_snapshot)`,
+        [a.tables.map((t) => qualified(t.schema, t.table)), a.now.toString(), a.first.toString()],
+      );
+      return Number(res.rows[0]!.n);
+    },
+  };
 }
 
 /** The slot's confirmed position; clear errors when there is no usable slot. */
@@ -167,41 +259,27 @@ async function slotPosition(db: pg.Client, store: StoreConfig): Promise<Lsn> {
  */
 async function refuseInexactResume(a: {
   store: StoreConfig;
+  anchor: UpLoadAnchor;
   mappings: MappingSet;
   state: readonly LoadRow[];
-  first: SlotPosition;
+  /** The first snapshot (the stored position's). */
+  first: PgSnapshot | null;
   now: PgSnapshot;
   /** WAL insert position read after `now` was taken. */
   nowUntil: Lsn;
 }): Promise<void> {
-  const firstSnapshot = a.first.load?.snapshot;
+  const firstSnapshot = a.first;
   if (!firstSnapshot) return;
   const pending = new Set(a.state.filter((r) => r.status === 'copying').map((r) => r.source_table));
   const tables = a.mappings.mappings.filter((m) => m.aggregate && pending.has(tableKey(m.source))).map((m) => m.source);
   if (tables.length === 0) return;
   const db = await connect(a.store.url, { role: storeRole(a.store), applicationName: `branchline-snapshot-${a.store.code}` });
   try {
-    // Decoding reads flushed WAL only: wait (up to 2 s; the WAL writer flushes
-    // asynchronous commits within wal_writer_delay) until what the new snapshot sees is flushed.
-    for (let i = 0; i < 40; i++) {
-      const f = (await db.query<{ f: string }>(`SELECT pg_current_wal_flush_lsn()::text AS f`)).rows[0]!.f;
-      if (!Lsn.parse(f).isBefore(a.nowUntil)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const oids = (await db.query<{ oid: string }>(`SELECT to_regclass(t)::oid::text AS oid FROM unnest($1::text[]) t`, [tables.map((t) => qualified(t.schema, t.table))])).rows.map((r) => r.oid);
-    // pgoutput protocol 1: I/U/D carry the relation oid in bytes 1..4; T (truncate) is counted whatever it truncates.
-    const res = await db.query<{ xid: string }>(
-      `SELECT DISTINCT xid::text AS xid FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2, 'origin', 'none')
-        WHERE get_byte(data, 0) = 84
-           OR (get_byte(data, 0) IN (73, 85, 68)
-               AND ((get_byte(data, 1)::bigint << 24) | (get_byte(data, 2) << 16) | (get_byte(data, 3) << 8) | get_byte(data, 4))::oid = ANY($3::oid[]))`,
-      [a.store.slot, a.store.publication, oids],
-    );
-    const between = res.rows.map((r) => Number(r.xid)).filter((x) => a.now.sees32(x) && !firstSnapshot.sees32(x));
-    if (between.length > 0)
+    const between = await a.anchor.changedBetween(db, { first: firstSnapshot, now: a.now, until: a.nowUntil, tables });
+    if (between > 0)
       throw new BranchlineError({
         code: 'BL-S009',
-        message: `the interrupted initial load of store ${a.store.code} cannot be finished exactly: since it started, the store committed ${between.length} transaction(s) changing ${tables.map((t) => tableKey(t)).join(', ')}, which an aggregate mapping sums, and the rest of the copy would count them a second time.`,
+        message: `the interrupted initial load of store ${a.store.code} cannot be finished exactly: since it started, the store committed ${between} transaction(s) changing ${tables.map((t) => tableKey(t)).join(', ')}, which an aggregate mapping sums, and the rest of the copy would count them a second time.`,
         hint: `Delete the store's rows from the mappings' target tables at HQ (its totals too), then run \`branchline snapshot --store ${a.store.code} --direction up --restart\`.`,
       });
   } finally {

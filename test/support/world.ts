@@ -44,7 +44,16 @@ export interface WorldOptions {
   readonly setup?: boolean;
   /** Run `install` (default true). */
   readonly install?: boolean;
+  /** How the stores' changes are captured (default: BRANCHLINE_TEST_UP_CONNECTOR, else the configuration's default, pg-logical). */
+  readonly connector?: 'pg-logical' | 'pg-trigger';
 }
+
+/**
+ * The up connector the tests' stores use: `npm test` runs the up-channel
+ * files once with the default (pg-logical) and once more with
+ * BRANCHLINE_TEST_UP_CONNECTOR=pg-trigger (scripts/run-tests.mjs).
+ */
+export const TEST_UP_CONNECTOR: 'pg-logical' | 'pg-trigger' = process.env['BRANCHLINE_TEST_UP_CONNECTOR'] === 'pg-trigger' ? 'pg-trigger' : 'pg-logical';
 
 /**
  * The example ERP on real PostgreSQL: an HQ database and one database per
@@ -67,6 +76,7 @@ export async function createWorld(options: WorldOptions): Promise<World> {
     pool.on('error', () => undefined);
     stores.push({ code, server: options.storeServer, db, url: rewrite(code, options.storeServer.url(db)), pool, workload: new RetailWorkload({ db: pool, storeCode: code }) });
   }
+  const connector = options.connector ?? TEST_UP_CONNECTOR;
   const configFile = path.join(dir, 'branchline.yml');
   await writeFile(
     configFile,
@@ -74,7 +84,7 @@ export async function createWorld(options: WorldOptions): Promise<World> {
       'hq:',
       `  url: ${hqUrl}`,
       'stores:',
-      ...stores.flatMap((s) => [`  - code: ${s.code}`, `    url: ${s.url}`]),
+      ...stores.flatMap((s) => [`  - code: ${s.code}`, `    url: ${s.url}`, ...(connector !== 'pg-logical' ? [`    connector: ${connector}`] : [])]),
       `mappings: ${options.mappingsDir ?? RETAIL_EXAMPLE_DIR}`,
       'retry:',
       '  initial_ms: 100',
