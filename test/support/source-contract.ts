@@ -113,28 +113,35 @@ export function sourceContract<P>(h: ContractHarness<P>): void {
       expected.push(...(await s.commit('T0', [ins(1, 'T0', 0)])));
       await r.until(() => r.changes().length === 1, 'T0');
       const before = r.seen.at(-1)!;
+      // E began before L and ends while L is open: a trigger source can then deliver E and a commit position while L runs.
+      const early = await s.begin('E', [ins(5, 'E', 5)]);
       // L takes its transaction id / row version first, then T1..T4 begin and end while it is open.
       const l = await s.begin('L', [ins(10, 'L', 10)]);
       expected.push(...(await s.commit('T1', [ins(20, 'T1', 20), upd(1, { name: 'T1' })])));
+      expected.push(...(await early.commit()));
       const t2 = await s.begin('T2', [ins(30, 'T2', 30)]);
       expected.push(...(await s.commit('T3', [ins(40, 'T3', 40)])));
       await t2.run([ins(31, 'T2 b', 31)]);
       expected.push(...(await t2.commit()));
       expected.push(...(await s.commit('T4', [ins(50, 'T4', 50), upd(20, { qty: -20 })])));
       await r.drain(1_000); // a reader reading while L is open
-      const whileOpen = r.seen.slice(r.seen.indexOf(before));
+      await r.until(() => r.changes().some((c) => c.id === '5'), 'E, which ended while L is open');
+      // Every position seen while L was open, and the last one before it began (each distinct one once).
+      const format = (x: Seen<P>) => `${x.kind} ${s.ctx.source().positions.format(x.position)}`;
+      const restartPoints = r.seen.slice(r.seen.indexOf(before)).filter((x, i, all) => all.findIndex((y) => format(y) === format(x)) === i);
       assert.deepEqual(r.changes().filter((c) => c.id === '10').map(show), [], 'nothing of L while it is open');
+      assert.ok(restartPoints.some((x) => x.kind === 'commit' && x.changesBefore > 1), 'a commit position was seen while L was open (the one that delivered E)');
       await l.run([ins(11, 'L b', 11), upd(10, { name: 'L c' })]);
       expected.push(...(await l.commit()));
       expected.push(...(await s.commit('S', [ins(99, 'S', 99)])));
-      await r.until(() => r.changes().some((c) => c.id === '99'), 'every change of L and T1..T4, then S');
+      await r.until(() => r.changes().some((c) => c.id === '99'), 'every change of E, L and T1..T4, then S');
       assertExactlyOnce(r.windows, expected, 'one reader through the long transaction');
       await r.close();
 
       // A reader restarted at any position seen while L was open still gets L, once.
       const sentinel = await s.commit('S2', [ins(98, 'S2', 98)]);
       const afterL = expected.filter((e) => e.tx === 'L');
-      for (const at of whileOpen) {
+      for (const at of restartPoints) {
         const again = await s.read(at.position);
         await again.until(() => again.changes().some((c) => c.id === '98'), `after a restart at ${describePosition(s.ctx, at)}`);
         const due = [...r.changesAfter(at).map(show), ...sentinel.map(show)];
