@@ -72,7 +72,8 @@ export function itemChange(change: RowChange, table: TableId): ItemChange {
 
 /**
  * Reads one stream with deadlines (never a timing assertion: a deadline only
- * turns "never arrives" into a failure that says what did arrive). Checks,
+ * turns "never arrives" into a failure that says what did arrive), through
+ * `messages.next()` and then `poll()` for whatever is buffered. Checks,
  * for every message: changes only inside begin..commit, no begin inside a
  * transaction, commit positions strictly increasing and above the position
  * the stream was opened after, every position surviving format/parse.
@@ -147,7 +148,14 @@ export class ContractReader<P> {
       return false;
     }
     this.accept(r.value);
+    // What is buffered already is taken without waiting, as a consumer filling a batch does: the stream is the same.
+    for (let m = this.stream.poll(); m !== undefined; m = this.stream.poll()) this.accept(m);
     return true;
+  }
+
+  /** Tells the source everything up to `position` is applied (it may release it). */
+  ack(position: P): void {
+    this.stream.ack(position);
   }
 
   private accept(m: SourceMessage<P>): void {

@@ -35,10 +35,11 @@ export function sourceContract<P>(h: ContractHarness<P>): void {
       }
       await r.until(() => r.changes().length >= expected.length, `${expected.length} changes of T0..T24`);
       // B waits for A's row lock: A commits first, so A's change comes first and B's before-image is A's row.
-      const a = await s.begin('A', [upd(1, { qty: 1000 })]);
-      const bOps = [upd(1, { qty: 2000 })];
+      const a = await s.begin('A', [upd(1, { qty: 123456 })]);
+      const bOps = [upd(1, { qty: 654321 })];
       const b = s.ctx.writer.transaction(bOps);
       await r.drain(300);
+      assert.ok(!r.changes().some((c) => c.after?.['qty'] === '123456'), 'nothing of A while it is open');
       expected.push(...(await a.commit()));
       await b;
       expected.push(...s.model.apply('B', bOps));
@@ -163,6 +164,7 @@ export function sourceContract<P>(h: ContractHarness<P>): void {
         positions.push(r.seen.filter((x) => x.kind === 'commit').at(-1)!);
       }
       assert.deepEqual(r.changes().map(show), txs.flat().map(show), 'open(null) after setup: T1 (written before open) to T5, once');
+      r.ack(positions[0]!.position); // T1 is applied: a consumer restarts at or after what it acknowledged
       await r.close();
       await write(6);
       for (let k = 1; k <= 5; k++) {
