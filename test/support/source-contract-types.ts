@@ -21,7 +21,13 @@ export interface ContractItem {
 export type ContractOp =
   | { readonly op: 'insert'; readonly row: ContractItem }
   | { readonly op: 'update'; readonly id: number; readonly set: { readonly name?: string; readonly qty?: number } }
-  | { readonly op: 'delete'; readonly id: number };
+  | { readonly op: 'delete'; readonly id: number }
+  /**
+   * ONE statement updating every row whose id is in [from, to] (e.g.
+   * `UPDATE item SET qty = ... WHERE id BETWEEN from AND to`): the source
+   * must deliver one change per row, all in the statement's transaction.
+   */
+  | { readonly op: 'update-range'; readonly from: number; readonly to: number; readonly set: { readonly name?: string; readonly qty?: number } };
 
 /** An open transaction at the source database, kept open until the test ends it. */
 export interface OpenTransaction {
