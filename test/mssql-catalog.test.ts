@@ -4,6 +4,7 @@ import { categorize } from '../src/catalog/pg-catalog.js';
 import { BranchlineError, formatProblem } from '../src/core/errors.js';
 import { parseMappingFile, validateMappings } from '../src/mapping/index.js';
 import { tableInfoFromCatalog, type CatalogColumnRow, type CatalogKeyRow } from '../connectors/mssql-trigger/catalog.js';
+import { purgeBound } from '../connectors/mssql-trigger/purge.js';
 import { ROWVERSION_CODEC, RowversionPosition } from '../connectors/mssql-trigger/rowversion-codec.js';
 import { mssqlTypeMapping } from '../connectors/mssql-trigger/types.js';
 import { hqCatalog } from './support/mapping-catalog.js';
@@ -127,5 +128,17 @@ describe('mssql-trigger positions (mssql-rowversion)', () => {
     assert.throws(() => RowversionPosition.fromBuffer(Buffer.alloc(7)), /8 bytes/);
     assert.throws(() => RowversionPosition.of(-1n), /8 bytes unsigned/);
     assert.throws(() => RowversionPosition.of(1n << 64n), /8 bytes unsigned/);
+  });
+});
+
+describe('mssql-trigger purge bound', () => {
+  const rv = (n: number) => RowversionPosition.of(BigInt(n));
+  test('below what every reader applied, or the retention when that is further; never above the horizon', () => {
+    assert.equal(purgeBound({ horizon: rv(100), minReader: rv(40), retentionBound: rv(10), purgedBelow: rv(0) })?.bound, 40n, 'readers');
+    assert.equal(purgeBound({ horizon: rv(100), minReader: rv(40), retentionBound: rv(70), purgedBelow: rv(0) })?.bound, 70n, 'a reader away longer than the retention');
+    assert.equal(purgeBound({ horizon: rv(100), minReader: null, retentionBound: rv(70), purgedBelow: rv(0) })?.bound, 100n, 'no readers: up to the horizon');
+    assert.equal(purgeBound({ horizon: rv(100), minReader: rv(40), retentionBound: null, purgedBelow: rv(0) })?.bound, 100n, 'nothing within the retention');
+    assert.equal(purgeBound({ horizon: rv(30), minReader: rv(40), retentionBound: rv(70), purgedBelow: rv(0) })?.bound, 30n, 'an open transaction holds it');
+    assert.equal(purgeBound({ horizon: rv(100), minReader: rv(40), retentionBound: rv(10), purgedBelow: rv(40) }), null, 'not past the last purge');
   });
 });

@@ -12,7 +12,14 @@ import {
   HORIZON_SQL,
   INSTALLED_SQL,
   LIST_TRIGGERS_SQL,
+  MARK_PURGED_SQL,
   originParams,
+  PURGE_FACTS_SQL,
+  PURGE_SQL,
+  PURGED_SQL,
+  purgeFactsParams,
+  purgeParams,
+  READERS_BEHIND_SQL,
   READ_SQL,
   readParams,
   SET_ORIGIN_SQL,
@@ -86,6 +93,12 @@ CREATE TABLE [branchline].[change_log_readers] (
   [reader]   nvarchar(128) NOT NULL PRIMARY KEY,
   [position] binary(8) NOT NULL,
   [acked_at] datetime2(6) NOT NULL DEFAULT SYSUTCDATETIME()
+);`,
+      `IF OBJECT_ID(N'[branchline].[change_log_purged]', N'U') IS NULL
+CREATE TABLE [branchline].[change_log_purged] (
+  [one]          bit NOT NULL PRIMARY KEY DEFAULT 1 CHECK ([one] = 1),
+  [purged_below] binary(8) NOT NULL,
+  [purged_at]    datetime2(6) NOT NULL DEFAULT SYSUTCDATETIME()
 );`,
     ]);
     assert.equal(INSTALLED_SQL, `SELECT OBJECT_ID(N'[branchline].[change_log]', N'U') AS id`);
@@ -210,7 +223,7 @@ END`,
 });
 
 describe('mssql-trigger uninstall SQL', () => {
-  test('finds the capture triggers by name, drops each, then the two tables and the schema when empty', () => {
+  test('finds the capture triggers by name, drops each, then the three tables and the schema when empty', () => {
     assert.equal(
       LIST_TRIGGERS_SQL,
       `SELECT s.name AS schema_name, o.name AS table_name, tr.name AS trigger_name
@@ -223,7 +236,8 @@ describe('mssql-trigger uninstall SQL', () => {
     assert.equal(dropTriggerSql('sales', 'branchline_capture_we]ird'), 'DROP TRIGGER IF EXISTS [sales].[branchline_capture_we]]ird];');
     assert.equal(
       DROP_LOG_SQL,
-      `IF OBJECT_ID(N'[branchline].[change_log_readers]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_readers];
+      `IF OBJECT_ID(N'[branchline].[change_log_purged]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_purged];
+IF OBJECT_ID(N'[branchline].[change_log_readers]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_readers];
 IF OBJECT_ID(N'[branchline].[change_log]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log];
 IF SCHEMA_ID(N'branchline') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sys.objects WHERE schema_id = SCHEMA_ID(N'branchline'))
   EXEC(N'DROP SCHEMA [branchline]');`,
@@ -266,6 +280,27 @@ IF @@ROWCOUNT = 0 AND NOT EXISTS (SELECT 1 FROM [branchline].[change_log_readers
     );
   });
 
+  test('how far the log was purged, read at open and after every window', () => {
+    assert.equal(PURGED_SQL, `SELECT COALESCE((SELECT [purged_below] FROM [branchline].[change_log_purged]), 0x0000000000000000) AS purged_below`);
+  });
+
+  test('the purge: its bounds, the mark written first, batches of deletes, the readers left behind', () => {
+    assert.equal(
+      PURGE_FACTS_SQL,
+      `SELECT (SELECT MIN([position]) FROM [branchline].[change_log_readers]) AS min_reader,
+       (SELECT MIN([rv]) FROM [branchline].[change_log] WHERE [logged_at] >= DATEADD(second, -@retentionSeconds, SYSUTCDATETIME())) AS retention_bound`,
+    );
+    assert.equal(
+      MARK_PURGED_SQL,
+      `UPDATE [branchline].[change_log_purged] SET [purged_below] = @bound, [purged_at] = SYSUTCDATETIME()
+ WHERE [one] = 1 AND [purged_below] < @bound;
+IF @@ROWCOUNT = 0 AND NOT EXISTS (SELECT 1 FROM [branchline].[change_log_purged])
+  INSERT INTO [branchline].[change_log_purged] ([one], [purged_below]) VALUES (1, @bound);`,
+    );
+    assert.equal(PURGE_SQL, `DELETE TOP (@batchRows) FROM [branchline].[change_log] WHERE [rv] < @bound`);
+    assert.equal(READERS_BEHIND_SQL, `SELECT [reader] FROM [branchline].[change_log_readers] WHERE [position] < @bound ORDER BY [reader]`);
+  });
+
   test('the session marker of branchline own writers', () => {
     assert.equal(SET_ORIGIN_SQL, `EXEC sp_set_session_context N'branchline.origin', @origin`);
   });
@@ -306,6 +341,10 @@ SELECT i.index_id, i.is_primary_key, c.name AS column_name
       [CATALOG_SQL, catalogParams({ schema: hostile, table: 'we]ird' })],
       [TRIGGER_EXISTS_SQL, triggerExistsParams({ schema: 'dbo', table: hostile })],
       [SET_ORIGIN_SQL, originParams(hostile)],
+      [PURGE_FACTS_SQL, purgeFactsParams(168)],
+      [MARK_PURGED_SQL, purgeParams(RowversionPosition.parse('0000000000000800'))],
+      [PURGE_SQL, purgeParams(RowversionPosition.parse('0000000000000800'), 50_000)],
+      [READERS_BEHIND_SQL, purgeParams(RowversionPosition.parse('0000000000000800'))],
     ];
     for (const [sql, params] of cases) {
       assert.deepEqual(params.map((p) => p.name).sort(), paramNames(sql), sql.slice(0, 40));
@@ -315,5 +354,7 @@ SELECT i.index_id, i.is_primary_key, c.name AS column_name
     assert.deepEqual(values(cases[1]![1]), { reader: hostile, position: '0000000000000800' });
     assert.deepEqual(values(cases[2]![1]), { schema: hostile, table: 'we]ird' });
     assert.deepEqual(values(cases[4]![1]), { origin: hostile });
+    assert.deepEqual(values(cases[5]![1]), { retentionSeconds: 604_800 });
+    assert.deepEqual(values(cases[7]![1]), { bound: '0000000000000800', batchRows: 50_000 });
   });
 });

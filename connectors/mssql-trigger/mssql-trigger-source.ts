@@ -7,7 +7,7 @@ import type { Source, SourceStream } from '../../src/core/source.js';
 import { describeMssqlTable } from './catalog.js';
 import { describeMssqlUrl, isMssqlConnectionError, mssqlConnect, mssqlConnectionError } from './connect.js';
 import { ROWVERSION_CODEC, RowversionPosition } from './rowversion-codec.js';
-import { ACK_SQL, ackParams, bind, type BoundParam, HORIZON_SQL, INSTALLED_SQL, READ_SQL, readParams } from './sql.js';
+import { ACK_SQL, ackParams, bind, type BoundParam, HORIZON_SQL, INSTALLED_SQL, PURGED_SQL, READ_SQL, readParams } from './sql.js';
 import { mssqlTypeMapping, normalizeValue, type TypeMapping } from './types.js';
 
 export interface MssqlTriggerSourceOptions {
@@ -23,6 +23,8 @@ export interface MssqlTriggerSourceOptions {
   readonly reader?: string;
   /** Changes written on behalf of this origin (`SESSION_CONTEXT(N'branchline.origin')`) are not delivered (no echo). */
   readonly skipOrigin?: string | null;
+  /** How to name the fix in BL-S006, e.g. `branchline snapshot --store S001`. */
+  readonly reloadCommand?: string;
 }
 
 interface LogRow {
@@ -61,6 +63,7 @@ export class MssqlTriggerSource implements Source<RowversionPosition> {
   async open(after: RowversionPosition | null): Promise<SourceStream<RowversionPosition>> {
     const { url, role } = this.options;
     const pool = await mssqlConnect(url, role, { applicationName: 'branchline-trigger-reader' });
+    let purgedBelow: RowversionPosition;
     try {
       const installed = (await pool.request().query<{ id: number | null }>(INSTALLED_SQL)).recordset[0]?.id != null;
       if (!installed) {
@@ -70,12 +73,25 @@ export class MssqlTriggerSource implements Source<RowversionPosition> {
           hint: 'Run branchline install for this store.',
         });
       }
+      purgedBelow = RowversionPosition.fromBuffer((await pool.request().query<{ purged_below: Buffer }>(PURGED_SQL)).recordset[0]!.purged_below);
     } catch (e) {
       await pool.close().catch(() => undefined);
       throw isMssqlConnectionError(e) ? mssqlConnectionError(e, url, role) : e;
     }
-    return new MssqlTriggerStream(pool, after ?? RowversionPosition.of(0n), this.options);
+    if (after !== null && after.compare(purgedBelow) < 0) {
+      await pool.close().catch(() => undefined);
+      throw purgedError(this.options, `is at ${after} but the change log at ${role} was purged below ${purgedBelow}`);
+    }
+    return new MssqlTriggerStream(pool, after ?? purgedBelow, this.options);
   }
+}
+
+function purgedError(options: MssqlTriggerSourceOptions, what: string): BranchlineError {
+  return new BranchlineError({
+    code: 'BL-S006',
+    message: `${options.reader ?? 'this reader'} ${what}: changes it never applied are gone (it was away longer than the retention).`,
+    hint: `Run ${options.reloadCommand ?? 'an initial load'}: a partial picture is never applied.`,
+  });
 }
 
 interface LoggedTable {
@@ -150,6 +166,11 @@ class MssqlTriggerStream implements SourceStream<RowversionPosition> {
           if (page.length < pageRows) break;
           lastId = page[page.length - 1]!.id;
         }
+        // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
+        const purged = await this.query<{ purged_below: Buffer }>([], PURGED_SQL);
+        if (purged === null) return;
+        const purgedBelow = RowversionPosition.fromBuffer(purged[0]!.purged_below);
+        if (purgedBelow.compare(from) > 0) throw purgedError(this.options, `was reading from ${from} when the change log at ${this.options.role} was purged below ${purgedBelow}`);
         this.position = bound;
         if (begun) yield { kind: 'commit', position: bound, commitTime: lastAt ?? new Date() };
         else yield { kind: 'idle', position: bound };

@@ -17,6 +17,7 @@ import { mssqlTypeMapping, type MssqlColumnType } from './types.js';
 export const SCHEMA = 'branchline';
 export const LOG_TABLE = '[branchline].[change_log]';
 export const READERS_TABLE = '[branchline].[change_log_readers]';
+export const PURGED_TABLE = '[branchline].[change_log_purged]';
 /** The session key branchline's own writers set (`sp_set_session_context`): their rows carry it as `origin`. */
 export const ORIGIN_KEY = 'branchline.origin';
 export const TRIGGER_PREFIX = 'branchline_capture_';
@@ -57,6 +58,12 @@ CREATE TABLE [branchline].[change_log_readers] (
   [reader]   nvarchar(128) NOT NULL PRIMARY KEY,
   [position] binary(8) NOT NULL,
   [acked_at] datetime2(6) NOT NULL DEFAULT SYSUTCDATETIME()
+);`,
+    `IF OBJECT_ID(N'[branchline].[change_log_purged]', N'U') IS NULL
+CREATE TABLE [branchline].[change_log_purged] (
+  [one]          bit NOT NULL PRIMARY KEY DEFAULT 1 CHECK ([one] = 1),
+  [purged_below] binary(8) NOT NULL,
+  [purged_at]    datetime2(6) NOT NULL DEFAULT SYSUTCDATETIME()
 );`,
   ];
 }
@@ -139,8 +146,9 @@ export function dropTriggerSql(schema: string, trigger: string): string {
   return `DROP TRIGGER IF EXISTS ${quoteName(schema)}.${quoteName(trigger)};`;
 }
 
-/** The tables install made, then the schema if nothing else is in it. */
-export const DROP_LOG_SQL = `IF OBJECT_ID(N'[branchline].[change_log_readers]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_readers];
+/** The three tables install made, then the schema if nothing else is in it. */
+export const DROP_LOG_SQL = `IF OBJECT_ID(N'[branchline].[change_log_purged]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_purged];
+IF OBJECT_ID(N'[branchline].[change_log_readers]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log_readers];
 IF OBJECT_ID(N'[branchline].[change_log]', N'U') IS NOT NULL DROP TABLE [branchline].[change_log];
 IF SCHEMA_ID(N'branchline') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sys.objects WHERE schema_id = SCHEMA_ID(N'branchline'))
   EXEC(N'DROP SCHEMA [branchline]');`;
@@ -162,6 +170,25 @@ export const READ_SQL = `SELECT TOP (@pageRows) [id], [rv], [schema_name], [tabl
  WHERE [rv] >= @from AND [rv] < @bound AND [id] > @lastId
    AND (@skipOrigin IS NULL OR [origin] IS NULL OR [origin] <> @skipOrigin)
  ORDER BY [id]`;
+
+/** Below which rowversion the log was purged (zero when never): a reader behind it needs an initial load. */
+export const PURGED_SQL = `SELECT COALESCE((SELECT [purged_below] FROM [branchline].[change_log_purged]), 0x0000000000000000) AS purged_below`;
+
+/** What a purge is bounded by: the readers' lowest position and the oldest row within the retention (@retentionSeconds). */
+export const PURGE_FACTS_SQL = `SELECT (SELECT MIN([position]) FROM [branchline].[change_log_readers]) AS min_reader,
+       (SELECT MIN([rv]) FROM [branchline].[change_log] WHERE [logged_at] >= DATEADD(second, -@retentionSeconds, SYSUTCDATETIME())) AS retention_bound`;
+
+/** Records how far the log is purged (only forward), before anything is deleted. */
+export const MARK_PURGED_SQL = `UPDATE [branchline].[change_log_purged] SET [purged_below] = @bound, [purged_at] = SYSUTCDATETIME()
+ WHERE [one] = 1 AND [purged_below] < @bound;
+IF @@ROWCOUNT = 0 AND NOT EXISTS (SELECT 1 FROM [branchline].[change_log_purged])
+  INSERT INTO [branchline].[change_log_purged] ([one], [purged_below]) VALUES (1, @bound);`;
+
+/** One batch of the purge (a short transaction each). */
+export const PURGE_SQL = `DELETE TOP (@batchRows) FROM [branchline].[change_log] WHERE [rv] < @bound`;
+
+/** The readers a purge left behind. */
+export const READERS_BEHIND_SQL = `SELECT [reader] FROM [branchline].[change_log_readers] WHERE [position] < @bound ORDER BY [reader]`;
 
 /** Records how far a reader has applied (only forward). */
 export const ACK_SQL = `UPDATE [branchline].[change_log_readers] SET [position] = @position, [acked_at] = SYSUTCDATETIME()
@@ -254,6 +281,18 @@ export function triggerExistsParams(t: TableId): BoundParam[] {
     { name: 'table', type: sql.NVarChar(300), value: qualifiedName(t) },
     { name: 'trigger', type: sql.NVarChar(128), value: triggerName(t) },
   ];
+}
+
+/** PURGE_FACTS_SQL's parameter. */
+export function purgeFactsParams(retentionHours: number): BoundParam[] {
+  return [{ name: 'retentionSeconds', type: sql.Int, value: Math.round(retentionHours * 3600) }];
+}
+
+/** MARK_PURGED_SQL's, PURGE_SQL's (with batchRows) and READERS_BEHIND_SQL's parameters. */
+export function purgeParams(bound: RowversionPosition, batchRows?: number): BoundParam[] {
+  const params: BoundParam[] = [{ name: 'bound', type: sql.VarBinary(8), value: bound.toBuffer() }];
+  if (batchRows !== undefined) params.push({ name: 'batchRows', type: sql.Int, value: batchRows });
+  return params;
 }
 
 /** SET_ORIGIN_SQL's parameter. */
