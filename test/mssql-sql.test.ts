@@ -73,7 +73,7 @@ const LINE_COLUMNS: CaptureColumn[] = (
 describe('mssql-trigger install SQL', () => {
   test('the change log and the readers table, each created only when missing', () => {
     assert.deepEqual(createLogSql(), [
-      `IF SCHEMA_ID(N'branchline') IS NULL EXEC(N'CREATE SCHEMA [branchline]');`,
+      `IF SCHEMA_ID(N'branchline') IS NULL EXEC(N'CREATE SCHEMA [branchline] AUTHORIZATION [dbo]');`,
       `IF OBJECT_ID(N'[branchline].[change_log]', N'U') IS NULL
 CREATE TABLE [branchline].[change_log] (
   [id]          bigint IDENTITY(1,1) NOT NULL PRIMARY KEY,

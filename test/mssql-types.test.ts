@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mssqlTypeMapping, normalizeValue, pgFloatText, requireTypeMapping } from '../connectors/mssql-trigger/types.js';
+import { loggedColumns, logRowChange, type LogRow, type LoggedTable } from '../connectors/mssql-trigger/log-row.js';
+import { mssqlTypeMapping, normalizeValue, pgFloatText, requireTypeMapping, type MssqlColumnType } from '../connectors/mssql-trigger/types.js';
 import { BranchlineError } from '../src/core/errors.js';
 import { TYPE_CASES } from './support/mssql-type-cases.js';
 
@@ -68,5 +69,54 @@ describe('mssql-trigger type mapping: edges and refusals', () => {
     assert.equal(pgFloatText(Math.fround(1234567), true), '1.234567e+06');
     assert.equal(pgFloatText(0.00012, false), '0.00012');
     assert.equal(pgFloatText(0.000012, false), '1.2e-05');
+  });
+});
+
+describe('mssql-trigger log rows to changes', () => {
+  const type = (name: string, maxLength: number, precision = 0, scale = 0): MssqlColumnType => ({ name, maxLength, precision, scale });
+  const table: LoggedTable = {
+    id: { schema: 'dbo', table: 'item' },
+    types: new Map([
+      ['id', mssqlTypeMapping(type('int', 4, 10))],
+      ['name', mssqlTypeMapping(type('nvarchar', -1))],
+      ['paid', mssqlTypeMapping(type('bit', 1, 1))],
+      ['at', mssqlTypeMapping(type('datetimeoffset', 10, 34, 7))],
+      ['gone', null],
+    ]),
+  };
+  const row = (op: LogRow['op'], before: string | null, after: string | null): LogRow => ({
+    id: '7',
+    rv: Buffer.from('00000000000007d1', 'hex'),
+    schema_name: 'dbo',
+    table_name: 'item',
+    op,
+    before,
+    after,
+    logged_at: new Date('2024-03-01T06:45:00Z'),
+  });
+  // As the trigger writes it: STRING_ESCAPE(..., 'json') escapes " \ / and control characters.
+  const before = String.raw`{"id":"7","name":"a \"b\" c\/d\\e\u0001\n","paid":"0","at":"2024-03-01T12:30:00.1234567+05:45","gone":"x"}`;
+  const after = String.raw`{"id":"7","name":null,"paid":"1","at":null,"gone":null}`;
+
+  test('an update carries both rows, normalized; NULL stays NULL; a dropped column as logged', () => {
+    assert.deepEqual(loggedColumns(row('u', before, after)), ['id', 'name', 'paid', 'at', 'gone']);
+    assert.deepEqual(logRowChange(row('u', before, after), table), {
+      op: 'update',
+      table: { schema: 'dbo', table: 'item' },
+      before: { id: '7', name: 'a "b" c/d\\e\u0001\n', paid: 'f', at: '2024-03-01 06:45:00.123457+00', gone: 'x' },
+      after: { id: '7', name: null, paid: 't', at: null, gone: null },
+    });
+  });
+
+  test('an insert carries the new row, a delete the old one', () => {
+    assert.deepEqual(logRowChange(row('i', null, after), table), { op: 'insert', table: table.id, after: { id: '7', name: null, paid: 't', at: null, gone: null } });
+    const del = logRowChange(row('d', before, null), table);
+    assert.equal(del.op, 'delete');
+    assert.deepEqual(del.op === 'delete' && del.before['at'], '2024-03-01 06:45:00.123457+00');
+    assert.deepEqual(loggedColumns(row('d', before, null)), ['id', 'name', 'paid', 'at', 'gone']);
+  });
+
+  test('a value its type cannot be read from names the table and column', () => {
+    assert.throws(() => logRowChange(row('i', null, '{"id":"7","paid":"yes"}'), table), /^Error: dbo\.item\.paid: not SQL Server bit text: "yes"$/);
   });
 });

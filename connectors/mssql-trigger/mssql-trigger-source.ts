@@ -1,5 +1,5 @@
 import sql from 'mssql';
-import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
+import type { SourceMessage } from '../../src/core/change.js';
 import { formatTable, tableKey } from '../../src/core/change.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -8,7 +8,8 @@ import { describeMssqlTable } from './catalog.js';
 import { describeMssqlUrl, isMssqlConnectionError, mssqlConnect, mssqlConnectionError } from './connect.js';
 import { ROWVERSION_CODEC, RowversionPosition } from './rowversion-codec.js';
 import { ACK_SQL, ackParams, bind, type BoundParam, HORIZON_SQL, INSTALLED_SQL, PURGED_SQL, READ_SQL, readParams } from './sql.js';
-import { mssqlTypeMapping, normalizeValue, type TypeMapping } from './types.js';
+import { loggedColumns, type LoggedTable, type LogRow, logRowChange } from './log-row.js';
+import { mssqlTypeMapping, type TypeMapping } from './types.js';
 
 export interface MssqlTriggerSourceOptions {
   readonly url: string;
@@ -27,16 +28,6 @@ export interface MssqlTriggerSourceOptions {
   readonly reloadCommand?: string;
 }
 
-interface LogRow {
-  id: string;
-  rv: Buffer;
-  schema_name: string;
-  table_name: string;
-  op: 'i' | 'u' | 'd';
-  before: string | null;
-  after: string | null;
-  logged_at: Date;
-}
 
 /**
  * Reads the change log that `mssql-trigger`'s triggers write (see sql.ts).
@@ -94,10 +85,6 @@ function purgedError(options: MssqlTriggerSourceOptions, what: string): Branchli
   });
 }
 
-interface LoggedTable {
-  readonly id: TableId;
-  readonly types: Map<string, TypeMapping | null>;
-}
 
 class MssqlTriggerStream implements SourceStream<RowversionPosition> {
   readonly messages: AsyncIterator<SourceMessage<RowversionPosition>>;
@@ -161,7 +148,7 @@ class MssqlTriggerStream implements SourceStream<RowversionPosition> {
               yield { kind: 'begin', xid: Number(RowversionPosition.fromBuffer(r.rv).bound & 0xffffffffn), commitTime: r.logged_at };
             }
             lastAt = r.logged_at;
-            yield { kind: 'change', change: await this.change(r) };
+            yield { kind: 'change', change: logRowChange(r, await this.table(r.schema_name, r.table_name, loggedColumns(r))) };
           }
           if (page.length < pageRows) break;
           lastId = page[page.length - 1]!.id;
@@ -222,27 +209,5 @@ class MssqlTriggerStream implements SourceStream<RowversionPosition> {
     const entry = { id, types };
     this.tables.set(key, entry);
     return entry;
-  }
-
-  private async change(r: LogRow): Promise<RowChange> {
-    const before = r.before === null ? null : (JSON.parse(r.before) as Record<string, string | null>);
-    const after = r.after === null ? null : (JSON.parse(r.after) as Record<string, string | null>);
-    const t = await this.table(r.schema_name, r.table_name, Object.keys(after ?? before ?? {}));
-    const values = (raw: Record<string, string | null> | null): RowValues => {
-      const out: Record<string, string | null> = {};
-      for (const [c, v] of Object.entries(raw ?? {})) {
-        const m = t.types.get(c);
-        out[c] = m ? normalizeValue(m, formatTable(t.id), c, v) : v;
-      }
-      return out;
-    };
-    switch (r.op) {
-      case 'i':
-        return { op: 'insert', table: t.id, after: values(after) };
-      case 'u':
-        return { op: 'update', table: t.id, before: values(before), after: values(after) };
-      case 'd':
-        return { op: 'delete', table: t.id, before: values(before) };
-    }
   }
 }

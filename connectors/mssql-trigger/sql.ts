@@ -38,7 +38,7 @@ export function nLiteral(text: string): string {
 /** The change log and the readers' table, idempotently: one batch each. */
 export function createLogSql(): string[] {
   return [
-    `IF SCHEMA_ID(N'branchline') IS NULL EXEC(N'CREATE SCHEMA [branchline]');`,
+    `IF SCHEMA_ID(N'branchline') IS NULL EXEC(N'CREATE SCHEMA [branchline] AUTHORIZATION [dbo]');`,
     `IF OBJECT_ID(N'[branchline].[change_log]', N'U') IS NULL
 CREATE TABLE [branchline].[change_log] (
   [id]          bigint IDENTITY(1,1) NOT NULL PRIMARY KEY,
