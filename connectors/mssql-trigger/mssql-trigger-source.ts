@@ -85,7 +85,6 @@ function purgedError(options: MssqlTriggerSourceOptions, what: string): Branchli
   });
 }
 
-
 class MssqlTriggerStream implements SourceStream<RowversionPosition> {
   readonly messages: AsyncIterator<SourceMessage<RowversionPosition>>;
   private closed = false;
@@ -196,7 +195,12 @@ class MssqlTriggerStream implements SourceStream<RowversionPosition> {
     const known = this.tables.get(key);
     if (known && columns.every((c) => known.types.has(c))) return known;
     const id = known?.id ?? { schema, table: name };
-    const info = await describeMssqlTable(this.pool, id);
+    let info: Awaited<ReturnType<typeof describeMssqlTable>>;
+    try {
+      info = await describeMssqlTable(this.pool, id);
+    } catch (e) {
+      throw isMssqlConnectionError(e) ? mssqlConnectionError(e, this.options.url, this.options.role) : e;
+    }
     const types = new Map<string, TypeMapping | null>();
     for (const [c, t] of info?.mssqlTypes ?? []) types.set(c, mssqlTypeMapping(t));
     const missing = columns.filter((c) => !types.has(c));
