@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   'BL-D004': 'database user lacks a required privilege',
   'BL-D005': 'branchline is not installed on this database',
   'BL-D006': 'an embedded PostgreSQL server could not start',
+  'BL-D007': 'a SQL Server column has a type branchline cannot capture',
+  'BL-D008': 'the SQL Server is older than 2016 SP1',
   // sources (BL-S)
   'BL-S001': 'replication slot is missing',
   'BL-S002': 'replication slot is in use by another connection',

@@ -1,0 +1,66 @@
+import type sql from 'mssql';
+import { RowversionPosition } from './rowversion-codec.js';
+import { bind, HORIZON_SQL, MARK_PURGED_SQL, PURGE_FACTS_SQL, purgeFactsParams, PURGED_SQL, purgeParams, PURGE_SQL, READERS_BEHIND_SQL } from './sql.js';
+
+export interface MssqlPurgeOptions {
+  /** Changes older than this are purged even if a reader has not applied them (that reader then needs an initial load). */
+  readonly retentionHours: number;
+  /** Rows deleted per statement (keeps each transaction short). Default 50,000. */
+  readonly batchRows?: number;
+}
+
+export interface MssqlPurgeResult {
+  /** Every change logged below this rowversion is gone. */
+  readonly purgedBelow: RowversionPosition;
+  readonly deleted: number;
+  /** Readers left behind by the retention: they need a fresh initial load. */
+  readonly readersBehind: readonly string[];
+}
+
+const max = (a: RowversionPosition, b: RowversionPosition) => (a.compare(b) >= 0 ? a : b);
+
+/**
+ * Where a purge stops: below the readers' lowest position or the oldest row
+ * within the retention, whichever is further (none of either: the
+ * horizon), never above the horizon; null when that is not past where the
+ * log was purged already.
+ */
+export function purgeBound(p: {
+  readonly horizon: RowversionPosition;
+  readonly minReader: RowversionPosition | null;
+  readonly retentionBound: RowversionPosition | null;
+  readonly purgedBelow: RowversionPosition;
+}): RowversionPosition | null {
+  let bound = max(p.minReader ?? p.horizon, p.retentionBound ?? p.horizon);
+  if (bound.compare(p.horizon) > 0) bound = p.horizon;
+  return bound.compare(p.purgedBelow) > 0 ? bound : null;
+}
+
+/**
+ * Purges the change log at a SQL Server store: below what every reader has
+ * applied (`change_log_readers`), and below the retention for readers that
+ * stay away longer; never at or above `MIN_ACTIVE_ROWVERSION()` (an open
+ * transaction's rows are not complete yet). Records how far first, so a
+ * reader behind it is told it needs an initial load (BL-S006) instead of
+ * getting a partial picture.
+ */
+export async function purgeMssqlChangeLog(pool: sql.ConnectionPool, options: MssqlPurgeOptions): Promise<MssqlPurgeResult> {
+  const horizon = RowversionPosition.fromBuffer((await pool.request().query<{ bound: Buffer }>(HORIZON_SQL)).recordset[0]!.bound);
+  const facts = (await bind(pool.request(), purgeFactsParams(options.retentionHours)).query<{ min_reader: Buffer | null; retention_bound: Buffer | null }>(PURGE_FACTS_SQL))
+    .recordset[0]!;
+  const before = RowversionPosition.fromBuffer((await pool.request().query<{ purged_below: Buffer }>(PURGED_SQL)).recordset[0]!.purged_below);
+  const of = (buf: Buffer | null) => (buf ? RowversionPosition.fromBuffer(buf) : null);
+  const bound = purgeBound({ horizon, minReader: of(facts.min_reader), retentionBound: of(facts.retention_bound), purgedBelow: before });
+  if (bound === null) return { purgedBelow: before, deleted: 0, readersBehind: [] };
+  await bind(pool.request(), purgeParams(bound)).batch(MARK_PURGED_SQL);
+  const batch = options.batchRows ?? 50_000;
+  let deleted = 0;
+  for (;;) {
+    const res = await bind(pool.request(), purgeParams(bound, batch)).query(PURGE_SQL);
+    const n = res.rowsAffected[0] ?? 0;
+    deleted += n;
+    if (n < batch) break;
+  }
+  const behind = (await bind(pool.request(), purgeParams(bound)).query<{ reader: string }>(READERS_BEHIND_SQL)).recordset;
+  return { purgedBelow: bound, deleted, readersBehind: behind.map((r) => r.reader) };
+}
