@@ -174,6 +174,35 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     }
   });
 
+  it('after an initial load, keeps skipping what its snapshot saw while transactions it saw running are still open', async () => {
+    // Two transactions running at the snapshot (first and second), one that committed before it with a later xid
+    // (in the copy). The first ends: the reader's bound moves to the second's xid, still below what the copy holds.
+    const first = await client();
+    await first.query('BEGIN');
+    await first.query(`INSERT INTO price (id) VALUES (40)`);
+    const second = await client();
+    await second.query('BEGIN');
+    await second.query(`INSERT INTO price (id) VALUES (41)`);
+    const w = await client();
+    await w.query(`INSERT INTO price (id) VALUES (42)`); // in the copy
+    const snap = (await w.query<{ s: string }>(`SELECT pg_current_snapshot()::text AS s`)).rows[0]!.s;
+    await first.query('COMMIT');
+    const stream = await source().open(XID8_CODEC.parse(snap));
+    try {
+      const got = await commits(stream, 1);
+      assert.deepEqual(changes(got).map((c) => c.op === 'insert' && c.after['id']), ['40']);
+      const at = (got.filter((m) => m.kind === 'commit').at(-1) as Extract<Msg, { kind: 'commit' }>).position;
+      assert.notEqual(at.snapshot, null, `the position after the first window still carries the snapshot (${XID8_CODEC.format(at)})`);
+      await second.query('COMMIT');
+      await w.query(`INSERT INTO price (id) VALUES (43)`);
+      const rest = changes(await commits(stream, 2));
+      assert.deepEqual(rest.map((c) => c.op === 'insert' && c.after['id']), ['41', '43'], `42 is in the copy: never delivered (snapshot ${snap})`);
+      assert.deepEqual(changes(await quiet(stream, 300)), []);
+    } finally {
+      await stream.close();
+    }
+  });
+
   it('purges below what every reader applied; a reader behind the purge or without a start is told to reload', async () => {
     const a = await source({ reader: 'down:A' }).open(null);
     let at: XidPosition;
