@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): type-checks and compiles everything
 // (child-process agents in the tests run the bundled CLI, as in production),
-// then runs the pure tests (*.test.ts) and the PostgreSQL tests (*.pg.test.ts).
+// then runs the pure tests (*.test.ts), the PostgreSQL tests (*.pg.test.ts), and
+// the up channel's PostgreSQL tests once more with every store on pg-trigger.
 // Usage: node scripts/run-tests.mjs [--unit | --pg] [test files...]
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -30,15 +31,20 @@ const all = readdirSync(path.join(root, 'test'))
   .map((f) => path.join('test', f));
 const unit = all.filter((f) => !f.endsWith('.pg.test.ts'));
 const pg = all.filter((f) => f.endsWith('.pg.test.ts'));
-const groups = files.length ? [['selected', files]] : [
-  ...(only !== '--pg' ? [['pure tests', unit]] : []),
-  ...(only !== '--unit' ? [['PostgreSQL tests', pg]] : []),
+// The up channel's files again with every store captured by triggers (connector: pg-trigger):
+// the same tests must pass whichever way a store's changes are read.
+const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'faults'].map((f) => path.join('test', `${f}.pg.test.ts`));
+const groups = files.length ? [['selected', files, {}]] : [
+  ...(only !== '--pg' ? [['pure tests', unit, {}]] : []),
+  ...(only !== '--unit' ? [['PostgreSQL tests', pg, {}]] : []),
+  ...(only !== '--unit' ? [['PostgreSQL tests of the up channel, every store on connector pg-trigger', UP_CHANNEL, { BRANCHLINE_TEST_UP_CONNECTOR: 'pg-trigger' }]] : []),
 ];
-for (const [name, list] of groups) {
+for (const [name, list, env] of groups) {
   if (!list.length) continue;
   console.log(`# ${name}: ${list.length} files`);
   run(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-concurrency=1', '--test-reporter=spec', ...list], {
     BRANCHLINE_AGENT_DIST: '1',
+    ...env,
   });
 }
 console.log(`# all tests passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);

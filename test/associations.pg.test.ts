@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { insertAssociations, lookupBranchCodes, lookupHqKeys } from '../src/associate/association-store.js';
 import { connect } from '../src/db/connect.js';
 import { startInProcess, type InProcess } from './support/in-process.js';
-import { eventually } from './support/world.js';
+import { eventually, TEST_UP_CONNECTOR } from './support/world.js';
 import { TEST_ENTITIES } from './support/entities.js';
 
 /**
@@ -115,10 +115,12 @@ describe('ID association and parking', { timeout: 120_000 }, () => {
         ['BL-P006', null, null, 'update', ['["S1","10"]']],
       ],
     );
-    // Where each came from at the store: its transaction and that transaction's commit position (LSN).
+    // Where each came from at the store: its transaction and that transaction's commit position
+    // (an LSN; with pg-trigger, the change table's position once that transaction is applied).
     const sources = (await hq<{ source_position: string | null; source_xid: string | null }>(`SELECT source_position, source_xid::text FROM branchline.parked ORDER BY id`)).rows;
+    const form = TEST_UP_CONNECTOR === 'pg-trigger' ? /^(\d+|\d+:\d+:[\d,]*)(@\d+\/\d+)?$/ : /^[0-9A-F]+\/[0-9A-F]+$/;
     for (const s of sources) {
-      assert.match(s.source_position ?? '', /^[0-9A-F]+\/[0-9A-F]+$/, 'an LSN');
+      assert.match(s.source_position ?? '', form, `a ${TEST_UP_CONNECTOR} commit position`);
       assert.match(s.source_xid ?? '', /^\d+$/);
     }
     assert.notEqual(sources[0]!.source_position, sources[1]!.source_position, 'two store transactions, two positions');

@@ -20,6 +20,7 @@ import {
   purgeFactsParams,
   purgeParams,
   READERS_BEHIND_SQL,
+  READER_POSITION_SQL,
   READ_SQL,
   readParams,
   SET_ORIGIN_SQL,
@@ -298,6 +299,7 @@ IF @@ROWCOUNT = 0 AND NOT EXISTS (SELECT 1 FROM [branchline].[change_log_purged]
   INSERT INTO [branchline].[change_log_purged] ([one], [purged_below]) VALUES (1, @bound);`,
     );
     assert.equal(PURGE_SQL, `DELETE TOP (@batchRows) FROM [branchline].[change_log] WHERE [rv] < @bound`);
+    assert.equal(READER_POSITION_SQL, `SELECT [position] FROM [branchline].[change_log_readers] WHERE [reader] = @reader`);
     assert.equal(READERS_BEHIND_SQL, `SELECT [reader] FROM [branchline].[change_log_readers] WHERE [position] < @bound ORDER BY [reader]`);
   });
 

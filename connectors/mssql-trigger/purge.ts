@@ -1,10 +1,16 @@
 import type sql from 'mssql';
 import { RowversionPosition } from './rowversion-codec.js';
-import { bind, HORIZON_SQL, MARK_PURGED_SQL, PURGE_FACTS_SQL, purgeFactsParams, PURGED_SQL, purgeParams, PURGE_SQL, READERS_BEHIND_SQL } from './sql.js';
+import { bind, readerParams, READER_POSITION_SQL, HORIZON_SQL, MARK_PURGED_SQL, PURGE_FACTS_SQL, purgeFactsParams, PURGED_SQL, purgeParams, PURGE_SQL, READERS_BEHIND_SQL } from './sql.js';
 
 export interface MssqlPurgeOptions {
-  /** Changes older than this are purged even if a reader has not applied them (that reader then needs an initial load). */
-  readonly retentionHours: number;
+  /**
+   * Changes older than this are purged even if a reader has not applied them
+   * (that reader then needs an initial load). Null: never by age (a store's
+   * table is HQ's queue while HQ is away).
+   */
+  readonly retentionHours: number | null;
+  /** Only below what this reader applied; nothing while it has recorded no position. Absent: every recorded reader. */
+  readonly reader?: string;
   /** Rows deleted per statement (keeps each transaction short). Default 50,000. */
   readonly batchRows?: number;
 }
@@ -46,11 +52,19 @@ export function purgeBound(p: {
  */
 export async function purgeMssqlChangeLog(pool: sql.ConnectionPool, options: MssqlPurgeOptions): Promise<MssqlPurgeResult> {
   const horizon = RowversionPosition.fromBuffer((await pool.request().query<{ bound: Buffer }>(HORIZON_SQL)).recordset[0]!.bound);
-  const facts = (await bind(pool.request(), purgeFactsParams(options.retentionHours)).query<{ min_reader: Buffer | null; retention_bound: Buffer | null }>(PURGE_FACTS_SQL))
+  const facts = (await bind(pool.request(), purgeFactsParams(options.retentionHours ?? 0)).query<{ min_reader: Buffer | null; retention_bound: Buffer | null }>(PURGE_FACTS_SQL))
     .recordset[0]!;
   const before = RowversionPosition.fromBuffer((await pool.request().query<{ purged_below: Buffer }>(PURGED_SQL)).recordset[0]!.purged_below);
   const of = (buf: Buffer | null) => (buf ? RowversionPosition.fromBuffer(buf) : null);
-  const bound = purgeBound({ horizon, minReader: of(facts.min_reader), retentionBound: of(facts.retention_bound), purgedBelow: before });
+  let minReader = of(facts.min_reader);
+  if (options.reader !== undefined) {
+    const own = (await bind(pool.request(), readerParams(options.reader)).query<{ position: Buffer }>(READER_POSITION_SQL)).recordset[0];
+    if (!own) return { purgedBelow: before, deleted: 0, readersBehind: [] }; // it has applied nothing yet
+    minReader = RowversionPosition.fromBuffer(own.position);
+  }
+  // No retention: the age of a change never lets it go, only the reader (the smallest bound loses in purgeBound's max).
+  const retentionBound = options.retentionHours === null ? RowversionPosition.of(0n) : of(facts.retention_bound);
+  const bound = purgeBound({ horizon, minReader, retentionBound, purgedBelow: before });
   if (bound === null) return { purgedBelow: before, deleted: 0, readersBehind: [] };
   await bind(pool.request(), purgeParams(bound)).batch(MARK_PURGED_SQL);
   const batch = options.batchRows ?? 50_000;

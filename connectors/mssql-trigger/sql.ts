@@ -178,6 +178,14 @@ export const PURGED_SQL = `SELECT COALESCE((SELECT [purged_below] FROM [branchli
 export const PURGE_FACTS_SQL = `SELECT (SELECT MIN([position]) FROM [branchline].[change_log_readers]) AS min_reader,
        (SELECT MIN([rv]) FROM [branchline].[change_log] WHERE [logged_at] >= DATEADD(second, -@retentionSeconds, SYSUTCDATETIME())) AS retention_bound`;
 
+/** One reader's recorded position (a store's change table has one reader: its up pipeline). */
+export const READER_POSITION_SQL = `SELECT [position] FROM [branchline].[change_log_readers] WHERE [reader] = @reader`;
+
+/** READER_POSITION_SQL's parameter. */
+export function readerParams(reader: string): BoundParam[] {
+  return [{ name: 'reader', type: sql.NVarChar(128), value: reader }];
+}
+
 /** Records how far the log is purged (only forward), before anything is deleted. */
 export const MARK_PURGED_SQL = `UPDATE [branchline].[change_log_purged] SET [purged_below] = @bound, [purged_at] = SYSUTCDATETIME()
  WHERE [one] = 1 AND [purged_below] < @bound;

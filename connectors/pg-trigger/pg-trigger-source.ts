@@ -211,6 +211,9 @@ class TriggerStream implements SourceStream<XidPosition> {
       // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
       if (!(await this.notPurgedSince(from))) return null;
       const lastPage = txns.length < TXN_PAGE;
+      // Where the target stands once txns[n] is applied: inside the window, or past it after its last transaction.
+      const positionAfter = (n: number): XidPosition =>
+        lastPage && n === txns.length - 1 ? afterWindow(from, until) : { bound: from.bound, snapshot: from.snapshot, window: { until, lastId: BigInt(txns[n]!.last_id) } };
       for (let i = 0; i < txns.length; ) {
         // As many whole transactions as fit in a page of rows (at least one).
         let rows = 0;
@@ -226,7 +229,7 @@ class TriggerStream implements SourceStream<XidPosition> {
           if (chunk.length === 1) {
             // One transaction bigger than a page: delivered as it is read.
             const t = chunk[0]!;
-            if (lastRowId === '0') yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at };
+            if (lastRowId === '0') yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at, commitPosition: positionAfter(i) };
             for (const r of page) yield { kind: 'change', change: this.change(r) };
             streamed += page.length;
           } else for (const r of page) byXid.get(r.xid)!.push(this.change(r));
@@ -237,14 +240,13 @@ class TriggerStream implements SourceStream<XidPosition> {
           const t = chunk[k]!;
           const changes = chunk.length === 1 ? null : byXid.get(t.xid)!;
           if ((changes ? changes.length : streamed) !== t.n) return this.purgedUnder(from);
+          const position = positionAfter(i + k);
           if (changes) {
-            yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at };
+            yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at, commitPosition: position };
             for (const c of changes) yield { kind: 'change', change: c };
           }
-          const last = lastPage && i + k === txns.length - 1;
-          const lastId = BigInt(t.last_id);
-          this.position = last ? afterWindow(from, until) : { bound: from.bound, snapshot: from.snapshot, window: { until, lastId } };
-          after = lastId;
+          this.position = position;
+          after = BigInt(t.last_id);
           delivered = true;
           yield { kind: 'commit', position: this.position, commitTime: t.at };
         }

@@ -85,8 +85,9 @@ export class Agent {
     const results = await Promise.all(
       this.stores.map(async (store) => {
         try {
-          const problems = mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000));
-          if (down && hqDown) {
+          const capture = storeCapture(store);
+          const problems = mappingProblems(files, hq, await capture.catalog(sources, 5_000));
+          if (down && hqDown && capture.postgres) {
             const catalog = await readCatalog(store.url, storeRole(store), storeTargets, 5_000);
             this.storeDown.set(store.code, catalog);
             problems.push(...downMappingProblems(files, hqDown, catalog));
@@ -189,6 +190,14 @@ export class Agent {
     const { config, logger } = this.options;
     const files = this.files!;
     const log = logger.child({ store: store.code, pipeline: `down:${store.code}` });
+    if (!storeCapture(store).postgres) {
+      log.error('this store gets no master data from HQ: the down channel writes to PostgreSQL stores only (not built for SQL Server); its up pipeline runs', {
+        code: 'BL-C003',
+        connector: store.connector,
+        hint: 'Leave the store out of the down mappings\' routes, or move it to PostgreSQL; see docs/connectors.md.',
+      });
+      return;
+    }
     const backoff = new Backoff(config.retry);
     let mappings: MappingSet | null = null;
     while (!signal.aborted && !mappings) {

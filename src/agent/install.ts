@@ -56,13 +56,16 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
   for (const store of stores) {
     const installer = installerFor(store, logger);
     const identity = await installer.ensureFullBeforeImages(fullImages);
-    const catalog = await readCatalog(store.url, storeRole(store), sources);
+    const capture = storeCapture(store);
+    const catalog = await capture.catalog(sources);
     checkAndCompile(files, hq, catalog, `HQ and ${storeRole(store)}`);
-    if (down && hqDown) checkAndCompileDown(files, hqDown, await readCatalog(store.url, storeRole(store), storeTargets), `HQ and ${storeRole(store)}`);
+    const storeDown = down && capture.postgres;
+    if (storeDown && hqDown) checkAndCompileDown(files, hqDown, await readCatalog(store.url, storeRole(store), storeTargets), `HQ and ${storeRole(store)}`);
     // Only down files: nothing is captured at the store, so no publication or slot (which would keep WAL for nobody), no change table.
     const actions = sources.length > 0 ? await installer.install(sources) : [`no up mapping files: no ${store.connector === 'pg-logical' ? 'publication or replication slot' : 'change table'} needed`];
+    if (down && !capture.postgres) actions.push('no down channel here: HQ hands master data down to PostgreSQL stores only (not built for SQL Server)');
     // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema.
-    if (down) {
+    if (storeDown) {
       const migrated = await migrateLatest(store.url, storeRole(store));
       actions.push(...(migrated.length ? [`applied ${migrated.length} branchline migration${migrated.length === 1 ? '' : 's'} (down channel state)`] : []));
     }

@@ -3,8 +3,9 @@ import { isBranchlineError } from '../core/errors.js';
 import { Lsn } from '../core/lsn.js';
 import { connect } from '../db/connect.js';
 import { storeRole } from './prepare.js';
-import { LOG_TABLE, XID8_CODEC } from '../../connectors/pg-trigger/index.js';
+import { LOG_TABLE, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DOWN_ORIGIN } from './store-capture.js';
+import { mssqlConnect } from '../../connectors/mssql-trigger/index.js';
 
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
@@ -95,54 +96,67 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       let scheduled: number | null = null;
       let nextScheduledAt: string | null = null;
       try {
-        const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
-        try {
+        if (store.connector === 'mssql-trigger') {
+          // A SQL Server store: reachable or not; its change table is not inspected here (not verified live, see docs/connectors.md).
+          const pool = await mssqlConnect(store.url, storeRole(store), { connectTimeoutMs: 3_000 });
+          await pool.close().catch(() => undefined);
           storeReachable = true;
-          if (store.connector === 'pg-trigger') {
-            // The change table is the store's queue: what HQ lacks is what lies at or above HQ's position.
-            const bound = p?.position ? XID8_CODEC.parse(p.position) : null;
-            const r = await db.query<{ ok: boolean; bytes: string | null; pending: string | null }>(
-              `SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok,
-                      CASE WHEN to_regclass('${LOG_TABLE}') IS NOT NULL THEN pg_total_relation_size('${LOG_TABLE}')::text END AS bytes`,
-            );
-            const row = r.rows[0]!;
-            if (row.ok) {
-              const pending = await db.query<{ n: string }>(
-                `SELECT count(*)::text AS n FROM ${LOG_TABLE}
-                  WHERE xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(xid, $2::text::pg_snapshot))
-                    AND origin IS DISTINCT FROM $3`,
-                [(bound?.bound ?? 0n).toString(), bound?.snapshot ?? null, DOWN_ORIGIN],
+          slotState = 'change table (SQL Server)';
+        } else {
+          const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
+          try {
+            storeReachable = true;
+            if (store.connector === 'pg-trigger') {
+              // The change table is the store's queue: what HQ lacks is what lies at or above HQ's position.
+              let bound: XidPosition | null = null;
+              try {
+                bound = p?.position ? XID8_CODEC.parse(p.position) : null;
+              } catch {
+                // A position of another connector (the store switched): the pipeline itself says so (BL-S...); count from the start.
+              }
+              const r = await db.query<{ ok: boolean; bytes: string | null }>(
+                `SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok,
+                        CASE WHEN to_regclass('${LOG_TABLE}') IS NOT NULL THEN pg_total_relation_size('${LOG_TABLE}')::text END AS bytes`,
               );
-              const n = Number(pending.rows[0]!.n);
-              walRetained = Number(row.bytes);
-              lagBytes = n === 0 ? 0 : null;
-              slotState = `change table, ${n} change${n === 1 ? '' : 's'} not at HQ`;
-            } else slotState = 'change table missing';
-          } else {
-            const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
-              `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
-                      s.wal_status, s.active
-                 FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
-              [store.slot],
-            );
-            const row = r.rows[0]!;
-            const current = Lsn.parse(row.current);
-            if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
-            if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
-            slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+              const row = r.rows[0]!;
+              if (row.ok) {
+                const pending = await db.query<{ n: string }>(
+                  `SELECT count(*)::text AS n FROM ${LOG_TABLE}
+                    WHERE xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(xid, $2::text::pg_snapshot))
+                      AND origin IS DISTINCT FROM $3`,
+                  [(bound?.bound ?? 0n).toString(), bound?.snapshot ?? null, DOWN_ORIGIN],
+                );
+                const n = Number(pending.rows[0]!.n);
+                walRetained = Number(row.bytes);
+                lagBytes = n === 0 ? 0 : null;
+                slotState = `change table, ${n} change${n === 1 ? '' : 's'} not at HQ`;
+              } else slotState = 'change table missing';
+            } else {
+              const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
+                `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
+                        s.wal_status, s.active
+                   FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+                [store.slot],
+              );
+              const row = r.rows[0]!;
+              const current = Lsn.parse(row.current);
+              if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
+              if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
+              slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
+            }
+            // The down channel keeps its scheduled changes in the store's branchline schema (when it has one).
+            const has = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.scheduled') IS NOT NULL AS ok`);
+            if (has.rows[0]?.ok) {
+              const sched = await db.query<{ n: string; next: Date | null }>(
+                `SELECT count(*) AS n, min(effective_at) AS next FROM branchline.scheduled WHERE pipeline = $1`,
+                [`down:${store.code}`],
+              );
+              scheduled = Number(sched.rows[0]!.n);
+              nextScheduledAt = sched.rows[0]!.next?.toISOString() ?? null;
+            }
+          } finally {
+            await db.end().catch(() => undefined);
           }
-          // The down channel keeps its scheduled changes in the store's branchline schema (when it has one).
-          const has = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.scheduled') IS NOT NULL AS ok`);
-          if (has.rows[0]?.ok) {
-            const sched = await db.query<{ n: string; next: Date | null }>(
-              `SELECT count(*) AS n, min(effective_at) AS next FROM branchline.scheduled WHERE pipeline = $1`,
-              [`down:${store.code}`],
-            );
-            scheduled = Number(sched.rows[0]!.n);
-            nextScheduledAt = sched.rows[0]!.next?.toISOString() ?? null;
-          }
-        } finally {
-          await db.end().catch(() => undefined);
         }
       } catch (e) {
         if (!isBranchlineError(e)) throw e;

@@ -1,12 +1,13 @@
 import { LSN_CODEC, PgLogicalInstaller, PgLogicalSource } from '../../connectors/pg-logical/index.js';
-import { PgTriggerInstaller, PgTriggerSource, purgeChangeLog, XID8_CODEC, type PurgeResult, type XidPosition } from '../../connectors/pg-trigger/index.js';
+import { PgTriggerInstaller, PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { TableId } from '../core/change.js';
 import type { Logger } from '../core/logger.js';
 import type { SlotPosition } from '../core/slot-position.js';
 import type { Source } from '../core/source.js';
 import { connect } from '../db/connect.js';
-import { downOriginName, storeRole } from './prepare.js';
+import { MssqlTriggerInstaller, MssqlTriggerSource, ROWVERSION_CODEC, describeMssqlTables, mssqlConnect, purgeMssqlChangeLog, type RowversionPosition } from '../../connectors/mssql-trigger/index.js';
+import { downOriginName, readCatalog, storeRole, type Catalog } from './prepare.js';
 
 /** What `install` / `uninstall` do at a store for its capture. */
 export interface StoreInstaller {
@@ -35,7 +36,14 @@ export interface StoreCapture<P> {
    */
   readonly downReplicationOrigin: string | undefined;
   /** Deletes from the store's change table what HQ applied; null when the connector keeps no such table. */
-  purge(): Promise<PurgeResult | null>;
+  purge(): Promise<{ readonly deleted: number; readonly purgedBelow: string } | null>;
+  /** The store's description of these tables (what the up mappings read), for the mapping checks. */
+  catalog(tables: readonly TableId[], connectTimeoutMs?: number): Promise<Catalog>;
+  /**
+   * Whether the store is PostgreSQL: the down channel (HQ -> store), initial
+   * loads and `status`'s detail need it; a SQL Server store is read only.
+   */
+  readonly postgres: boolean;
 }
 
 /** The name the up pipeline's reader has in a trigger-fed change table. */
@@ -47,8 +55,17 @@ export function upReaderName(store: StoreConfig): string {
 export const DOWN_ORIGIN = 'HQ';
 
 export function storeCapture(store: StoreConfig): StoreCapture<unknown> {
-  return (store.connector === 'pg-trigger' ? triggerCapture(store) : logicalCapture(store)) as StoreCapture<unknown>;
+  switch (store.connector) {
+    case 'pg-trigger':
+      return triggerCapture(store) as StoreCapture<unknown>;
+    case 'mssql-trigger':
+      return mssqlCapture(store) as StoreCapture<unknown>;
+    default:
+      return logicalCapture(store) as StoreCapture<unknown>;
+  }
 }
+
+const pgCatalog = (store: StoreConfig) => (tables: readonly TableId[], connectTimeoutMs?: number) => readCatalog(store.url, storeRole(store), tables, connectTimeoutMs);
 
 function logicalCapture(store: StoreConfig): StoreCapture<SlotPosition> {
   return {
@@ -69,6 +86,31 @@ function logicalCapture(store: StoreConfig): StoreCapture<SlotPosition> {
     installer: (logger) => new PgLogicalInstaller({ url: store.url, role: storeRole(store), slot: store.slot, publication: store.publication, logger }),
     downReplicationOrigin: downOriginName(store.code),
     purge: async () => null,
+    catalog: pgCatalog(store),
+    postgres: true,
+  };
+}
+
+/** What the up pipeline's reader of a store's change table is told, whichever the database. */
+function changeTableReader(store: StoreConfig, config: Config, logger: Logger, reloadCommand: string) {
+  return {
+    url: store.url,
+    role: storeRole(store),
+    logger,
+    pollMs: config.source.pollMs,
+    pageRows: config.batch.chunkRows,
+    reader: upReaderName(store),
+    skipOrigin: DOWN_ORIGIN,
+    reloadCommand,
+  };
+}
+
+/** A change table's installer as install/uninstall use it: nothing holds such a table the way a reader holds a slot, so there is nothing to force. */
+function changeTableInstaller(installer: { install(t: readonly TableId[]): Promise<string[]>; ensureFullBeforeImages(): Promise<string[]>; uninstall(): Promise<string[]> }): StoreInstaller {
+  return {
+    install: (tables) => installer.install(tables),
+    ensureFullBeforeImages: () => installer.ensureFullBeforeImages(),
+    uninstall: () => installer.uninstall(),
   };
 }
 
@@ -78,34 +120,51 @@ function triggerCapture(store: StoreConfig): StoreCapture<XidPosition> {
     connector: 'pg-trigger',
     positionKind: XID8_CODEC.kind,
     source: (config, logger) =>
-      new PgTriggerSource({
-        url: store.url,
-        role,
-        logger,
-        pollMs: config.source.pollMs,
-        pageRows: config.batch.chunkRows,
-        reader: upReaderName(store),
-        skipOrigin: DOWN_ORIGIN,
-        reloadCommand: `\`branchline snapshot --store ${store.code} --direction up\``,
-      }),
-    installer: (logger) => {
-      const installer = new PgTriggerInstaller({ url: store.url, role, logger });
-      return {
-        install: (tables) => installer.install(tables),
-        ensureFullBeforeImages: () => installer.ensureFullBeforeImages(),
-        // Nothing holds a trigger-fed table the way a reader holds a slot: there is nothing to force.
-        uninstall: () => installer.uninstall(),
-      };
-    },
+      new PgTriggerSource(changeTableReader(store, config, logger, `\`branchline snapshot --store ${store.code} --direction up\``)),
+    installer: (logger) => changeTableInstaller(new PgTriggerInstaller({ url: store.url, role, logger })),
     downReplicationOrigin: undefined,
     purge: async () => {
       const db = await connect(store.url, { role, applicationName: 'branchline-purge', connectTimeoutMs: 5_000 });
       try {
         // The store's table is HQ's queue while HQ is away: never purged by age, only below what HQ applied.
-        return await purgeChangeLog(db, { retentionHours: null, readers: [upReaderName(store)] });
+        const r = await purgeChangeLog(db, { retentionHours: null, readers: [upReaderName(store)] });
+        return { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() };
       } finally {
         await db.end().catch(() => undefined);
       }
     },
+    catalog: async (tables, connectTimeoutMs) => {
+      // The capture triggers write the whole old row of every update and delete, whatever the table's replica identity.
+      const c = await readCatalog(store.url, role, tables, connectTimeoutMs);
+      return { ...c, tables: new Map([...c.tables].map(([k, t]) => [k, { ...t, replicaIdentity: 'full' as const, identityColumns: t.columns.map((col) => col.name) }])) };
+    },
+    postgres: true,
+  };
+}
+
+/** SQL Server stores: rowversion-keyed change table (connectors/mssql-trigger); up only. */
+function mssqlCapture(store: StoreConfig): StoreCapture<RowversionPosition> {
+  const role = storeRole(store);
+  return {
+    connector: 'mssql-trigger',
+    positionKind: ROWVERSION_CODEC.kind,
+    source: (config, logger) =>
+      new MssqlTriggerSource(
+        changeTableReader(store, config, logger, 'a fresh start of this store (an initial load from SQL Server is not built yet; see docs/connectors.md)'),
+      ),
+    installer: (logger) => changeTableInstaller(new MssqlTriggerInstaller({ url: store.url, role, logger })),
+    downReplicationOrigin: undefined,
+    purge: async () => {
+      const pool = await mssqlConnect(store.url, role);
+      try {
+        const r = await purgeMssqlChangeLog(pool, { retentionHours: null, reader: upReaderName(store) });
+        return { deleted: r.deleted, purgedBelow: ROWVERSION_CODEC.format(r.purgedBelow) };
+      } finally {
+        await pool.close().catch(() => undefined);
+      }
+    },
+    // SQL Server has no sequences branchline reads, and the did-you-mean list of tables is PostgreSQL's.
+    catalog: async (tables) => ({ tables: await describeMssqlTables(store.url, tables, role), all: [], sequences: new Set<string>() }),
+    postgres: false,
   };
 }

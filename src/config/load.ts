@@ -12,7 +12,7 @@ export interface StoreConfig {
   readonly name: string;
   readonly url: string;
   /** How the store's changes are captured: a logical slot, or a trigger-fed change table. */
-  readonly connector: 'pg-logical' | 'pg-trigger';
+  readonly connector: 'pg-logical' | 'pg-trigger' | 'mssql-trigger';
   readonly slot: string;
   readonly publication: string;
   readonly enabled: boolean;

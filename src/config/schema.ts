@@ -19,9 +19,9 @@ export const StoreSchema = Type.Object(
     name: Type.Optional(Type.String({ description: 'a display name' })),
     url: PgUrl,
     connector: Type.Optional(
-      Type.Union([Type.Literal('pg-logical'), Type.Literal('pg-trigger')], {
+      Type.Union([Type.Literal('pg-logical'), Type.Literal('pg-trigger'), Type.Literal('mssql-trigger')], {
         description:
-          'how changes are captured at this store: pg-logical (default) reads a logical replication slot; pg-trigger reads a change table that triggers fill (no wal_level=logical, no REPLICATION privilege needed)',
+          'how changes are captured at this store: pg-logical (default) reads a logical replication slot; pg-trigger reads a change table that triggers fill (no wal_level=logical, no REPLICATION privilege needed); mssql-trigger does the same on SQL Server (url: mssql://user:password@host:1433/database)',
       }),
     ),
     slot: Type.Optional(

@@ -12,6 +12,7 @@ import { SlotPosition } from '../core/slot-position.js';
 import { connect, describeUrl, qualified } from '../db/connect.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
+import { storeCapture } from '../agent/store-capture.js';
 import { beginLoad, chooseTables, copyPending, COPY_SESSION, type InitialLoadOptions, type InitialLoadResult, type LoadRow } from './initial-load.js';
 
 /**
@@ -43,7 +44,13 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
   const role = storeRole(store);
   const { sources, targets } = tablesOf(files);
   const hqCatalog = await readCatalog(config.hq.url, 'HQ', targets);
-  const storeCatalog = await readCatalog(store.url, role, sources);
+  if (store.connector === 'mssql-trigger')
+    throw new BranchlineError({
+      code: 'BL-U001',
+      message: `store ${store.code} is a SQL Server store (mssql-trigger): an initial load from SQL Server into HQ is not built yet.`,
+      hint: 'Its changes replicate from the moment `branchline install` put the triggers in place; load its history by hand, or see docs/connectors.md.',
+    });
+  const storeCatalog = await storeCapture(store).catalog(sources);
   const mappings = checkAndCompile(files, hqCatalog, storeCatalog, `HQ and ${role}`);
   const chosen = chooseTables(mappings, options.tables, options.without, 'up');
   const subset = chosen.length < mappings.sourceTables.length ? chosen.map(tableKey) : null;
@@ -215,10 +222,10 @@ function triggerAnchor(store: StoreConfig): UpLoadAnchor {
     },
     async changedBetween(db, a) {
       const res = await db.query<{ n: string }>(
-        `SELECT count(DISTINCT xid)::text AS n FROM ${LOG_TABLE}
-          WHERE (op = 't' OR format('%I.%I', schema_name, table_name) = ANY($1::text[]))
-            AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $3::text::pg_snapshot)`,
-        [a.tables.map((t) => qualified(t.schema, t.table)), a.now.toString(), a.first.toString()],
+        `SELECT count(DISTINCT l.xid)::text AS n FROM ${LOG_TABLE} l
+          WHERE (l.op = 't' OR (l.schema_name, l.table_name) IN (SELECT * FROM unnest($1::text[], $2::text[])))
+            AND pg_visible_in_snapshot(l.xid, $3::text::pg_snapshot) AND NOT pg_visible_in_snapshot(l.xid, $4::text::pg_snapshot)`,
+        [a.tables.map((t) => t.schema), a.tables.map((t) => t.table), a.now.toString(), a.first.toString()],
       );
       return Number(res.rows[0]!.n);
     },

@@ -92,6 +92,12 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
       message: `no mapping file in ${files.dir} has "direction: down": there is nothing to load into a store.`,
       hint: 'Add down mapping files (direction: down) for the master tables HQ hands down.',
     });
+  if (store.connector === 'mssql-trigger')
+    throw new BranchlineError({
+      code: 'BL-U001',
+      message: `store ${store.code} is a SQL Server store (mssql-trigger): the down channel, and so its initial load, writes to PostgreSQL stores only.`,
+      hint: 'See docs/connectors.md for what SQL Server stores do today (their changes go up to HQ).',
+    });
   const { hqSources, storeTargets } = downTablesOf(files);
   const hqCatalog = await readCatalog(config.hq.url, 'HQ', hqSources);
   const storeCatalog = await readCatalog(store.url, storeRole(store), storeTargets);
