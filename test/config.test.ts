@@ -105,6 +105,8 @@ retry:
 source:
   status_interval_ms: 100
   silence_timeout_ms: 1000
+  poll_ms: 300
+  purge_interval_s: 9
 down:
   poll_ms: 250
   retention_hours: 0.5
@@ -136,7 +138,7 @@ labels:
     assert.deepEqual(config.batch, { maxRows: 10, maxDelayMs: 0, idleMs: 7, chunkRows: 3 });
     assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
     assert.deepEqual(config.retry, { initialMs: 10, maxMs: 100 });
-    assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000 });
+    assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000, pollMs: 300, purgeIntervalS: 9 });
     assert.deepEqual(config.down, { pollMs: 250, retentionHours: 0.5, purgeIntervalS: 7, initialLoad: 'manual' });
     assert.deepEqual(config.log, { level: 'debug' });
     // A disabled store is not served unless named.
@@ -388,6 +390,51 @@ mappings: maps
     assert.deepEqual(r.lines, [
       `${at(7, 5)}: BL-C003 stores "S001" and "S002" would share the replication slot "shared" on the same database. Give one of them its own \`slot:\`.`,
     ]);
+  });
+
+  test('a trigger-fed store with slot or publication, or two on one database, are reported where they stand', async () => {
+    const r = await problems(`hq:
+  url: postgres://h/hq
+stores:
+  - code: S001
+    url: postgres://h/erp
+    connector: pg-trigger
+    slot: s1
+  - code: S002
+    url: postgres://h/erp
+    connector: pg-trigger
+  - code: S003
+    url: mssql://sa:secret@h:1433/erp
+    connector: mssql-trigger
+    publication: p
+mappings: maps
+`);
+    assert.deepEqual(r.lines, [
+      `${at(7, 11)}: BL-C003 store "S001" sets \`slot:\` but captures with pg-trigger, which uses no replication slot. Remove \`slot:\`, or set \`connector: pg-logical\`.`,
+      `${at(9, 10)}: BL-C003 stores "S001" and "S002" are the same database with connector pg-trigger: they would read one change table, each the other's changes too. Give each store its own database URL.`,
+      `${at(14, 18)}: BL-C003 store "S003" sets \`publication:\` but captures with mssql-trigger, which uses no publication. Remove \`publication:\`, or set \`connector: pg-logical\`.`,
+    ]);
+  });
+
+  test('the three connectors are accepted and kept', async () => {
+    const config = await parseConfig(
+      file,
+      `hq:
+  url: postgres://h/hq
+stores:
+  - code: A
+    url: postgres://h/a
+  - code: B
+    url: postgres://h/b
+    connector: pg-trigger
+  - code: C
+    url: mssql://u:p@h:1433/c
+    connector: mssql-trigger
+mappings: maps
+`,
+      {},
+    );
+    assert.deepEqual(config.stores.map((s) => s.connector), ['pg-logical', 'pg-trigger', 'mssql-trigger']);
   });
 
   test('codes that differ only in case share their default slot', async () => {

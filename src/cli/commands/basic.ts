@@ -68,7 +68,7 @@ stores:
   - code: S001
     name: Store 001
     url: \${BRANCHLINE_S001_URL}
-    # connector: pg-logical        # default
+    # connector: pg-logical        # default; pg-trigger (no slot: triggers), mssql-trigger (SQL Server)
     # slot: branchline_s001        # default: branchline_<code>
     # publication: branchline      # default
 mappings: ${rel}
