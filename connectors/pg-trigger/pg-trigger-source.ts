@@ -3,7 +3,7 @@ import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/cor
 import type { Logger } from '../../src/core/logger.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
-import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
+import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, READER_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
@@ -57,6 +57,9 @@ interface TxnRow {
 /** Transactions listed per query. */
 const TXN_PAGE = 10_000;
 
+/** How often a reader records its acknowledged position at most (the last one is also recorded at close). */
+const ACK_EVERY_MS = 1_000;
+
 /**
  * Reads the change log that `pg-trigger`'s triggers write (see sql.ts).
  *
@@ -82,9 +85,14 @@ export class PgTriggerSource implements Source<XidPosition> {
     const { url, role } = this.options;
     const db = await connect(url, { role, applicationName: 'branchline-trigger-reader' }); // says BL-D001 itself
     let purgedBelow: bigint;
+    let recorded: bigint | null = null;
     try {
       await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
       purgedBelow = BigInt((await db.query<{ purged_below: string }>(PURGED_SQL)).rows[0]!.purged_below);
+      if (this.options.reader) {
+        const own = (await db.query<{ position: string }>(READER_SQL, [this.options.reader])).rows[0];
+        recorded = own ? BigInt(own.position) : null;
+      }
     } catch (e) {
       await db.end().catch(() => undefined);
       throw isConnectionError(e) ? connectionError(e, url, role) : e;
@@ -98,6 +106,10 @@ export class PgTriggerSource implements Source<XidPosition> {
         hint: `Run ${fix}; changes follow from where the load ends.`,
       });
     }
+    // The target stores positions with its rows, but this reader also acknowledged idle positions
+    // (windows without a change for it) that the target never stored: whatever lies below what it
+    // recorded was applied or held nothing for it, so a purge up to there lost it nothing.
+    if (after !== null && after.bound < purgedBelow && recorded !== null && recorded >= purgedBelow) after = afterWindow(after, recorded);
     if (after !== null && after.bound < purgedBelow) {
       await db.end().catch(() => undefined);
       throw new BranchlineError({
@@ -118,6 +130,7 @@ class TriggerStream implements SourceStream<XidPosition> {
   private readonly tables = new Map<string, TableId>();
   private acked = 0n;
   private pendingAck: bigint | null = null;
+  private ackedAt = 0;
 
   constructor(
     private readonly db: pg.Client,
@@ -278,8 +291,10 @@ class TriggerStream implements SourceStream<XidPosition> {
   private async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[] | null> {
     try {
       const ack = this.pendingAck;
-      if (ack !== null && this.options.reader) {
+      // At most once a second: each record is a write (an xid), which moves the horizon and makes the next idle window.
+      if (ack !== null && this.options.reader && Date.now() - this.ackedAt >= ACK_EVERY_MS) {
         this.pendingAck = null;
+        this.ackedAt = Date.now();
         await this.db.query(ACK_SQL, [this.options.reader, ack.toString()]);
       }
       return (await this.db.query<R>(sql, params)).rows;

@@ -15,7 +15,7 @@ export interface StoreStatus {
   readonly position: string | null;
   /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
   readonly lagSeconds: number | null;
-  /** Store WAL not yet confirmed by HQ (bytes); null when the store is unreachable (pg-trigger: 0 when its change table holds nothing HQ lacks, else null). */
+  /** Store WAL not yet confirmed by HQ (bytes); null when the store is unreachable (pg-trigger: the bytes of its change table's rows HQ lacks). */
   readonly lagBytes: number | null;
   /** WAL the store keeps for the slot (bytes); pg-trigger: the size of the store's change table. */
   readonly walRetainedBytes: number | null;
@@ -120,15 +120,16 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
               );
               const row = r.rows[0]!;
               if (row.ok) {
-                const pending = await db.query<{ n: string }>(
-                  `SELECT count(*)::text AS n FROM ${LOG_TABLE}
-                    WHERE xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(xid, $2::text::pg_snapshot))
-                      AND origin IS DISTINCT FROM $3`,
+                // Inside a window, its transactions already applied are counted too (an overestimate until the window ends).
+                const pending = await db.query<{ n: string; bytes: string }>(
+                  `SELECT count(*)::text AS n, coalesce(sum(pg_column_size(l.*)), 0)::text AS bytes FROM ${LOG_TABLE} l
+                    WHERE l.xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(l.xid, $2::text::pg_snapshot))
+                      AND l.origin IS DISTINCT FROM $3`,
                   [(bound?.bound ?? 0n).toString(), bound?.snapshot ?? null, DOWN_ORIGIN],
                 );
                 const n = Number(pending.rows[0]!.n);
                 walRetained = Number(row.bytes);
-                lagBytes = n === 0 ? 0 : null;
+                lagBytes = Number(pending.rows[0]!.bytes);
                 slotState = `change table, ${n} change${n === 1 ? '' : 's'} not at HQ`;
               } else slotState = 'change table missing';
             } else {

@@ -44,6 +44,8 @@ export interface WorldOptions {
   readonly setup?: boolean;
   /** Run `install` (default true). */
   readonly install?: boolean;
+  /** More lines of the `source:` section, e.g. `purge_interval_s: 1`. */
+  readonly sourceConfig?: readonly string[];
   /** How the stores' changes are captured (default: BRANCHLINE_TEST_UP_CONNECTOR, else the configuration's default, pg-logical). */
   readonly connector?: 'pg-logical' | 'pg-trigger';
 }
@@ -92,6 +94,7 @@ export async function createWorld(options: WorldOptions): Promise<World> {
       'source:',
       '  status_interval_ms: 500',
       '  silence_timeout_ms: 5000',
+      ...(options.sourceConfig ?? []).map((l) => `  ${l}`),
       options.extraConfig ?? '',
     ].join('\n'),
   );
