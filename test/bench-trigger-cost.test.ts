@@ -29,6 +29,8 @@ function round(variant: CaptureVariant, n: number, sales: number, seconds: numbe
     walBytes: sales * (logged ? 5000 : 2000),
     changeLogRows: logged ? sales * 6 : null,
     changeLogBytes: logged ? sales * 1800 : null,
+    // ms of server CPU per sale: none 1, pg-trigger 2.5, pg-logical 1.25.
+    serverCpuSeconds: { none: 1, 'pg-trigger': 2.5, 'pg-logical': 1.25 }[variant],
     foreignCpuSeconds: 0,
     ...extra,
   };
@@ -132,6 +134,12 @@ describe('trigger cost: figures', () => {
     assert.equal(logical?.ratio, 0.8);
   });
 
+  test('server CPU per sale, and against no capture: a figure other processes hardly move', () => {
+    const [none, trig, logical] = triggerCostFigures(result(ROUNDS));
+    assert.deepEqual([none?.serverCpuMsPerSale, trig?.serverCpuMsPerSale, logical?.serverCpuMsPerSale], [1, 2.5, 1.25]);
+    assert.deepEqual([none?.serverCpuRatio, trig?.serverCpuRatio, logical?.serverCpuRatio], [1, 2.5, 1.25]);
+  });
+
   test('WAL and change log per sale; the change log only where the triggers are', () => {
     const [none, trig, logical] = triggerCostFigures(result(ROUNDS));
     assert.equal(none?.walBytesPerSale, 2000);
@@ -144,7 +152,7 @@ describe('trigger cost: figures', () => {
 
   test('without a no-capture round there is no ratio', () => {
     const figures = triggerCostFigures(result(ROUNDS.filter((r) => r.variant !== 'none')));
-    assert.deepEqual(figures.map((f) => [f.variant, f.ratio]), [['pg-trigger', null], ['pg-logical', null]]);
+    assert.deepEqual(figures.map((f) => [f.variant, f.ratio, f.serverCpuRatio]), [['pg-trigger', null, null], ['pg-logical', null, null]]);
     assert.deepEqual(triggerCostSummary(result(ROUNDS.filter((r) => r.variant !== 'none'))), []);
   });
 });
@@ -156,8 +164,12 @@ describe('trigger cost: the text and the JSON', () => {
     assert.match(lines.find((l) => l.trim().startsWith('sales/s '))!, /^\s+sales\/s\s+2000\s+800\s+1600$/);
     assert.match(lines.find((l) => l.includes('x of the write throughput'))!, /1\.00\s+0\.40\s+0\.80$/);
     assert.match(lines.find((l) => l.includes('change-log rows written'))!, /\s-\s+12000\s+-$/);
-    assert.ok(lines.includes("pg-trigger: 0.40x of the store's write throughput without capture (capture triggers writing the change log)"), text);
-    assert.ok(lines.includes("pg-logical: 0.80x of the store's write throughput without capture (wal_level=logical, a slot and a publication, nothing reading)"), text);
+    assert.match(lines.find((l) => l.includes('store server CPU ms per sale'))!, /1\.000\s+2\.500\s+1\.250$/);
+    assert.ok(lines.includes("pg-trigger: 0.40x of the store's write throughput without capture (capture triggers writing the change log); 2.50x its server CPU per sale"), text);
+    assert.ok(
+      lines.includes("pg-logical: 0.80x of the store's write throughput without capture (wal_level=logical, a slot and a publication, nothing reading); 1.25x its server CPU per sale"),
+      text,
+    );
     assert.ok(lines.includes('verified: the capture triggers logged every row written (12000 change-log rows for 12000 rows, per table and round).'), text);
     assert.doesNotMatch(text, /WARNING/);
   });

@@ -28,6 +28,8 @@ export interface TriggerCostRound {
   /** pg-trigger only: rows in the change log after the round, and its size (pg_total_relation_size). */
   readonly changeLogRows: number | null;
   readonly changeLogBytes: number | null;
+  /** CPU seconds of the store server's processes (postmaster, backends, WAL writer, checkpointer...) during the round. */
+  readonly serverCpuSeconds: number;
   /** CPU seconds of processes outside the benchmark during the round (disturbance). */
   readonly foreignCpuSeconds: number;
 }
@@ -68,6 +70,10 @@ export interface TriggerCostFigures {
   /** salesPerSecond / that of no capture (null without a no-capture round). */
   readonly ratio: number | null;
   readonly walBytesPerSale: number;
+  /** CPU the store server spent per sale, in milliseconds: other processes slow a round down but hardly change this. */
+  readonly serverCpuMsPerSale: number;
+  /** serverCpuMsPerSale / that of no capture. */
+  readonly serverCpuRatio: number | null;
   /** pg-trigger: change-log rows of all rounds together, and the log's size per sale (mean over rounds). */
   readonly changeLogRows: number | null;
   readonly changeLogBytesPerSale: number | null;
@@ -86,11 +92,11 @@ export function roundSequence(variants: readonly CaptureVariant[], rounds: numbe
 
 export function triggerCostFigures(r: TriggerCostResult): TriggerCostFigures[] {
   const variants = [...new Set(r.rounds.map((x) => x.variant))];
-  const base = (() => {
-    const none = r.rounds.filter((x) => x.variant === 'none');
-    const seconds = none.reduce((s, x) => s + x.seconds, 0);
-    return none.length && seconds > 0 ? none.reduce((s, x) => s + x.sales, 0) / seconds : null;
-  })();
+  const none = r.rounds.filter((x) => x.variant === 'none');
+  const noneSales = none.reduce((s, x) => s + x.sales, 0);
+  const noneSeconds = none.reduce((s, x) => s + x.seconds, 0);
+  const base = none.length && noneSeconds > 0 ? noneSales / noneSeconds : null;
+  const baseCpu = none.length ? (none.reduce((s, x) => s + x.serverCpuSeconds, 0) * 1000) / noneSales : null;
   return variants.map((variant) => {
     const rs = r.rounds.filter((x) => x.variant === variant);
     const sum = (f: (x: TriggerCostRound) => number) => rs.reduce((s, x) => s + f(x), 0);
@@ -98,6 +104,7 @@ export function triggerCostFigures(r: TriggerCostResult): TriggerCostFigures[] {
     const sales = sum((x) => x.sales);
     const perRound = rs.map((x) => x.sales / x.seconds);
     const salesPerSecond = sales / seconds;
+    const serverCpuMsPerSale = (sum((x) => x.serverCpuSeconds) * 1000) / sales;
     const logged = rs.every((x) => x.changeLogRows !== null && x.changeLogBytes !== null);
     return {
       variant,
@@ -108,6 +115,8 @@ export function triggerCostFigures(r: TriggerCostResult): TriggerCostFigures[] {
       salesPerSecondRange: [Math.min(...perRound), Math.max(...perRound)] as const,
       ratio: base === null ? null : salesPerSecond / base,
       walBytesPerSale: sum((x) => x.walBytes) / sales,
+      serverCpuMsPerSale,
+      serverCpuRatio: baseCpu ? serverCpuMsPerSale / baseCpu : null,
       changeLogRows: logged ? sum((x) => x.changeLogRows!) : null,
       changeLogBytesPerSale: logged ? sum((x) => x.changeLogBytes! / x.sales) / rs.length : null,
     };
@@ -130,7 +139,11 @@ const WHAT: Readonly<Record<CaptureVariant, string>> = {
 export function triggerCostSummary(r: TriggerCostResult): string[] {
   return triggerCostFigures(r)
     .filter((f) => f.variant !== 'none' && f.ratio !== null)
-    .map((f) => `${f.label}: ${f.ratio!.toFixed(2)}x of the store's write throughput without capture (${WHAT[f.variant]})`);
+    .map(
+      (f) =>
+        `${f.label}: ${f.ratio!.toFixed(2)}x of the store's write throughput without capture (${WHAT[f.variant]})` +
+        (f.serverCpuRatio === null ? '' : `; ${f.serverCpuRatio.toFixed(2)}x its server CPU per sale`),
+    );
 }
 
 function whole(v: number): string {
@@ -166,6 +179,8 @@ export function renderTriggerCostText(r: TriggerCostResult): string {
     ['rows/s', ...figures.map((f) => whole(f.rowsPerSecond))],
     ['sales/s, slowest - fastest round', ...figures.map((f) => `${whole(f.salesPerSecondRange[0])} - ${whole(f.salesPerSecondRange[1])}`)],
     ['x of the write throughput without capture', ...figures.map((f) => dash(f.ratio, (n) => n.toFixed(2)))],
+    ['store server CPU ms per sale', ...figures.map((f) => f.serverCpuMsPerSale.toFixed(3))],
+    ['  x of the CPU per sale without capture', ...figures.map((f) => dash(f.serverCpuRatio, (n) => n.toFixed(2)))],
     ['WAL bytes per sale', ...figures.map((f) => whole(f.walBytesPerSale))],
     ['change-log rows written (all rounds)', ...figures.map((f) => dash(f.changeLogRows, whole))],
     ['change-log bytes per sale (pg_total_relation_size)', ...figures.map((f) => dash(f.changeLogBytesPerSale, whole))],

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -13,7 +13,7 @@ import { aggregateSources, loadMappingDir, mappedTables } from '../mapping/index
 import { RETAIL_EXAMPLE_DIR, storeSchemaSql } from '../demo/retail-example.js';
 import { RetailWorkload } from '../demo/workload.js';
 import type { BenchOptions } from './options.js';
-import { PhaseCpu } from './proc-stats.js';
+import { PhaseCpu, processTreeCpuSeconds } from './proc-stats.js';
 import { DURABLE_SETTINGS, type Say } from './topology.js';
 import { CAPTURE_LABELS, roundSequence, type CaptureVariant, type TriggerCostResult, type TriggerCostRound } from './trigger-cost-report.js';
 
@@ -35,8 +35,8 @@ const WARM_UP_SALES_PER_WRITER = 10;
 
 interface VariantDb {
   readonly variant: CaptureVariant;
-  readonly server: EmbeddedServer;
-  readonly db: string;
+  /** The postmaster of the database's server: its process tree is the store's CPU. */
+  readonly serverPid: number;
   readonly pool: pg.Pool;
   readonly workload: RetailWorkload;
 }
@@ -88,7 +88,7 @@ export async function runTriggerCost(options: BenchOptions, cleanup: (step: () =
     // One seed for all: round k of every variant writes the same sales.
     const workload = new RetailWorkload({ db: pool, storeCode: STORE, linesPerSale: options.lines });
     await workload.setup({ products: 300, customers: 20 });
-    dbs[variant] = { variant, server, db, pool, workload };
+    dbs[variant] = { variant, serverPid: await postmasterPid(server), pool, workload };
     if (variant === 'pg-trigger') await new PgTriggerInstaller({ url, role: `store ${STORE}`, logger: silentLogger() }).install(sources);
     if (variant === 'pg-logical') {
       const installer = new PgLogicalInstaller({ url, role: `store ${STORE}`, slot: defaultSlotName(STORE), publication: DEFAULT_PUBLICATION, logger: silentLogger() });
@@ -143,9 +143,11 @@ async function timedRound(d: VariantDb, servers: readonly EmbeddedServer[], roun
   const lsn = async () => (await d.pool.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]!.lsn;
   const walFrom = await lsn();
   const cpu = new PhaseCpu();
+  const serverCpu = processTreeCpuSeconds(d.serverPid);
   const t = performance.now();
   const written = await d.workload.sales(options.triggerCostSales, { lines: options.lines, concurrency: options.concurrency });
   const seconds = (performance.now() - t) / 1000;
+  const serverCpuSeconds = processTreeCpuSeconds(d.serverPid) - serverCpu;
   const { foreignCpuSeconds } = cpu.finish();
   const walTo = await lsn();
   const facts = await d.pool.query<{ wal: string; sales: string; lines: string }>(
@@ -170,8 +172,16 @@ async function timedRound(d: VariantDb, servers: readonly EmbeddedServer[], roun
     walBytes: Number(f.wal),
     changeLogRows: log ? Number(log.rows) : null,
     changeLogBytes: log ? Number(log.bytes) : null,
+    serverCpuSeconds,
     foreignCpuSeconds,
   };
+}
+
+/** The server's postmaster: the first line of postmaster.pid in its data directory. */
+async function postmasterPid(server: EmbeddedServer): Promise<number> {
+  const pid = Number((await readFile(path.join(server.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`trigger cost: no postmaster pid in ${server.dataDir}/postmaster.pid`);
+  return pid;
 }
 
 /** After a pg-trigger round: one logged insert per row of each table, nothing else. Elsewhere: no change log at all. */
