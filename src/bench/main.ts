@@ -21,6 +21,8 @@ import { BENCH_FLAGS, resolveOptions, type BenchOptions, type ContenderName } fr
 import { machineInfo } from './proc-stats.js';
 import { renderJson, renderText, type BenchResult } from './report.js';
 import { BenchTopology, DURABLE_SETTINGS, type Say } from './topology.js';
+import { runTriggerCost } from './trigger-cost.js';
+import { renderTriggerCostReport, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
 import { verifyHq } from './verify.js';
 import { GiveUp } from './wait.js';
 
@@ -99,6 +101,12 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   if (options.agentCpuProf) await mkdir(options.agentCpuProf, { recursive: true });
   const startedAt = new Date().toISOString();
   const source = sourceState();
+  if (options.scenario === 'trigger-cost') {
+    const r = await runTriggerCost(options, (step) => cleanup.add(step), say);
+    const doc = { command: commandLine(argv), startedAt, source, machine: { ...machineInfo(), postgres: r.settings.postgres }, triggerCost: r };
+    process.stdout.write(options.json ? JSON.stringify({ ...doc, triggerCost: triggerCostJson(r) }, null, 2) + '\n' : renderTriggerCostReport(doc));
+    return r.verification.ok ? 0 : 1;
+  }
   const command = await agentCommand(options.agent, say);
   cleanup.add(() => command.dispose());
   say(`agent: ${command.note}`);
@@ -107,6 +115,10 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     process.stdout.write(options.json ? JSON.stringify(r, null, 2) + '\n' : renderInitialLoadText(r));
     return r.results.native.verified && r.results.branchline.verified ? 0 : 1;
   }
+
+  // The trigger cost first, on servers of its own that are gone before the replication topology starts.
+  let triggerCost: TriggerCostResult | null = null;
+  if (options.triggerCostSales > 0) triggerCost = await runTriggerCost(options, (step) => cleanup.add(step), say);
 
   const topology = await BenchTopology.create(options, say);
   cleanup.add(() => topology.dispose());
@@ -177,9 +189,10 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     catchUp,
     live,
     verification: { ok: problems.length === 0, problems },
+    triggerCost,
   };
   process.stdout.write(options.json ? renderJson(result) : renderText(result));
-  return problems.length ? 1 : 0;
+  return problems.length || (triggerCost && !triggerCost.verification.ok) ? 1 : 0;
 }
 
 const cleanup = new Cleanup();

@@ -1,5 +1,8 @@
 import type { Options } from 'yargs';
 
+/** Sales per trigger-cost round by default: the whole phase takes about 20 s on the 2-core benchmark machine. */
+export const TRIGGER_COST_SALES = 4_000;
+
 /**
  * Every flag of `npm run bench`, declared once: type, default and
  * description. The yargs parser and `--help` come from this table;
@@ -8,9 +11,10 @@ import type { Options } from 'yargs';
 export const BENCH_FLAGS = {
   scenario: {
     type: 'string',
-    choices: ['replication', 'initial-load'],
+    choices: ['replication', 'initial-load', 'trigger-cost'],
     default: 'replication',
-    describe: 'replication: a backlog of store sales caught up, then live writes; initial-load: HQ products copied into an empty store (snapshot vs copy_data)',
+    describe:
+      'replication: a backlog of store sales caught up, then live writes, then the trigger cost; initial-load: HQ products copied into an empty store (snapshot vs copy_data); trigger-cost: only the store write throughput with and without capture',
   },
   products: { type: 'number', default: 200_000, describe: 'initial-load: products at HQ to copy' },
   'batch-chunk-rows': { type: 'number', describe: "initial-load: branchline's batch.chunk_rows, rows per store transaction of the load (default: the product's default)" },
@@ -18,7 +22,13 @@ export const BENCH_FLAGS = {
   stores: { type: 'number', default: 2, describe: 'store databases on the stores server' },
   lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
   'live-seconds': { type: 'number', default: 15, describe: 'how long every store writes during each live measurement (0 skips it)' },
-  concurrency: { type: 'number', default: 4, describe: 'connections per store writing the backlog' },
+  concurrency: { type: 'number', default: 4, describe: 'connections per store writing the backlog (and the trigger-cost rounds)' },
+  'trigger-cost-sales': {
+    type: 'number',
+    default: TRIGGER_COST_SALES,
+    describe: 'trigger-cost: sales written per round, into one store (0 leaves the trigger-cost phase out of the replication scenario)',
+  },
+  'trigger-cost-rounds': { type: 'number', default: 4, describe: 'trigger-cost: rounds of each variant (no capture, pg-trigger, pg-logical), alternated' },
   order: {
     type: 'string',
     choices: ['native-first', 'branchline-first'],
@@ -55,7 +65,7 @@ export type ContenderName = 'native' | 'branchline';
 
 /** The checked options the benchmark runs with. */
 export interface BenchOptions {
-  readonly scenario: 'replication' | 'initial-load';
+  readonly scenario: 'replication' | 'initial-load' | 'trigger-cost';
   readonly products: number;
   readonly batchChunkRows: number | undefined;
   readonly sales: number;
@@ -63,6 +73,9 @@ export interface BenchOptions {
   readonly lines: number;
   readonly liveSeconds: number;
   readonly concurrency: number;
+  /** Sales per trigger-cost round; 0 = no trigger-cost phase (replication scenario only). */
+  readonly triggerCostSales: number;
+  readonly triggerCostRounds: number;
   readonly order: readonly [ContenderName, ContenderName];
   readonly agent: 'auto' | 'dist' | 'build' | 'tsx';
   readonly batchMaxRows: number | undefined;
@@ -91,8 +104,10 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
   const stores = int('stores', 1);
   const sales = int('sales', 1);
   if (sales < stores) problems.push(`--sales (${sales}) must be at least --stores (${stores}): every store writes part of the backlog.`);
+  const scenario = a.scenario === 'initial-load' || a.scenario === 'trigger-cost' ? a.scenario : 'replication';
+  const triggerCostSales = int('trigger-cost-sales', scenario === 'trigger-cost' ? 1 : 0);
   const options: BenchOptions = {
-    scenario: a.scenario === 'initial-load' ? 'initial-load' : 'replication',
+    scenario,
     products: int('products', 1),
     batchChunkRows: optionalInt('batch-chunk-rows', 1),
     sales,
@@ -100,6 +115,8 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     lines: int('lines', 1),
     liveSeconds: int('live-seconds', 0),
     concurrency: int('concurrency', 1),
+    triggerCostSales,
+    triggerCostRounds: int('trigger-cost-rounds', 1),
     order: a.order === 'branchline-first' ? ['branchline', 'native'] : ['native', 'branchline'],
     agent: a.agent === 'dist' || a.agent === 'build' || a.agent === 'tsx' ? a.agent : 'auto',
     batchMaxRows: optionalInt('batch-max-rows', 1),

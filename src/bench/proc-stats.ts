@@ -88,6 +88,11 @@ function treeAndKernelThreads(rootPid: number): { tree: number; kernelThreads: n
   return { tree: tree / clkTck(), kernelThreads: kernelThreads / clkTck() };
 }
 
+/** CPU seconds of a process and all its descendants so far, ended children included (e.g. a PostgreSQL server: postmaster and every backend). */
+export function processTreeCpuSeconds(rootPid: number): number {
+  return treeAndKernelThreads(rootPid).tree;
+}
+
 /**
  * Machine CPU during a phase: how busy all CPUs were, what the kernel did
  * outside any process (interrupts, softirqs such as loopback networking,

@@ -2,6 +2,7 @@ import type { CatchUpResult } from './catch-up.js';
 import type { LiveResult } from './live.js';
 import type { ContenderName } from './options.js';
 import type { MachineInfo } from './proc-stats.js';
+import { renderTriggerCostText, triggerCostDisturbances, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
 
 export interface BenchResult {
   readonly command: string;
@@ -26,6 +27,8 @@ export interface BenchResult {
   readonly catchUp: Readonly<Record<ContenderName, CatchUpResult>>;
   readonly live: Readonly<Record<ContenderName, LiveResult>> | null;
   readonly verification: { readonly ok: boolean; readonly problems: readonly string[] };
+  /** The store's write throughput with and without capture (null when `--trigger-cost-sales 0` left it out). */
+  readonly triggerCost: TriggerCostResult | null;
 }
 
 /** The figures the table shows, with branchline / native, as JSON keeps them too. */
@@ -171,6 +174,7 @@ export function renderText(r: BenchResult): string {
       ? 'verified: after the catch-up both HQ sides hold exactly the stores\' sales (counts and sums per store).'
       : `VERIFICATION FAILED:\n  ${r.verification.problems.join('\n  ')}`,
   );
+  if (r.triggerCost) out.push('', renderTriggerCostText(r.triggerCost).trimEnd());
   return out.join('\n') + '\n';
 }
 
@@ -188,5 +192,6 @@ export function disturbances(r: BenchResult): string[] {
 
 /** The JSON document of `--json`. */
 export function renderJson(r: BenchResult): string {
-  return JSON.stringify({ ...r, compared: comparedFigures(r), disturbances: disturbances(r) }, null, 2) + '\n';
+  const triggerCost = r.triggerCost ? triggerCostJson(r.triggerCost) : null;
+  return JSON.stringify({ ...r, compared: comparedFigures(r), disturbances: [...disturbances(r), ...(r.triggerCost ? triggerCostDisturbances(r.triggerCost) : [])], triggerCost }, null, 2) + '\n';
 }
