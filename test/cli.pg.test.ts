@@ -88,7 +88,7 @@ const COMMANDS: Record<string, { describe: string; options: string[] }> = {
     describe: 'write a starter configuration file (and the example mappings if the mapping folder does not exist)',
     options: ['--mappings', '--force'],
   },
-  install: { describe: 'prepare HQ (branchline schema) and each store (publication + replication slot, or change table + triggers); idempotent', options: ['--store', '--store-url', '--hq-url', '--cache-dir'] },
+  install: { describe: 'prepare HQ (branchline schema) and each store (slot and publication, or change table); idempotent', options: ['--store', '--store-url', '--hq-url', '--cache-dir'] },
   uninstall: {
     describe: "remove the slot and publication at each store (and, with --hq, branchline's schema at HQ)",
     options: ['--store', '--hq', '--force'],

@@ -48,6 +48,8 @@ export interface MssqlTriggerSourceOptions {
 export class MssqlTriggerSource implements Source<RowversionPosition> {
   readonly connector = 'mssql-trigger';
   readonly positions = ROWVERSION_CODEC;
+  /** The log is purged below what readers acknowledged: an idle position is stored at the target first. */
+  readonly idlePositionsStored = true;
 
   constructor(private readonly options: MssqlTriggerSourceOptions) {}
 

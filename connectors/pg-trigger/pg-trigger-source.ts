@@ -3,7 +3,7 @@ import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/cor
 import type { Logger } from '../../src/core/logger.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
-import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, READER_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
+import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
@@ -78,6 +78,8 @@ const ACK_EVERY_MS = 1_000;
 export class PgTriggerSource implements Source<XidPosition> {
   readonly connector = 'pg-trigger';
   readonly positions = XID8_CODEC;
+  /** The log is purged below what readers acknowledged, and a reader opening below a purge is refused: an idle position is stored first. */
+  readonly idlePositionsStored = true;
 
   constructor(private readonly options: PgTriggerSourceOptions) {}
 
@@ -85,14 +87,9 @@ export class PgTriggerSource implements Source<XidPosition> {
     const { url, role } = this.options;
     const db = await connect(url, { role, applicationName: 'branchline-trigger-reader' }); // says BL-D001 itself
     let purgedBelow: bigint;
-    let recorded: bigint | null = null;
     try {
       await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
       purgedBelow = BigInt((await db.query<{ purged_below: string }>(PURGED_SQL)).rows[0]!.purged_below);
-      if (this.options.reader) {
-        const own = (await db.query<{ position: string }>(READER_SQL, [this.options.reader])).rows[0];
-        recorded = own ? BigInt(own.position) : null;
-      }
     } catch (e) {
       await db.end().catch(() => undefined);
       throw isConnectionError(e) ? connectionError(e, url, role) : e;
@@ -106,10 +103,6 @@ export class PgTriggerSource implements Source<XidPosition> {
         hint: `Run ${fix}; changes follow from where the load ends.`,
       });
     }
-    // The target stores positions with its rows, but this reader also acknowledged idle positions
-    // (windows without a change for it) that the target never stored: whatever lies below what it
-    // recorded was applied or held nothing for it, so a purge up to there lost it nothing.
-    if (after !== null && after.bound < purgedBelow && recorded !== null && recorded >= purgedBelow) after = afterWindow(after, recorded);
     if (after !== null && after.bound < purgedBelow) {
       await db.end().catch(() => undefined);
       throw new BranchlineError({

@@ -130,9 +130,6 @@ export const ROWS_SQL = `SELECT id::text AS log_id, xid::text AS xid, schema_nam
 export const ACK_SQL = `INSERT INTO ${READERS_TABLE} AS r (reader, position) VALUES ($1, $2::text::xid8)
   ON CONFLICT (reader) DO UPDATE SET position = greatest(r.position, EXCLUDED.position), acked_at = clock_timestamp()`;
 
-/** What a reader last recorded (none: no row). */
-export const READER_SQL = `SELECT position::text AS position FROM ${READERS_TABLE} WHERE reader = $1`;
-
 /** Below which xid the log was purged (0 when never). */
 export const PURGED_SQL = `SELECT coalesce((SELECT purged_below::text FROM ${PURGED_TABLE}), '0') AS purged_below`;
 

@@ -473,6 +473,22 @@ export class PgSink {
   }
 
   /** Writes the position with the rows and commits. */
+  /**
+   * Moves the stored position on over changes that held nothing for this
+   * target (an idle position), outside any batch: only the position, and
+   * only for a pipeline that has committed before. False when there is no
+   * such row (nothing to move; the caller does not acknowledge).
+   */
+  async storeIdlePosition(position: string): Promise<boolean> {
+    if (this.inTransaction) throw new Error('storeIdlePosition inside a batch');
+    const r = await this.db.query(`UPDATE branchline.pipelines SET position = $2 WHERE pipeline = $1 AND position_kind = $3`, [
+      this.options.pipeline.name,
+      position,
+      this.options.positionKind,
+    ]);
+    return r.rowCount === 1;
+  }
+
   async commit(position: string, stats: BatchStats): Promise<void> {
     const db = this.db;
     if (!this.inTransaction) {

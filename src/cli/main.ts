@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'install',
-      'prepare HQ (branchline schema) and each store (publication + replication slot, or change table + triggers); idempotent',
+      'prepare HQ (branchline schema) and each store (slot and publication, or change table); idempotent',
       (y) => centralOptions(storeOption(y)),
       handle<CentralStoreArgs>(async (a) => (await commands()).installCommand(a)),
     )

@@ -14,6 +14,14 @@ export interface Source<P> {
    * source redelivers at or before `after` is dropped by the source.
    */
   open(after: P | null): Promise<SourceStream<P>>;
+  /**
+   * Acknowledging an idle position lets the source drop what lies below it
+   * for good (a change table purged), so the target must hold that position
+   * first: the pipeline stores it (now and then) before acknowledging it.
+   * Absent: an idle position may be acknowledged as it comes (a slot only
+   * moves on; the stream resumes from the target's position).
+   */
+  readonly idlePositionsStored?: boolean;
 }
 
 export interface SourceStream<P> {

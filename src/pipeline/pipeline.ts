@@ -83,6 +83,9 @@ export interface PipelineOptions<P> {
 
 const NO_EFFECTIVE: ReadonlyMap<string, Date> = new Map();
 
+/** How often an idle position is stored at the target, for a source that purges below what it was acknowledged (Source.idlePositionsStored). */
+const IDLE_STORE_MS = 5_000;
+
 /** A grouped batch failed on the data: redo it in exact order, through the transaction that failed. */
 interface SafeMode<P> {
   /** Last commit seen before the failure; null if none was seen in this pipeline yet. */
@@ -198,6 +201,7 @@ export class Pipeline<P> {
       this.position = stored;
       await this.reloadParked(sink);
       let lastRetryCheck = Date.now();
+      let idleStoredAt = 0;
       await this.retryParked(sink);
       if (this.scheduler) await this.scheduler.load(sink);
       await this.idleWork(sink);
@@ -409,7 +413,12 @@ export class Pipeline<P> {
               if (!inTxn && lastCommit && due()) await commitBatch();
               // Nothing held anywhere: let the source release what it keeps.
               if (!inTxn && !lastCommit && batchStarted === 0 && chunk.length === 0 && !sink.open) {
-                stream.ack(msg.position);
+                if (!source.idlePositionsStored) stream.ack(msg.position);
+                else if (Date.now() - idleStoredAt >= IDLE_STORE_MS) {
+                  // What is acknowledged may be purged at the source: the target holds it first (no counter or "last apply" moves).
+                  idleStoredAt = Date.now();
+                  if (await sink.storeIdlePosition(codec.format(msg.position))) stream.ack(msg.position);
+                }
                 // Keepalives may arrive more often than the wait above times out: check parked changes here too.
                 if (Date.now() - lastRetryCheck >= retryCheckMs) {
                   lastRetryCheck = Date.now();
