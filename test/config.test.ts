@@ -65,7 +65,7 @@ describe('config: defaults', () => {
       batch: { maxRows: 20_000, maxDelayMs: 500, idleMs: 0, chunkRows: 5_000 },
       apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' },
       retry: { initialMs: 500, maxMs: 30_000 },
-      source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 1_000, purgeIntervalS: 60 },
+      source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 200, purgeIntervalS: 60 },
       down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' },
       log: { level: 'info' },
       labels: null,

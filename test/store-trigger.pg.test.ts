@@ -49,6 +49,11 @@ describe('a pg-trigger store through the CLI', { timeout: 240_000 }, () => {
     assert.match(first.stdout, /created the change log branchline\.change_log/);
     assert.match(first.stdout, /created the capture triggers on public\.sale /);
     assert.deepEqual(await sq(`SELECT slot_name FROM pg_replication_slots UNION ALL SELECT pubname FROM pg_publication`), []);
+    // The store's triggers send no NOTIFY (it would make the ERP's commits wait for one another); HQ's do (its readers wake at once).
+    const notifying = async (rows: Promise<{ n: string }[]>) => Number((await rows)[0]!.n);
+    const fnSql = `SELECT count(*) FILTER (WHERE prosrc LIKE '%pg_notify%')::text AS n FROM pg_proc WHERE pronamespace = 'branchline'::regnamespace AND proname LIKE 'capture%'`;
+    assert.equal(await notifying(sq<{ n: string }>(fnSql)), 0, 'no capture function at the store notifies');
+    assert.ok((await notifying(w.hqQuery<{ n: string }>(fnSql))) > 0, 'HQ\'s capture functions (the down tables) notify');
     const made = await objects();
     assert.ok(made.includes('table change_log') && made.includes('trigger sale.branchline_capture'), made.join('\n'));
     const again = await runCli(['install', '--config', w.configFile]);

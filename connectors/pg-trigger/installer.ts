@@ -9,6 +9,8 @@ export interface PgTriggerInstallerOptions {
   readonly url: string;
   readonly role: string;
   readonly logger: Logger;
+  /** Wake readers with NOTIFY (default true: HQ's log); false for a store's own (see CaptureOptions). */
+  readonly notify?: boolean;
 }
 
 /**
@@ -25,7 +27,8 @@ export class PgTriggerInstaller implements SourceInstaller {
     return this.withDb(async (db) => {
       const done: string[] = [];
       const existed = (await db.query(`SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok`)).rows[0]?.ok === true;
-      for (const sql of createLogSql()) await db.query(sql);
+      const capture = { notify: this.options.notify ?? true };
+      for (const sql of createLogSql(capture)) await db.query(sql);
       if (!existed) done.push(`created the change log ${LOG_TABLE}`);
       for (const t of tables) {
         const name = qualified(t.schema, t.table);
@@ -42,7 +45,7 @@ export class PgTriggerInstaller implements SourceInstaller {
         // a write between the two go uncaptured; inside one, writers wait for the commit instead.
         await db.query('BEGIN');
         try {
-          for (const sql of captureSql(t, captureFunctionName(t, r.oid), r.columns)) await db.query(sql);
+          for (const sql of captureSql(t, captureFunctionName(t, r.oid), r.columns, capture)) await db.query(sql);
           await db.query('COMMIT');
         } catch (e) {
           await db.query('ROLLBACK').catch(() => undefined);

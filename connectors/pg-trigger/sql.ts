@@ -24,7 +24,22 @@ export const NOTIFY_CHANNEL = 'branchline_change_log';
 export const READERS_TABLE = 'branchline.change_log_readers';
 export const PURGED_TABLE = 'branchline.change_log_purged';
 
-export function createLogSql(): string[] {
+/**
+ * Whether the capture triggers wake readers with NOTIFY. PostgreSQL takes one
+ * lock for the notification queue at the commit of every notifying
+ * transaction and holds it until the commit is flushed, so notifying
+ * writers commit one at a time: at HQ (few writers, many readers that want
+ * a price change at once) it is worth it; at a store, whose ERP writes all
+ * day and whose one reader polls, it is not (measured: `npm run bench`,
+ * trigger cost).
+ */
+export interface CaptureOptions {
+  readonly notify: boolean;
+}
+
+const notifySql = (o: CaptureOptions) => (o.notify ? `\n       PERFORM pg_notify('${NOTIFY_CHANNEL}', '');` : '');
+
+export function createLogSql(options: CaptureOptions = { notify: true }): string[] {
   return [
     `CREATE SCHEMA IF NOT EXISTS branchline`,
     `CREATE TABLE IF NOT EXISTS ${LOG_TABLE} (
@@ -52,8 +67,7 @@ export function createLogSql(): string[] {
      )`,
     `CREATE OR REPLACE FUNCTION branchline.capture_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
      BEGIN
-       INSERT INTO ${LOG_TABLE} (schema_name, table_name, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 't');
-       PERFORM pg_notify('${NOTIFY_CHANNEL}', '');
+       INSERT INTO ${LOG_TABLE} (schema_name, table_name, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 't');${notifySql(options)}
        RETURN NULL;
      END $f$`,
   ];
@@ -76,7 +90,7 @@ function rowJson(record: 'NEW' | 'OLD', columns: readonly string[]): string {
 }
 
 /** The capture function and triggers of one table (idempotent). */
-export function captureSql(t: TableId, fn: string, columns: readonly string[]): string[] {
+export function captureSql(t: TableId, fn: string, columns: readonly string[], options: CaptureOptions = { notify: true }): string[] {
   const table = qualified(t.schema, t.table);
   return [
     `CREATE OR REPLACE FUNCTION branchline.${quoteIdent(fn)}() RETURNS trigger LANGUAGE plpgsql
@@ -87,8 +101,7 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[]): 
        INSERT INTO ${LOG_TABLE} (schema_name, table_name, op, before, after)
        VALUES (${quoteLiteral(t.schema)}, ${quoteLiteral(t.table)}, lower(left(TG_OP, 1)),
                CASE WHEN TG_OP <> 'INSERT' THEN ${rowJson('OLD', columns)} END,
-               CASE WHEN TG_OP <> 'DELETE' THEN ${rowJson('NEW', columns)} END);
-       PERFORM pg_notify('${NOTIFY_CHANNEL}', '');
+               CASE WHEN TG_OP <> 'DELETE' THEN ${rowJson('NEW', columns)} END);${notifySql(options)}
        RETURN NULL;
      END $f$`,
     `DROP TRIGGER IF EXISTS branchline_capture ON ${table}`,

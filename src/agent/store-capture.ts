@@ -121,7 +121,8 @@ function triggerCapture(store: StoreConfig): StoreCapture<XidPosition> {
     positionKind: XID8_CODEC.kind,
     source: (config, logger) =>
       new PgTriggerSource(changeTableReader(store, config, logger, `\`branchline snapshot --store ${store.code} --direction up\``)),
-    installer: (logger) => changeTableInstaller(new PgTriggerInstaller({ url: store.url, role, logger })),
+    // No NOTIFY at a store: it would make the ERP's commits wait for one another; its one reader polls (source.poll_ms).
+    installer: (logger) => changeTableInstaller(new PgTriggerInstaller({ url: store.url, role, logger, notify: false })),
     downReplicationOrigin: undefined,
     purge: async () => {
       const db = await connect(store.url, { role, applicationName: 'branchline-purge', connectTimeoutMs: 5_000 });

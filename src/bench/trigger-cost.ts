@@ -92,7 +92,8 @@ export async function runTriggerCost(options: BenchOptions, cleanup: (step: () =
     const workload = new RetailWorkload({ db: pool, storeCode: STORE, linesPerSale: options.lines });
     await workload.setup({ products: 300, customers: 20 });
     dbs[variant] = { variant, serverPid: await postmasterPid(server), pool, workload };
-    if (variant === 'pg-trigger') await new PgTriggerInstaller({ url, role: `store ${STORE}`, logger: silentLogger() }).install(sources);
+    // As `branchline install` puts them at a store: without NOTIFY (see connectors/pg-trigger/sql.ts CaptureOptions).
+    if (variant === 'pg-trigger') await new PgTriggerInstaller({ url, role: `store ${STORE}`, logger: silentLogger(), notify: false }).install(sources);
     if (variant === 'pg-logical') {
       const installer = new PgLogicalInstaller({ url, role: `store ${STORE}`, slot: defaultSlotName(STORE), publication: DEFAULT_PUBLICATION, logger: silentLogger() });
       await installer.ensureFullBeforeImages(aggregated);

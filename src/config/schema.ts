@@ -95,7 +95,7 @@ export const ConfigSchema = Type.Object(
             Type.Integer({ minimum: 1000, description: 'reconnect when a store sends nothing for this long' }),
           ),
           poll_ms: Type.Optional(
-            Type.Integer({ minimum: 50, description: 'pg-trigger stores: how often the up pipeline looks at the store\'s change table without a notification (ms)' }),
+            Type.Integer({ minimum: 50, description: 'pg-trigger and mssql-trigger stores: how often the up pipeline looks at the store\'s change table (ms; their triggers send no notification); default 200' }),
           ),
           purge_interval_s: Type.Optional(
             Type.Integer({ minimum: 1, description: 'pg-trigger stores: how often the agent deletes from a store\'s change table what HQ has applied' }),
