@@ -140,11 +140,7 @@ describe('initial load upwards: a store\'s history into HQ', { timeout: 600_000 
     await race.connect();
     let raceXid = '';
     let racing: Promise<unknown> | null = null;
-    // pg-trigger: a commit waiting for its standby still holds PostgreSQL's NOTIFY queue lock (the capture
-    // triggers notify), so every writer's commit would wait behind it; the race is a slot's case.
-    if (server.controllable && TEST_UP_CONNECTOR === 'pg-trigger')
-      console.log('# skipping the commit-before-snapshot race: with pg-trigger the writers\' commits would queue behind its NOTIFY lock (the snapshot skip itself is test/pg-trigger.pg.test.ts)');
-    if (server.controllable && TEST_UP_CONNECTOR !== 'pg-trigger') {
+    if (server.controllable) {
       await race.query(`SET synchronous_commit = on`);
       await race.query('BEGIN');
       raceXid = (await race.query<{ x: string }>(`SELECT pg_current_xact_id()::text AS x`)).rows[0]!.x;
@@ -156,7 +152,7 @@ describe('initial load upwards: a store\'s history into HQ', { timeout: 600_000 
         const r = await s.server.query<{ w: string | null }>(s.db, `SELECT wait_event AS w FROM pg_stat_activity WHERE pid = $1`, [pid]);
         return r[0]?.w === 'SyncRep';
       });
-    } else if (!server.controllable) {
+    } else {
       console.log('# skipping the commit-before-snapshot race: the external test server cannot be given synchronous_standby_names');
     }
 
