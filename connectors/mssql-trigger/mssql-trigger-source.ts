@@ -1,9 +1,9 @@
 import sql from 'mssql';
+import { wakeableSleep } from '../../src/core/wakeable-sleep.js';
 import type { SourceMessage } from '../../src/core/change.js';
 import { formatTable, tableKey } from '../../src/core/change.js';
 import { BranchlineError } from '../../src/core/errors.js';
-import type { Logger } from '../../src/core/logger.js';
-import type { Source, SourceStream } from '../../src/core/source.js';
+import type { ChangeTableReaderOptions, Source, SourceStream } from '../../src/core/source.js';
 import { describeMssqlTable } from './catalog.js';
 import { describeMssqlUrl, isMssqlConnectionError, mssqlConnect, mssqlConnectionError } from './connect.js';
 import { ROWVERSION_CODEC, RowversionPosition } from './rowversion-codec.js';
@@ -11,22 +11,8 @@ import { ACK_SQL, ackParams, bind, type BoundParam, HORIZON_SQL, INSTALLED_SQL, 
 import { loggedColumns, type LoggedTable, type LogRow, logRowChange } from './log-row.js';
 import { mssqlTypeMapping, type TypeMapping } from './types.js';
 
-export interface MssqlTriggerSourceOptions {
-  readonly url: string;
-  /** For messages: "store S001". */
-  readonly role: string;
-  readonly logger: Logger;
-  /** How often to look for new changes (ms): SQL Server has no NOTIFY. Default 1000. */
-  readonly pollMs?: number;
-  /** Log rows read per query. Default 5000. */
-  readonly pageRows?: number;
-  /** The reader's name in `branchline.change_log_readers`: acknowledged positions are recorded there. None: not recorded. */
-  readonly reader?: string;
-  /** Changes written on behalf of this origin (`SESSION_CONTEXT(N'branchline.origin')`) are not delivered (no echo). */
-  readonly skipOrigin?: string | null;
-  /** How to name the fix in BL-S006, e.g. `branchline snapshot --store S001`. */
-  readonly reloadCommand?: string;
-}
+/** SQL Server has no NOTIFY: `pollMs` is how often it looks; `skipOrigin` is compared with `SESSION_CONTEXT(N'branchline.origin')`. */
+export type MssqlTriggerSourceOptions = ChangeTableReaderOptions;
 
 
 /**
@@ -164,15 +150,7 @@ class MssqlTriggerStream implements SourceStream<RowversionPosition> {
         else yield { kind: 'idle', position: bound };
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, pollMs);
-        this.wake = done;
-        function done() {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      this.wake = null;
+      await wakeableSleep(pollMs, (wake) => (this.wake = wake));
     }
   }
 

@@ -1,37 +1,19 @@
 import type pg from 'pg';
+import { wakeableSleep } from '../../src/core/wakeable-sleep.js';
 import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
-import type { Logger } from '../../src/core/logger.js';
-import type { Source, SourceStream } from '../../src/core/source.js';
+import type { ChangeTableReaderOptions, Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
 import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
-export interface PgTriggerSourceOptions {
-  readonly url: string;
-  /** For messages: "HQ", "store S001". */
-  readonly role: string;
-  readonly logger: Logger;
-  /** How often to look for new changes without a notification (ms). Default 1000. */
-  readonly pollMs?: number;
-  /** Log rows read per query. Default 5000. */
-  readonly pageRows?: number;
-  /**
-   * The reader's name in `branchline.change_log_readers` (e.g. `down:S001`):
-   * acknowledged positions are recorded there so the log is purged only
-   * below what every reader applied. None: acknowledgements are not recorded.
-   */
-  readonly reader?: string;
-  /** Changes written on behalf of this origin are not delivered (no echo): the reader's own side. */
-  readonly skipOrigin?: string | null;
+export interface PgTriggerSourceOptions extends ChangeTableReaderOptions {
   /**
    * The target must have been loaded first (an initial load sets the first
    * position): opening without a position is BL-S007. For HQ's down channel,
    * where a store's tables must match HQ's before changes make sense.
    */
   readonly requireStart?: boolean;
-  /** How to name the fix in BL-S006/BL-S007, e.g. `branchline snapshot --store S001`. */
-  readonly reloadCommand?: string;
 }
 
 interface LogRow {
@@ -188,15 +170,7 @@ class TriggerStream implements SourceStream<XidPosition> {
         if (!delivered) yield { kind: 'idle', position: this.position };
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, pollMs);
-        this.wake = done;
-        function done() {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      this.wake = null;
+      await wakeableSleep(pollMs, (wake) => (this.wake = wake));
     }
   }
 

@@ -4,7 +4,7 @@ import type { Config, StoreConfig } from '../config/load.js';
 import type { TableId } from '../core/change.js';
 import type { Logger } from '../core/logger.js';
 import type { SlotPosition } from '../core/slot-position.js';
-import type { Source } from '../core/source.js';
+import type { ChangeTableReaderOptions, Source } from '../core/source.js';
 import { connect } from '../db/connect.js';
 import { MssqlTriggerInstaller, MssqlTriggerSource, ROWVERSION_CODEC, describeMssqlTables, mssqlConnect, purgeMssqlChangeLog, type RowversionPosition } from '../../connectors/mssql-trigger/index.js';
 import { downOriginName, readCatalog, storeRole, type Catalog } from './prepare.js';
@@ -92,7 +92,7 @@ function logicalCapture(store: StoreConfig): StoreCapture<SlotPosition> {
 }
 
 /** What the up pipeline's reader of a store's change table is told, whichever the database. */
-function changeTableReader(store: StoreConfig, config: Config, logger: Logger, reloadCommand: string) {
+function changeTableReader(store: StoreConfig, config: Config, logger: Logger, reloadCommand: string): ChangeTableReaderOptions {
   return {
     url: store.url,
     role: storeRole(store),

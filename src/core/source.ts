@@ -1,5 +1,6 @@
 import type { PositionCodec } from './position.js';
 import type { SourceMessage, TableId } from './change.js';
+import type { Logger } from './logger.js';
 
 /**
  * A source of committed transactions from one database (a store's ERP, or
@@ -33,6 +34,28 @@ export interface SourceStream<P> {
   ack(position: P): void;
   /** Stops reading and closes the connection; pending `next()` calls settle. */
   close(): Promise<void>;
+}
+
+/** What a reader of a trigger-fed change table is told, whichever the database (pg-trigger, mssql-trigger). */
+export interface ChangeTableReaderOptions {
+  readonly url: string;
+  /** For messages: "HQ", "store S001". */
+  readonly role: string;
+  readonly logger: Logger;
+  /** How often to look for new changes without a notification (ms). Default 1000. */
+  readonly pollMs?: number;
+  /** Log rows read per query. Default 5000. */
+  readonly pageRows?: number;
+  /**
+   * The reader's name in `branchline.change_log_readers` (e.g. `down:S001`):
+   * acknowledged positions are recorded there so the log is purged only
+   * below what every reader applied. None: acknowledgements are not recorded.
+   */
+  readonly reader?: string;
+  /** Changes written on behalf of this origin are not delivered (no echo): the reader's own side. */
+  readonly skipOrigin?: string | null;
+  /** How to name the fix in BL-S006 (and BL-S007), e.g. `branchline snapshot --store S001`. */
+  readonly reloadCommand?: string;
 }
 
 /** What `install` prepares at a source and `uninstall` removes. */
