@@ -7,11 +7,14 @@
 // Usage: node scripts/bundle.mjs [outdir]
 import { build } from 'esbuild';
 import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export async function bundle(outdir = path.join(root, 'dist/bundle')) {
+  // Chunk names change with their content: without this, every build's old chunks would stay.
+  await rm(outdir, { recursive: true, force: true });
   await build({
     absWorkingDir: root,
     entryPoints: { main: 'src/cli/main.ts' },

@@ -5,7 +5,6 @@ import { connect } from '../db/connect.js';
 import { storeRole } from './prepare.js';
 import { LOG_TABLE, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DOWN_ORIGIN } from './store-capture.js';
-import { mssqlConnect } from '../../connectors/mssql-trigger/index.js';
 
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
@@ -98,6 +97,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       try {
         if (store.connector === 'mssql-trigger') {
           // A SQL Server store: reachable or not; its change table is not inspected here (not verified live, see docs/connectors.md).
+          const { mssqlConnect } = await import('../../connectors/mssql-trigger/index.js');
           const pool = await mssqlConnect(store.url, storeRole(store), { connectTimeoutMs: 3_000 });
           await pool.close().catch(() => undefined);
           storeReachable = true;

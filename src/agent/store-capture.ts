@@ -6,7 +6,8 @@ import type { Logger } from '../core/logger.js';
 import type { SlotPosition } from '../core/slot-position.js';
 import type { ChangeTableReaderOptions, Source } from '../core/source.js';
 import { connect } from '../db/connect.js';
-import { MssqlTriggerInstaller, MssqlTriggerSource, ROWVERSION_CODEC, describeMssqlTables, mssqlConnect, purgeMssqlChangeLog, type RowversionPosition } from '../../connectors/mssql-trigger/index.js';
+import { ROWVERSION_CODEC, type RowversionPosition } from '../../connectors/mssql-trigger/rowversion-codec.js';
+import type { SourceStream } from '../core/source.js';
 import { downOriginName, readCatalog, storeRole, type Catalog } from './prepare.js';
 
 /** What `install` / `uninstall` do at a store for its capture. */
@@ -143,29 +144,45 @@ function triggerCapture(store: StoreConfig): StoreCapture<XidPosition> {
   };
 }
 
+/** The SQL Server connector, loaded when a SQL Server store needs it (its driver costs every agent's start-up ~0.2 s otherwise). */
+const mssql = () => import('../../connectors/mssql-trigger/index.js');
+
 /** SQL Server stores: rowversion-keyed change table (connectors/mssql-trigger); up only. */
 function mssqlCapture(store: StoreConfig): StoreCapture<RowversionPosition> {
   const role = storeRole(store);
   return {
     connector: 'mssql-trigger',
     positionKind: ROWVERSION_CODEC.kind,
-    source: (config, logger) =>
-      new MssqlTriggerSource(
-        changeTableReader(store, config, logger, 'a fresh start of this store (an initial load from SQL Server is not built yet; see docs/connectors.md)'),
-      ),
-    installer: (logger) => changeTableInstaller(new MssqlTriggerInstaller({ url: store.url, role, logger })),
+    source: (config, logger) => {
+      const options = changeTableReader(store, config, logger, 'a fresh start of this store (an initial load from SQL Server is not built yet; see docs/connectors.md)');
+      return {
+        connector: 'mssql-trigger',
+        positions: ROWVERSION_CODEC,
+        idlePositionsStored: true,
+        open: async (after: RowversionPosition | null): Promise<SourceStream<RowversionPosition>> => new (await mssql()).MssqlTriggerSource(options).open(after),
+      };
+    },
+    installer: (logger) => {
+      const installer = async () => changeTableInstaller(new (await mssql()).MssqlTriggerInstaller({ url: store.url, role, logger }));
+      return {
+        install: async (tables) => (await installer()).install(tables),
+        ensureFullBeforeImages: async (tables) => (await installer()).ensureFullBeforeImages(tables),
+        uninstall: async (o) => (await installer()).uninstall(o),
+      };
+    },
     downReplicationOrigin: undefined,
     purge: async () => {
-      const pool = await mssqlConnect(store.url, role);
+      const m = await mssql();
+      const pool = await m.mssqlConnect(store.url, role);
       try {
-        const r = await purgeMssqlChangeLog(pool, { retentionHours: null, reader: upReaderName(store) });
+        const r = await m.purgeMssqlChangeLog(pool, { retentionHours: null, reader: upReaderName(store) });
         return { deleted: r.deleted, purgedBelow: ROWVERSION_CODEC.format(r.purgedBelow) };
       } finally {
         await pool.close().catch(() => undefined);
       }
     },
     // SQL Server has no sequences branchline reads, and the did-you-mean list of tables is PostgreSQL's.
-    catalog: async (tables) => ({ tables: await describeMssqlTables(store.url, tables, role), all: [], sequences: new Set<string>() }),
+    catalog: async (tables) => ({ tables: await (await mssql()).describeMssqlTables(store.url, tables, role), all: [], sequences: new Set<string>() }),
     postgres: false,
   };
 }
