@@ -101,7 +101,6 @@ class TriggerStream implements SourceStream<XidPosition> {
   readonly messages: AsyncIterator<SourceMessage<XidPosition>>;
   private closed = false;
   private wake: (() => void) | null = null;
-  private readonly buffer: SourceMessage<XidPosition>[] = [];
   private readonly tables = new Map<string, TableId>();
   private acked = 0n;
   private pendingAck: bigint | null = null;
@@ -117,8 +116,9 @@ class TriggerStream implements SourceStream<XidPosition> {
     this.messages = this.read();
   }
 
+  /** Messages are read as they are asked for: none is ever buffered. */
   poll(): SourceMessage<XidPosition> | undefined {
-    return this.buffer.shift();
+    return undefined;
   }
 
   /**

@@ -175,8 +175,8 @@ export class Agent {
       for (const store of this.stores) runs.push(this.runDown(store, signal));
       runs.push(this.purgeLoop(signal));
     }
-    const triggerFed = up ? this.stores.filter((s) => s.connector !== 'pg-logical') : [];
-    if (triggerFed.length > 0) runs.push(this.purgeStoresLoop(triggerFed, signal));
+    // Trigger-fed stores' change tables (a slot needs no purge: its capture says so with null).
+    if (up) runs.push(this.purgeStoresLoop(this.stores, signal));
     await Promise.all(runs);
   }
 
@@ -337,10 +337,7 @@ export class Agent {
     const { config, logger } = this.options;
     const log = logger.child({ task: 'change-log-purge' });
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, config.down.purgeIntervalS * 1000);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await sleepUnlessAborted(config.down.purgeIntervalS * 1000, signal);
       if (signal.aborted) return;
       try {
         const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-purge' });
@@ -366,10 +363,7 @@ export class Agent {
   private async purgeStoresLoop(stores: readonly StoreConfig[], signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, config.source.purgeIntervalS * 1000);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await sleepUnlessAborted(config.source.purgeIntervalS * 1000, signal);
       if (signal.aborted) return;
       for (const store of stores) {
         const log = logger.child({ store: store.code, task: 'change-table-purge' });
@@ -391,4 +385,17 @@ export class Agent {
   downSnapshot(): Map<string, PipelineSnapshot> {
     return new Map([...this.downPipelines].map(([code, p]) => [code, p.snapshot()]));
   }
+}
+
+/** Waits `ms`, or until `signal` aborts. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }

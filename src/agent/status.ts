@@ -1,10 +1,8 @@
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError } from '../core/errors.js';
-import { Lsn } from '../core/lsn.js';
 import { connect } from '../db/connect.js';
 import { storeRole } from './prepare.js';
-import { LOG_TABLE, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
-import { DOWN_ORIGIN } from './store-capture.js';
+import { storeCapture } from './store-capture.js';
 
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
@@ -94,57 +92,15 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       let slotState: string | null = null;
       let scheduled: number | null = null;
       let nextScheduledAt: string | null = null;
+      const capture = storeCapture(store);
       try {
-        if (store.connector === 'mssql-trigger') {
-          // A SQL Server store: reachable or not; its change table is not inspected here (not verified live, see docs/connectors.md).
-          const { mssqlConnect } = await import('../../connectors/mssql-trigger/index.js');
-          const pool = await mssqlConnect(store.url, storeRole(store), { connectTimeoutMs: 3_000 });
-          await pool.close().catch(() => undefined);
+        // A SQL Server store is only asked whether it answers; the rest (the down channel's scheduled rows) is PostgreSQL's.
+        const db = capture.postgres ? await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 }) : null;
+        try {
+          const seen = await capture.inspect(p?.position ?? null, db);
           storeReachable = true;
-          slotState = 'change table (SQL Server)';
-        } else {
-          const db = await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 });
-          try {
-            storeReachable = true;
-            if (store.connector === 'pg-trigger') {
-              // The change table is the store's queue: what HQ lacks is what lies at or above HQ's position.
-              let bound: XidPosition | null = null;
-              try {
-                bound = p?.position ? XID8_CODEC.parse(p.position) : null;
-              } catch {
-                // A position of another connector (the store switched): the pipeline itself says so (BL-S...); count from the start.
-              }
-              const r = await db.query<{ ok: boolean; bytes: string | null }>(
-                `SELECT to_regclass('${LOG_TABLE}') IS NOT NULL AS ok,
-                        CASE WHEN to_regclass('${LOG_TABLE}') IS NOT NULL THEN pg_total_relation_size('${LOG_TABLE}')::text END AS bytes`,
-              );
-              const row = r.rows[0]!;
-              if (row.ok) {
-                // Inside a window, its transactions already applied are counted too (an overestimate until the window ends).
-                const pending = await db.query<{ n: string; bytes: string }>(
-                  `SELECT count(*)::text AS n, coalesce(sum(pg_column_size(l.*)), 0)::text AS bytes FROM ${LOG_TABLE} l
-                    WHERE l.xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(l.xid, $2::text::pg_snapshot))
-                      AND l.origin IS DISTINCT FROM $3`,
-                  [(bound?.bound ?? 0n).toString(), bound?.snapshot ?? null, DOWN_ORIGIN],
-                );
-                const n = Number(pending.rows[0]!.n);
-                walRetained = Number(row.bytes);
-                lagBytes = Number(pending.rows[0]!.bytes);
-                slotState = `change table, ${n} change${n === 1 ? '' : 's'} not at HQ`;
-              } else slotState = 'change table missing';
-            } else {
-              const r = await db.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
-                `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
-                        s.wal_status, s.active
-                   FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
-                [store.slot],
-              );
-              const row = r.rows[0]!;
-              const current = Lsn.parse(row.current);
-              if (row.confirmed) lagBytes = Number(Lsn.parse(row.confirmed).bytesUntil(current));
-              if (row.restart) walRetained = Number(Lsn.parse(row.restart).bytesUntil(current));
-              slotState = row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing';
-            }
+          ({ lagBytes, retainedBytes: walRetained, state: slotState } = seen);
+          if (db) {
             // The down channel keeps its scheduled changes in the store's branchline schema (when it has one).
             const has = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.scheduled') IS NOT NULL AS ok`);
             if (has.rows[0]?.ok) {
@@ -155,9 +111,9 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
               scheduled = Number(sched.rows[0]!.n);
               nextScheduledAt = sched.rows[0]!.next?.toISOString() ?? null;
             }
-          } finally {
-            await db.end().catch(() => undefined);
           }
+        } finally {
+          await db?.end().catch(() => undefined);
         }
       } catch (e) {
         if (!isBranchlineError(e)) throw e;

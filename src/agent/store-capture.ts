@@ -1,5 +1,7 @@
 import { LSN_CODEC, PgLogicalInstaller, PgLogicalSource } from '../../connectors/pg-logical/index.js';
-import { PgTriggerInstaller, PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
+import { LOG_TABLE, PgTriggerInstaller, PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
+import type pg from 'pg';
+import { Lsn } from '../core/lsn.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import type { TableId } from '../core/change.js';
 import type { Logger } from '../core/logger.js';
@@ -41,10 +43,24 @@ export interface StoreCapture<P> {
   /** The store's description of these tables (what the up mappings read), for the mapping checks. */
   catalog(tables: readonly TableId[], connectTimeoutMs?: number): Promise<Catalog>;
   /**
+   * What `status` shows of the store's capture, given the position HQ holds:
+   * `db` is a connection to the store (PostgreSQL stores; null otherwise).
+   */
+  inspect(hqPosition: string | null, db: pg.ClientBase | null): Promise<CaptureState>;
+  /**
    * Whether the store is PostgreSQL: the down channel (HQ -> store), initial
    * loads and `status`'s detail need it; a SQL Server store is read only.
    */
   readonly postgres: boolean;
+}
+
+/** A store's capture as `status` shows it. */
+export interface CaptureState {
+  /** Bytes the store holds that HQ has not applied (slot: WAL after its confirmed position; change table: its rows HQ lacks). */
+  readonly lagBytes: number | null;
+  /** What the store keeps for HQ (slot: WAL from its restart position; change table: its size). */
+  readonly retainedBytes: number | null;
+  readonly state: string;
 }
 
 /** The name the up pipeline's reader has in a trigger-fed change table. */
@@ -88,6 +104,21 @@ function logicalCapture(store: StoreConfig): StoreCapture<SlotPosition> {
     downReplicationOrigin: downOriginName(store.code),
     purge: async () => null,
     catalog: pgCatalog(store),
+    inspect: async (_hq, db) => {
+      const r = await db!.query<{ current: string; confirmed: string | null; restart: string | null; wal_status: string | null; active: boolean | null }>(
+        `SELECT pg_current_wal_lsn()::text AS current, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
+                s.wal_status, s.active
+           FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+        [store.slot],
+      );
+      const row = r.rows[0]!;
+      const current = Lsn.parse(row.current);
+      return {
+        lagBytes: row.confirmed ? Number(Lsn.parse(row.confirmed).bytesUntil(current)) : null,
+        retainedBytes: row.restart ? Number(Lsn.parse(row.restart).bytesUntil(current)) : null,
+        state: row.wal_status ? `${row.wal_status}${row.active ? ', active' : ''}` : 'missing',
+      };
+    },
     postgres: true,
   };
 }
@@ -140,6 +171,28 @@ function triggerCapture(store: StoreConfig): StoreCapture<XidPosition> {
       const c = await readCatalog(store.url, role, tables, connectTimeoutMs);
       return { ...c, tables: new Map([...c.tables].map(([k, t]) => [k, { ...t, replicaIdentity: 'full' as const, identityColumns: t.columns.map((col) => col.name) }])) };
     },
+    inspect: async (hqPosition, db) => {
+      // The change table is the store's queue: what HQ lacks is what lies at or above HQ's position.
+      let at: XidPosition | null = null;
+      try {
+        at = hqPosition ? XID8_CODEC.parse(hqPosition) : null;
+      } catch {
+        // A position of another connector (the store switched): the pipeline itself says so; count from the start.
+      }
+      const size = (await db!.query<{ bytes: string | null }>(`SELECT pg_total_relation_size(to_regclass('${LOG_TABLE}'))::text AS bytes`)).rows[0]!.bytes;
+      if (size === null) return { lagBytes: null, retainedBytes: null, state: 'change table missing' };
+      // Inside a window, its transactions already applied are counted too (an overestimate until the window ends).
+      const pending = (
+        await db!.query<{ n: string; bytes: string }>(
+          `SELECT count(*)::text AS n, coalesce(sum(pg_column_size(l.*)), 0)::text AS bytes FROM ${LOG_TABLE} l
+            WHERE l.xid >= $1::text::xid8 AND ($2::text IS NULL OR NOT pg_visible_in_snapshot(l.xid, $2::text::pg_snapshot))
+              AND l.origin IS DISTINCT FROM $3`,
+          [(at?.bound ?? 0n).toString(), at?.snapshot ?? null, DOWN_ORIGIN],
+        )
+      ).rows[0]!;
+      const n = Number(pending.n);
+      return { lagBytes: Number(pending.bytes), retainedBytes: Number(size), state: `change table, ${n} change${n === 1 ? '' : 's'} not at HQ` };
+    },
     postgres: true,
   };
 }
@@ -183,6 +236,12 @@ function mssqlCapture(store: StoreConfig): StoreCapture<RowversionPosition> {
     },
     // SQL Server has no sequences branchline reads, and the did-you-mean list of tables is PostgreSQL's.
     catalog: async (tables) => ({ tables: await (await mssql()).describeMssqlTables(store.url, tables, role), all: [], sequences: new Set<string>() }),
+    // Whether it answers; its change table is not inspected (not verified live, see docs/connectors.md).
+    inspect: async () => {
+      const pool = await (await mssql()).mssqlConnect(store.url, role, { connectTimeoutMs: 3_000 });
+      await pool.close().catch(() => undefined);
+      return { lagBytes: null, retainedBytes: null, state: 'change table (SQL Server)' };
+    },
     postgres: false,
   };
 }

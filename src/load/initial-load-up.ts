@@ -44,7 +44,7 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
   const role = storeRole(store);
   const { sources, targets } = tablesOf(files);
   const hqCatalog = await readCatalog(config.hq.url, 'HQ', targets);
-  if (store.connector === 'mssql-trigger')
+  if (!storeCapture(store).postgres)
     throw new BranchlineError({
       code: 'BL-U001',
       message: `store ${store.code} is a SQL Server store (mssql-trigger): an initial load from SQL Server into HQ is not built yet.`,

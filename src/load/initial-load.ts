@@ -9,6 +9,7 @@ import { DownAssociationResolver } from '../associate/down-resolver.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatTable, tableKey, type TableId } from '../core/change.js';
+import { storeCapture } from '../agent/store-capture.js';
 import { BranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp } from '../core/target-op.js';
@@ -92,7 +93,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
       message: `no mapping file in ${files.dir} has "direction: down": there is nothing to load into a store.`,
       hint: 'Add down mapping files (direction: down) for the master tables HQ hands down.',
     });
-  if (store.connector === 'mssql-trigger')
+  if (!storeCapture(store).postgres)
     throw new BranchlineError({
       code: 'BL-U001',
       message: `store ${store.code} is a SQL Server store (mssql-trigger): the down channel, and so its initial load, writes to PostgreSQL stores only.`,
