@@ -48,7 +48,7 @@ describe('config: defaults', () => {
     const config = await parseConfig(file, MINIMAL, {});
     const expected: Config = {
       file,
-      hq: { url: 'postgres://hq.example/hq' },
+      hq: { url: 'postgres://hq.example/hq', readUrl: 'postgres://hq.example/hq', settlementTimeoutMs: 3_000 },
       stores: [
         {
           code: 'S001',
@@ -59,6 +59,8 @@ describe('config: defaults', () => {
           publication: 'branchline',
           enabled: true,
           timeZone: 'UTC',
+          readUrl: 'postgres://s1.example/erp',
+          settlementTimeoutMs: 3_000,
         },
       ],
       mappingsDir: path.join(dir, 'maps'),
@@ -68,6 +70,9 @@ describe('config: defaults', () => {
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 200, purgeIntervalS: 60 },
       down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' },
       log: { level: 'info' },
+      http: null,
+      settlement: { timeoutMs: 3_000, maxRefs: 1_000 },
+      queries: { stock: null, prices: null },
       labels: null,
     };
     assert.deepEqual(config, expected);

@@ -5,7 +5,7 @@ export const EXIT = {
   ok: 0,
   /** A bug: printed with its stack. */
   internal: 1,
-  /** Something the user must fix: configuration, mapping files, arguments, an association or parked-change command. */
+  /** Something the user must fix: configuration, mapping files, arguments, an association or parked-change command, a settlement check or query as asked. */
   usage: 2,
   /** A database is unreachable, not prepared, or refused. */
   environment: 3,
@@ -16,7 +16,7 @@ export const EXIT = {
 export function exitCodeFor(e: unknown): number {
   if (!isBranchlineError(e)) return EXIT.internal;
   if (e.code === 'BL-U002') return EXIT.verification;
-  if (/^BL-(C|M|P|U)/.test(e.code)) return EXIT.usage;
+  if (/^BL-(C|M|P|U|K|Q)/.test(e.code)) return EXIT.usage;
   return EXIT.environment;
 }
 

@@ -396,7 +396,12 @@ async function openVersion(dir: string, version: number, sha256: string, options
     version,
     sha256,
     dir,
-    config: { ...config, hq: { ...config.hq, url: options.hqUrl }, stores: [{ ...store, url: options.storeUrl }] },
+    // A read_url left out follows the URL given here, not the placeholder parsed in its place.
+    config: {
+      ...config,
+      hq: { ...config.hq, url: options.hqUrl, readUrl: config.hq.readUrl === config.hq.url ? options.hqUrl : config.hq.readUrl },
+      stores: [{ ...store, url: options.storeUrl, readUrl: store.readUrl === store.url ? options.storeUrl : store.readUrl }],
+    },
   };
 }
 

@@ -18,12 +18,33 @@ export interface StoreConfig {
   readonly enabled: boolean;
   /** IANA zone: where effective_at values without a zone are read, and label dates printed. */
   readonly timeZone: string;
+  /** Settlement checks connect with this URL (a read-only role; default `url`). */
+  readonly readUrl: string;
+  /** A settlement check asking this store answers `unavailable` after this long. */
+  readonly settlementTimeoutMs: number;
+}
+
+/** The agent's HTTP server (null: not configured). */
+export interface HttpConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Who may call; `name` is recorded with every settlement check. */
+  readonly tokens: readonly { readonly name: string; readonly token: string }[];
+  readonly maxBodyBytes: number;
+}
+
+/** A cross-store query's HQ table (one row per store and product). */
+export interface QueryConfig {
+  readonly table: string;
+  readonly product: string;
+  readonly store: string;
+  readonly columns: readonly string[];
 }
 
 /** The resolved configuration that travels inward. */
 export interface Config {
   readonly file: string;
-  readonly hq: { readonly url: string };
+  readonly hq: { readonly url: string; readonly readUrl: string; readonly settlementTimeoutMs: number };
   readonly stores: readonly StoreConfig[];
   readonly mappingsDir: string;
   readonly batch: { readonly maxRows: number; readonly maxDelayMs: number; readonly idleMs: number; readonly chunkRows: number };
@@ -32,6 +53,10 @@ export interface Config {
   readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number; readonly pollMs: number; readonly purgeIntervalS: number };
   readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number; readonly initialLoad: 'auto' | 'manual' };
   readonly log: { readonly level: string };
+  readonly http: HttpConfig | null;
+  readonly settlement: { readonly timeoutMs: number; readonly maxRefs: number };
+  /** Cross-store queries (null: that query is not configured). */
+  readonly queries: { readonly stock: QueryConfig | null; readonly prices: QueryConfig | null };
   /** Shelf labels (null: not configured; down mappings with labels: then write none, with a warning). */
   readonly labels: LabelsConfig | null;
 }
@@ -52,6 +77,8 @@ export const DEFAULTS = {
   retry: { initialMs: 500, maxMs: 30_000 },
   source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 200, purgeIntervalS: 60 },
   down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' as const },
+  http: { host: '127.0.0.1', port: 8787, maxBodyBytes: 1_048_576 },
+  settlement: { timeoutMs: 3_000, maxRefs: 1_000 },
 } as const;
 
 export function defaultSlotName(storeCode: string): string {
@@ -185,11 +212,49 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
   };
   config.stores.forEach((s, i) => zoneProblem(s.time_zone, ['stores', i, 'time_zone']));
   zoneProblem(config.labels?.time_zone, ['labels', 'time_zone']);
+  const listen = config.http?.listen ?? `${DEFAULTS.http.host}:${DEFAULTS.http.port}`;
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(listen.slice(colon + 1));
+  if (config.http && (port < 1 || port > 65535))
+    more.push({
+      code: 'BL-C003',
+      message: `http.listen port ${port} is not a TCP port.`,
+      hint: 'Write host:port with a port from 1 to 65535, e.g. 127.0.0.1:8787.',
+      location: doc.location(['http', 'listen']),
+    });
+  const names = new Set<string>();
+  const tokens = new Set<string>();
+  config.http?.tokens.forEach((t, i) => {
+    if (names.has(t.name))
+      more.push({
+        code: 'BL-C003',
+        message: `http token name "${t.name}" appears twice.`,
+        hint: 'Give each caller its own name: it is what the audit of settlement checks records.',
+        location: doc.location(['http', 'tokens', i, 'name']),
+      });
+    if (tokens.has(t.token))
+      more.push({
+        code: 'BL-C003',
+        message: `http token "${t.name}" has the same token as another caller.`,
+        hint: 'Give each caller its own token, so the audit can tell them apart (e.g. `openssl rand -hex 24`).',
+        location: doc.location(['http', 'tokens', i, 'token']),
+      });
+    names.add(t.name);
+    tokens.add(t.token);
+  });
   if (more.length) throw new ProblemsError(`The configuration file ${file} has problems.`, more);
+  const settlementTimeoutMs = config.settlement?.timeout_ms ?? DEFAULTS.settlement.timeoutMs;
+  const query = (q: NonNullable<RawConfig['queries']>['stock']): QueryConfig | null =>
+    q ? { table: q.table, product: q.product, store: q.store, columns: q.columns } : null;
 
   return {
     file: path.resolve(file),
-    hq: { url: config.hq.url },
+    hq: {
+      url: config.hq.url,
+      readUrl: config.hq.read_url ?? config.hq.url,
+      settlementTimeoutMs: config.hq.settlement_timeout_ms ?? settlementTimeoutMs,
+    },
     stores: config.stores.map((s) => ({
       code: s.code,
       name: s.name ?? s.code,
@@ -199,6 +264,8 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       publication: s.publication ?? DEFAULT_PUBLICATION,
       enabled: s.enabled ?? true,
       timeZone: s.time_zone ?? 'UTC',
+      readUrl: s.read_url ?? s.url,
+      settlementTimeoutMs: s.settlement_timeout_ms ?? settlementTimeoutMs,
     })),
     mappingsDir,
     batch: {
@@ -229,6 +296,11 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       initialLoad: config.down?.initial_load ?? DEFAULTS.down.initialLoad,
     },
     log: { level: config.log?.level ?? 'info' },
+    http: config.http
+      ? { host, port, tokens: config.http.tokens.map((t) => ({ name: t.name, token: t.token })), maxBodyBytes: config.http.max_body_bytes ?? DEFAULTS.http.maxBodyBytes }
+      : null,
+    settlement: { timeoutMs: settlementTimeoutMs, maxRefs: config.settlement?.max_refs ?? DEFAULTS.settlement.maxRefs },
+    queries: { stock: query(config.queries?.stock), prices: query(config.queries?.prices) },
     labels: config.labels
       ? {
           folder: path.resolve(path.dirname(path.resolve(file)), config.labels.folder),

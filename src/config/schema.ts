@@ -29,6 +29,16 @@ export const StoreSchema = Type.Object(
     ),
     publication: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'publication name' })),
     enabled: Type.Optional(Type.Boolean({ description: 'false stops this store\'s pipelines without removing it' })),
+    read_url: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'the URL of a read-only database role at the store, used for settlement checks (default: url). Checks always run in a READ ONLY transaction; a role that can only SELECT the checked tables makes sure of it (docs/settlement.md)',
+      }),
+    ),
+    settlement_timeout_ms: Type.Optional(
+      Type.Integer({ minimum: 100, description: 'a settlement check asking this store answers `unavailable` after this long (connecting included); default settlement.timeout_ms' }),
+    ),
     time_zone: Type.Optional(
       Type.String({
         minLength: 1,
@@ -39,9 +49,43 @@ export const StoreSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Where a cross-store query reads at HQ: one row per store and product. */
+function QuerySchema(what: 'stock' | 'prices') {
+  return Type.Object(
+    {
+      table: Type.String({
+        pattern: '^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*)?$',
+        description: `the HQ table holding ${what} per store and product: "table" or "schema.table", e.g. ${what === 'stock' ? 'store_stock' : 'store_price'}`,
+      }),
+      product: Type.String({ minLength: 1, description: 'its column naming the product, e.g. product_id' }),
+      store: Type.String({ minLength: 1, description: 'its column holding the store code, e.g. store_code' }),
+      columns: Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description: `the columns answered for each store, e.g. [${what === 'stock' ? 'quantity' : 'price'}]`,
+      }),
+    },
+    { additionalProperties: false },
+  );
+}
+
 export const ConfigSchema = Type.Object(
   {
-    hq: Type.Object({ url: PgUrl }, { additionalProperties: false }),
+    hq: Type.Object(
+      {
+        url: PgUrl,
+        read_url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: 'the URL of a read-only role at HQ, for the questions a store asks HQ (settlement checks) and the cross-store queries (default: url)',
+          }),
+        ),
+        settlement_timeout_ms: Type.Optional(
+          Type.Integer({ minimum: 100, description: 'a settlement check asking HQ answers `unavailable` after this long; default settlement.timeout_ms' }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
     stores: Type.Array(StoreSchema, { minItems: 1, description: 'the stores this agent serves' }),
     mappings: Type.String({ minLength: 1, description: 'directory of mapping files, relative to this file' }),
     batch: Type.Optional(
@@ -145,6 +189,50 @@ export const ConfigSchema = Type.Object(
           time_zone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone in which label dates are printed; default: the store\'s time_zone' })),
         },
         { additionalProperties: false, description: 'shelf labels for down mappings with labels: (see docs/labels.md)' },
+      ),
+    ),
+    http: Type.Optional(
+      Type.Object(
+        {
+          listen: Type.Optional(
+            Type.String({
+              pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+              description: 'host:port the agent serves HTTP on (/health, /metrics, settlement checks, stock and price queries); default 127.0.0.1:8787. Use 0.0.0.0:8787 to serve other hosts',
+            }),
+          ),
+          tokens: Type.Array(
+            Type.Object(
+              {
+                name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$', description: 'who calls with this token (recorded with every settlement check), e.g. hq-erp' }),
+                token: Type.String({ minLength: 24, description: 'the bearer token, at least 24 characters (use ${ENV_VAR}); e.g. from `openssl rand -hex 24`' }),
+              },
+              { additionalProperties: false },
+            ),
+            { minItems: 1, description: 'who may call: every request but /health needs `Authorization: Bearer <token>`' },
+          ),
+          max_body_bytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'larger request bodies are refused (413); default 1048576' })),
+        },
+        { additionalProperties: false, description: 'the agent\'s HTTP server (docs/http.md); absent: none' },
+      ),
+    ),
+    settlement: Type.Optional(
+      Type.Object(
+        {
+          timeout_ms: Type.Optional(
+            Type.Integer({ minimum: 100, description: 'a settlement check answers `unavailable` when the database it asks has not answered in this long (connecting included); default 3000' }),
+          ),
+          max_refs: Type.Optional(Type.Integer({ minimum: 1, description: 'most records one call may check; default 1000' })),
+        },
+        { additionalProperties: false, description: 'pre-settlement checks (docs/settlement.md)' },
+      ),
+    ),
+    queries: Type.Optional(
+      Type.Object(
+        {
+          stock: Type.Optional(QuerySchema('stock')),
+          prices: Type.Optional(QuerySchema('prices')),
+        },
+        { additionalProperties: false, description: 'cross-store queries answered from HQ\'s replicated data (docs/queries.md)' },
       ),
     ),
     log: Type.Optional(

@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   'BL-M022': 'target tables reference each other through foreign keys HQ checks at once (a cycle)',
   'BL-M023': 'a down-only setting in an up mapping',
   'BL-M024': 'route, effective_at or labels names a column that does not fit',
+  'BL-M025': 'a settlement declaration in a mapping file does not fit its tables',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',
@@ -77,6 +78,18 @@ export const ERROR_CODES = {
   // shelf labels (BL-L)
   'BL-L001': 'shelf-label folder cannot be created or written',
   'BL-L002': 'a shelf label price is not decimal text',
+  // settlement checks (BL-K)
+  'BL-K001': 'a settlement check names a kind of record no mapping file declares',
+  'BL-K002': 'a settlement check request is not well formed',
+  // cross-store queries (BL-Q)
+  'BL-Q001': 'a cross-store query is not configured',
+  'BL-Q002': 'a cross-store query\'s table or columns do not fit HQ',
+  // HTTP (BL-H)
+  'BL-H001': 'HTTP request without a valid token',
+  'BL-H002': 'HTTP request is not well formed',
+  'BL-H003': 'no such HTTP route or method',
+  'BL-H004': 'HTTP request body too large',
+  'BL-H005': 'the HTTP port cannot be opened',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',
