@@ -64,10 +64,12 @@ export async function install(config: Config, stores: readonly StoreConfig[], lo
     // Only down files: nothing is captured at the store, so no publication or slot (which would keep WAL for nobody), no change table.
     const actions = sources.length > 0 ? await installer.install(sources) : [`no up mapping files: no ${store.connector === 'pg-logical' ? 'publication or replication slot' : 'change table'} needed`];
     if (down && !capture.postgres) actions.push('no down channel here: HQ hands master data down to PostgreSQL stores only (not built for SQL Server)');
-    // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema.
-    if (storeDown) {
+    // The store keeps the down channel's position, scheduled rows and load progress in its own branchline schema,
+    // and the audit of the settlement checks it asks HQ (mappings with settlement: at_hq:).
+    const asksHq = capture.postgres && files.files.some((f) => f.spec.enabled && f.spec.settlement?.atHq);
+    if (storeDown || asksHq) {
       const migrated = await migrateLatest(store.url, storeRole(store));
-      actions.push(...(migrated.length ? [`applied ${migrated.length} branchline migration${migrated.length === 1 ? '' : 's'} (down channel state)`] : []));
+      actions.push(...(migrated.length ? [`applied ${migrated.length} branchline migration${migrated.length === 1 ? '' : 's'} (${storeDown ? 'down channel state' : 'settlement check audit'})`] : []));
     }
     reports.push({ database: storeRole(store), actions: [...identity, ...actions] });
   }

@@ -8,6 +8,7 @@ import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
 import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
+import type { SettlementArgs } from './commands/settlement.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
 const configCommands = () => import('./commands/config-cmd.js');
@@ -127,6 +128,21 @@ export async function main(argv: string[]): Promise<void> {
       'per store: position, lag in seconds and bytes, rows applied, last apply',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
+    )
+    .command(
+      'settlement-check',
+      'before settling a receivable or payable, ask the store it came from (or, with --at hq, HQ) for its state: released, deleted, settled, amount_differs or unavailable (the exit code says which)',
+      (y) =>
+        y
+          .option('store', { type: 'string', describe: 'the store the record came from (with --at hq: the store asking)' })
+          .option('ref', { type: 'string', array: true, describe: "the record's reference (repeatable, with one --amount each)" })
+          .option('amount', { type: 'string', array: true, describe: 'the amount about to be settled, e.g. 129.90' })
+          .option('kind', { type: 'string', describe: 'the kind of record (a mapping file\'s settlement.kind); default: the only one declared' })
+          .option('at', { choices: ['store', 'hq'] as const, default: 'store' as const, describe: 'store: ask the origin store (HQ settling); hq: ask HQ (a store settling its own record)' })
+          .option('file', { type: 'string', describe: 'a JSON file of checks: [{"store", "kind", "ref", "amount"}, ...]' })
+          .option('by', { type: 'string', describe: 'who asks, for the audit (default: user@host)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: SettlementArgs) => (await import('./commands/settlement.js')).settlementCommand(a)),
     )
     .command(
       'scheduled',

@@ -11,6 +11,7 @@ import type { LoadedMappingFile, MappingColumn } from './load.js';
 import { sortProblems } from './problems.js';
 import { didYouMean, editDistance } from './suggest.js';
 import type { Entity, EntitySet } from './entities.js';
+import { analyzeSettlement, type AnalyzedSettlement } from './settlement-analysis.js';
 
 /** The catalogs a set of mapping files is checked and compiled against. */
 export interface MappingCatalogs {
@@ -71,6 +72,8 @@ export interface AnalyzedMapping {
   readonly aggregate: boolean;
   /** down: the `effective_at` source column, and whether its values carry a time zone (timestamptz). */
   readonly effectiveAt: EffectiveAt | null;
+  /** up: how settlement checks read a record's state (null: not declared, or not valid). */
+  readonly settlement: AnalyzedSettlement | null;
 }
 
 /** When a down row takes effect: a source column; a timestamp or date without zone is read in the store's time zone. */
@@ -106,6 +109,20 @@ export function analyzeMappings(
         location: f.doc.location(['target']),
       });
     }
+  }
+  const kinds = new Map<string, string>();
+  for (const m of mappings) {
+    const kind = m.file.spec.settlement?.kind;
+    if (kind === undefined) continue;
+    const first = kinds.get(kind);
+    if (first !== undefined)
+      problems.push({
+        code: 'BL-M025',
+        message: `settlement kind "${kind}" is declared by ${first} too; a check names one kind of record.`,
+        hint: 'Give one of them another kind, e.g. kind: payable.',
+        location: m.file.doc.location(['settlement']),
+      });
+    else kinds.set(kind, m.file.file);
   }
   if (catalogs.entities && (catalogs.entityChecks ?? true)) checkEntities(catalogs.entities, catalogs, problems);
   if (catalogs.foreignKeysChecked ?? true) checkCycles(mappings, catalogs.target, problems);
@@ -278,7 +295,20 @@ class FileAnalysis {
       for (const c of soft) this.checkReadsIdentity(c, ['on_delete', 'soft', c.column.name], `soft-delete value "${c.column.name}"`, source);
     }
     if (target) this.checkRequired(target, key);
-    return { file: this.f, source, target, key, columns, filter, route, soft, aggregate, effectiveAt };
+    const settlement = analyzeSettlement({
+      spec: this.spec,
+      doc: this.doc,
+      source,
+      target,
+      key,
+      columns,
+      aggregate,
+      entities: this.catalogs.entities,
+      report: (code, location, message, hint) => this.report(code, location, message, hint),
+      inExpression: (path, index) => this.inExpression(path, index),
+      scope: (table) => this.scope(table),
+    });
+    return { file: this.f, source, target, key, columns, filter, route, soft, aggregate, effectiveAt, settlement };
   }
 
   /** `route` as the condition it stands for: the row's store column is this store, or this store is listed. */

@@ -29,6 +29,25 @@ export interface LabelsSpec {
   readonly currency: string | null;
 }
 
+/** How a record's state is read for a settlement check: expressions over one row. */
+export interface SettlementReadSpec {
+  readonly amount: string;
+  readonly settled: string;
+  /** null: only a missing row is deleted. */
+  readonly deleted: string | null;
+}
+
+/** The `settlement` setting of an up mapping (docs/settlement.md). */
+export interface SettlementSpec {
+  readonly kind: string;
+  /** The store column a reference names; null: the source primary key. */
+  readonly ref: string | null;
+  readonly refEntity: string | null;
+  readonly atStore: SettlementReadSpec;
+  /** HQ's copy, for a store asking HQ; null: not declared. */
+  readonly atHq: SettlementReadSpec | null;
+}
+
 /** A mapping file after the schema and defaults: what later steps read. */
 export interface MappingSpec {
   /** up: store -> HQ; down: HQ -> stores. */
@@ -52,6 +71,8 @@ export interface MappingSpec {
   readonly onConflict: 'upsert' | 'insert_only';
   /** null: the default (delete; ignore under insert_only). */
   readonly onDelete: { readonly kind: 'delete' } | { readonly kind: 'ignore' } | { readonly kind: 'soft'; readonly columns: readonly MappingColumn[] } | null;
+  /** up only: how a settlement check reads a record's state, or null. */
+  readonly settlement: SettlementSpec | null;
 }
 
 export interface LoadedMappingFile {
@@ -109,8 +130,21 @@ export function parseMappingFile(file: string, text: string): { file: LoadedMapp
         : typeof m.on_delete === 'string'
           ? { kind: m.on_delete }
           : { kind: 'soft', columns: Object.entries(m.on_delete.soft).map(([name, expression]) => ({ name, expression: String(expression ?? '') })) },
+    settlement: m.settlement
+      ? {
+          kind: m.settlement.kind ?? parseTableName(m.source).table.toLowerCase(),
+          ref: m.settlement.ref ?? null,
+          refEntity: m.settlement.ref_entity ?? null,
+          atStore: readSpec(m.settlement),
+          atHq: m.settlement.at_hq ? readSpec(m.settlement.at_hq) : null,
+        }
+      : null,
   };
   return { file: { file, doc, spec }, problems: [] };
+}
+
+function readSpec(r: { amount: unknown; settled: unknown; deleted?: unknown }): SettlementReadSpec {
+  return { amount: String(r.amount ?? ''), settled: String(r.settled ?? ''), deleted: r.deleted === undefined ? null : String(r.deleted ?? '') };
 }
 
 /** Ajv's problems, with a plain sentence for an expression written as a list or a map. */
@@ -147,6 +181,12 @@ function spellExpressions(doc: YamlDoc, value: unknown): void {
   spellRecord(doc, top['columns'], ['columns']);
   const onDelete = top['on_delete'];
   if (typeof onDelete === 'object' && onDelete !== null) spellRecord(doc, (onDelete as Record<string, unknown>)['soft'], ['on_delete', 'soft']);
+  const settlement = top['settlement'];
+  if (typeof settlement === 'object' && settlement !== null) {
+    const sr = settlement as Record<string, unknown>;
+    spellRecord(doc, sr, ['settlement'], ['amount', 'settled', 'deleted']);
+    spellRecord(doc, sr['at_hq'], ['settlement', 'at_hq']);
+  }
   const filter = top['filter'];
   if (typeof filter === 'boolean') {
     const node = doc.nodeAt(['filter']);
@@ -154,11 +194,11 @@ function spellExpressions(doc: YamlDoc, value: unknown): void {
   }
 }
 
-function spellRecord(doc: YamlDoc, record: unknown, path: readonly string[]): void {
+function spellRecord(doc: YamlDoc, record: unknown, path: readonly string[], only?: readonly string[]): void {
   if (typeof record !== 'object' || record === null || Array.isArray(record)) return;
   const r = record as Record<string, unknown>;
   for (const [name, v] of Object.entries(r)) {
-    if (typeof v === 'string') continue;
+    if (typeof v === 'string' || (only && !only.includes(name))) continue;
     const node = doc.nodeAt([...path, name]);
     if (v === null) r[name] = isScalar(node) && node.source !== '' && node.source !== undefined ? 'null' : '';
     else if (typeof v === 'number' || typeof v === 'boolean') r[name] = isScalar(node) && node.source ? node.source : String(v);

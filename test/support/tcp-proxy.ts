@@ -10,6 +10,7 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private refusing = false;
   private dropUpstream = false;
+  private stalled = false;
   port = 0;
   connections = 0;
 
@@ -29,6 +30,12 @@ export class TcpProxy {
       return;
     }
     this.connections++;
+    if (this.stalled) {
+      // A black hole: the connection opens (a firewall dropping packets later), nothing ever comes back.
+      this.sockets.add(client);
+      client.on('error', () => client.destroy()).on('close', () => this.sockets.delete(client));
+      return;
+    }
     const upstream = net.connect(this.targetPort, this.targetHost);
     this.sockets.add(client);
     this.sockets.add(upstream);
@@ -42,12 +49,14 @@ export class TcpProxy {
     upstream.on('error', drop).on('close', drop);
     // Client -> server bytes can be swallowed (see `swallowClientBytes`).
     client.on('data', (d: Buffer) => {
-      if (!this.dropUpstream) upstream.write(d);
+      if (!this.dropUpstream && !this.stalled) upstream.write(d);
     });
-    upstream.pipe(client);
+    upstream.on('data', (d: Buffer) => {
+      if (!this.stalled) client.write(d);
+    });
   }
 
-  /** Drops every open connection (both directions, with a reset). */
+  /** Drops every open connection (both directions, with a reset). Returns how many (pairs; a stalled one counts half). */
   cut(): number {
     const n = this.sockets.size / 2;
     for (const s of this.sockets) s.resetAndDestroy();
@@ -62,6 +71,15 @@ export class TcpProxy {
    */
   swallowClientBytes(on: boolean): void {
     this.dropUpstream = on;
+  }
+
+  /**
+   * While on, connections hang as behind a firewall that drops packets: new
+   * ones are accepted and never answered, open ones stop carrying bytes
+   * both ways, and nothing is reset.
+   */
+  stall(on: boolean): void {
+    this.stalled = on;
   }
 
   refuse(): void {

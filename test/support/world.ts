@@ -46,6 +46,10 @@ export interface WorldOptions {
   readonly install?: boolean;
   /** More lines of the `source:` section, e.g. `purge_interval_s: 1`. */
   readonly sourceConfig?: readonly string[];
+  /** More lines of the `hq:` section, e.g. `read_url: ...`. */
+  readonly hqConfig?: readonly string[];
+  /** More lines of a store's entry, e.g. `read_url: ...` (given the store code and its database URL as the test sees it). */
+  readonly storeConfig?: (code: string, url: string) => readonly string[];
   /** How the stores' changes are captured (default: BRANCHLINE_TEST_UP_CONNECTOR, else the configuration's default, pg-logical). */
   readonly connector?: 'pg-logical' | 'pg-trigger';
 }
@@ -85,8 +89,14 @@ export async function createWorld(options: WorldOptions): Promise<World> {
     [
       'hq:',
       `  url: ${hqUrl}`,
+      ...(options.hqConfig ?? []).map((l) => `  ${l}`),
       'stores:',
-      ...stores.flatMap((s) => [`  - code: ${s.code}`, `    url: ${s.url}`, ...(connector !== 'pg-logical' ? [`    connector: ${connector}`] : [])]),
+      ...stores.flatMap((s) => [
+        `  - code: ${s.code}`,
+        `    url: ${s.url}`,
+        ...(connector !== 'pg-logical' ? [`    connector: ${connector}`] : []),
+        ...(options.storeConfig?.(s.code, s.server.url(s.db)) ?? []).map((l) => `    ${l}`),
+      ]),
       `mappings: ${options.mappingsDir ?? RETAIL_EXAMPLE_DIR}`,
       'retry:',
       '  initial_ms: 100',
