@@ -40,6 +40,8 @@ export class AuditLog {
       idleTimeoutMillis: 30_000,
     });
     this.pool.on('error', () => undefined);
+    // A checked-out client whose link dies emits 'error' too (the pool listens only while it is idle): its query fails, and that is reported.
+    this.pool.on('connect', (c) => c.on('error', () => undefined));
   }
 
   async record(entries: readonly AuditEntry[]): Promise<{ ids: string[]; at: Date }> {

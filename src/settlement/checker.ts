@@ -3,7 +3,8 @@ import type { Logger } from '../core/logger.js';
 import type { SettlementMetrics } from '../metrics/metrics.js';
 import { judge, type CheckRequest, type SettlementAnswer, type Verdict } from './answer.js';
 import { AuditLog, type AuditEntry } from './audit.js';
-import { PgRecordReader, RoundFailure } from './pg-record-reader.js';
+import { PgRecordReader } from './pg-record-reader.js';
+import { RoundFailure, type RecordReader } from './record-reader.js';
 import type { SettlementRule, SettlementRules } from './rules.js';
 import { BranchlineError } from '../core/errors.js';
 
@@ -31,7 +32,7 @@ interface Group {
  * returned; when the record cannot be written, no answer is given (BL-D001).
  */
 export class SettlementChecker {
-  private readonly readers = new Map<string, PgRecordReader>();
+  private readonly readers = new Map<string, Promise<RecordReader>>();
   private readonly hqAudit: AuditLog;
   private readonly storeAudits = new Map<string, AuditLog>();
   private readonly stores: ReadonlyMap<string, StoreConfig>;
@@ -73,7 +74,7 @@ export class SettlementChecker {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.readers.values()].map((r) => r.close()));
+    await Promise.all([...this.readers.values()].map(async (r) => (await r.catch(() => null))?.close()));
     await Promise.all([this.hqAudit.close(), ...[...this.storeAudits.values()].map((a) => a.close())]);
   }
 
@@ -94,16 +95,19 @@ export class SettlementChecker {
     return [...groups.values()];
   }
 
-  private reader(key: string, url: string, role: string, timeoutMs: number): PgRecordReader {
+  /** The reader of one database, made at its first round (SQL Server's driver is loaded only for a SQL Server store). */
+  private reader(key: string, url: string, role: string, timeoutMs: number, sqlServer = false): Promise<RecordReader> {
     let r = this.readers.get(key);
     if (!r) {
-      r = new PgRecordReader({ url, role, timeoutMs });
+      r = sqlServer
+        ? import('./mssql-record-reader.js').then((m) => new m.MssqlRecordReader({ url, role, timeoutMs }))
+        : Promise.resolve(new PgRecordReader({ url, role, timeoutMs }));
       this.readers.set(key, r);
     }
     return r;
   }
 
-  private hqReader(): PgRecordReader {
+  private hqReader(): Promise<RecordReader> {
     const hq = this.options.config.hq;
     return this.reader('hq', hq.readUrl, 'HQ', hq.settlementTimeoutMs);
   }
@@ -122,20 +126,14 @@ export class SettlementChecker {
   private async askStore(g: Group, verdicts: Verdict[]): Promise<void> {
     const { store, rule } = g;
     const set = (j: number, v: Verdict) => (verdicts[g.indexes[j]!] = v);
-    if (store.connector === 'mssql-trigger') {
-      g.requests.forEach((_, j) =>
-        set(j, { status: 'unavailable', originAmount: null, reason: 'error', detail: `store ${store.code} is a SQL Server store: settlement checks against SQL Server are not built yet.` }),
-      );
-      return;
-    }
     // The store's codes of the records (HQ's keys translated when the kind takes HQ's keys).
     let codes: (string | null)[] = g.requests.map((r) => r.ref);
     if (rule.refEntity) {
       try {
         codes = await this.branchCodes(store.code, rule.refEntity, codes as string[]);
       } catch (e) {
-        const f = e as RoundFailure;
-        g.requests.forEach((_, j) => set(j, unavailable(f.reason, `HQ's associations could not be read: ${f.message}`)));
+        if (!(e instanceof RoundFailure)) throw e;
+        g.requests.forEach((_, j) => set(j, unavailable(e.reason, `HQ's associations could not be read: ${e.message}`)));
         return;
       }
     }
@@ -145,7 +143,7 @@ export class SettlementChecker {
       else asked.push(j);
     });
     if (asked.length === 0) return;
-    const reader = this.reader(`store:${store.code}`, store.readUrl, `store ${store.code}`, store.settlementTimeoutMs);
+    const reader = await this.reader(`store:${store.code}`, store.readUrl, `store ${store.code}`, store.settlementTimeoutMs, store.connector === 'mssql-trigger');
     const t0 = process.hrtime.bigint();
     let found;
     try {
@@ -168,7 +166,7 @@ export class SettlementChecker {
     // Not at the store: deleted there if HQ holds the copy that came from it, unknown otherwise.
     let atHq: ReadonlyMap<number, unknown> = new Map();
     try {
-      atHq = await this.hqReader().read(
+      atHq = await (await this.hqReader()).read(
         {
           table: rule.target,
           refColumn: rule.hqRef,
@@ -200,7 +198,7 @@ export class SettlementChecker {
     const t0 = process.hrtime.bigint();
     let found;
     try {
-      found = await this.hqReader().read(
+      found = await (await this.hqReader()).read(
         {
           table: rule.target,
           refColumn: rule.hqRef,
@@ -230,7 +228,7 @@ export class SettlementChecker {
 
   /** HQ keys of `entity` -> the store's codes, through HQ's associations (null: none). */
   private async branchCodes(store: string, entity: string, keys: readonly string[]): Promise<(string | null)[]> {
-    const found = await this.hqReader().read(
+    const found = await (await this.hqReader()).read(
       { table: { schema: 'branchline', table: 'associations' }, refColumn: 'hq_key', refType: 'text', columns: ['branch_code'], filters: [{ column: 'store_code', value: store }, { column: 'entity', value: entity }] },
       keys,
     );

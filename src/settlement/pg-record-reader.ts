@@ -1,41 +1,8 @@
 import pg from 'pg';
-import type { RowValues, TableId } from '../core/change.js';
 import { BranchlineError } from '../core/errors.js';
 import { clientConfig, connectionError, describeUrl, isConnectionError, qualified, quoteIdent } from '../db/connect.js';
 import { redact } from '../core/logger.js';
-
-/** What one round reads: the rows of `table` whose `refColumn` is one of the references. */
-export interface RecordLookup {
-  readonly table: TableId;
-  readonly refColumn: string;
-  /** SQL type of `refColumn` (`format_type`), or null to look it up at the database (once). */
-  readonly refType: string | null;
-  /** Columns returned (as text), besides the reference's position. */
-  readonly columns: readonly string[];
-  /** Only rows whose columns hold these values (HQ's copy: the store column). */
-  readonly filters?: readonly { readonly column: string; readonly value: string }[];
-  /**
-   * The references are a store's codes, and `refColumn` holds HQ's key of
-   * this entity: translated through the database's `branchline.associations`
-   * in the same statement.
-   */
-  readonly association?: { readonly store: string; readonly entity: string };
-}
-
-/** The rows found, by the position of their reference in the list asked (several: the reference is not unique there). */
-export type LookupResult = ReadonlyMap<number, readonly RowValues[]>;
-
-/** Why a round gave no rows: the database was not reached in time, or it answered with an error. */
-export class RoundFailure extends Error {
-  constructor(
-    readonly reason: 'unreachable' | 'error',
-    message: string,
-    readonly code: string | null,
-  ) {
-    super(message);
-    this.name = 'RoundFailure';
-  }
-}
+import { byReference, RoundFailure, withDeadline, type LookupResult, type RecordLookup, type RecordReader } from './record-reader.js';
 
 export interface PgRecordReaderOptions {
   readonly url: string;
@@ -56,7 +23,7 @@ const TEXT_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.Cu
  * finished within the timeout is abandoned and its connection destroyed
  * (a link that drops packets without a reset never holds a caller).
  */
-export class PgRecordReader {
+export class PgRecordReader implements RecordReader {
   private readonly pool: pg.Pool;
   private readonly types = new Map<string, string>();
 
@@ -76,61 +43,52 @@ export class PgRecordReader {
       keepAliveInitialDelayMillis: 5_000,
     });
     this.pool.on('error', () => undefined);
+    // A checked-out client whose link dies emits 'error' too (the pool listens only while it is idle): its query fails, and that is reported.
+    this.pool.on('connect', (c) => c.on('error', () => undefined));
   }
 
   /** The rows of each reference; throws a RoundFailure (never hangs past the timeout). */
   async read(lookup: RecordLookup, refs: readonly string[]): Promise<LookupResult> {
     if (refs.length === 0) return new Map();
-    let client: pg.PoolClient | null = null;
-    let timedOut = false;
-    let failed = false;
+    let abandoned = false;
     const connecting = this.pool.connect();
     const work = (async () => {
-      client = await connecting;
-      const c = client;
-      if (timedOut) throw new Error('abandoned');
-      const type = lookup.refType ?? (await this.refType(c, lookup));
+      const c = await connecting;
+      let failed = true;
       try {
-        return await c.query<Record<string, string | null>>(statement(lookup, type, false), params(lookup, refs));
-      } catch (e) {
-        // A reference that is not a value of the column's type (text for an integer key): compare as text, which finds nothing wrong.
-        const code = (e as { code?: string }).code;
-        if (code !== '22P02' && code !== '22003' && code !== '22007' && code !== '22008') throw e;
-        return await c.query<Record<string, string | null>>(statement(lookup, type, true), params(lookup, refs));
+        if (abandoned) throw new Error('abandoned');
+        const type = lookup.refType ?? (await this.refType(c, lookup));
+        let result;
+        try {
+          result = await c.query<Record<string, string | null>>(statement(lookup, type, false), params(lookup, refs));
+        } catch (e) {
+          // A reference that is not a value of the column's type (text for an integer key): compare as text, which finds nothing wrong.
+          const code = (e as { code?: string }).code;
+          if (code !== '22P02' && code !== '22003' && code !== '22007' && code !== '22008') throw e;
+          result = await c.query<Record<string, string | null>>(statement(lookup, type, true), params(lookup, refs));
+        }
+        failed = false;
+        return result;
+      } finally {
+        // A connection that failed or outlived its round is not trusted again: destroyed, not returned to the pool.
+        c.release(failed || abandoned);
       }
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        reject(new RoundFailure('unreachable', `the ${this.where()} did not answer within ${this.options.timeoutMs} ms.`, null));
-      }, this.options.timeoutMs);
-    });
     try {
-      const result = await Promise.race([work, deadline]);
-      const rows = new Map<number, RowValues[]>();
-      for (const r of result.rows) {
-        const ord = Number(r['__ord']) - 1;
-        const { __ord: _, ...row } = r;
-        const list = rows.get(ord);
-        if (list) list.push(row);
-        else rows.set(ord, [row]);
-      }
-      return rows;
+      const result = await withDeadline(
+        work,
+        this.options.timeoutMs,
+        () => new RoundFailure('unreachable', `the ${this.where()} did not answer within ${this.options.timeoutMs} ms.`, null),
+        () => {
+          abandoned = true;
+          // The round's socket may hang for minutes: end it now.
+          connecting.then((c) => (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy(), () => undefined);
+        },
+      );
+      return byReference(result.rows);
     } catch (e) {
-      failed = true;
-      if (e instanceof RoundFailure) {
-        // Abandoned: destroy the connection the round holds (or will get), so the pool does not keep a hung socket.
-        work.catch(() => undefined);
-        connecting.then((c) => c.release(true), () => undefined);
-        client = null;
-        throw e;
-      }
+      if (e instanceof RoundFailure) throw e;
       throw this.failure(e);
-    } finally {
-      clearTimeout(timer);
-      // A connection that failed a round is not trusted again.
-      if (client) (client as pg.PoolClient).release(failed);
     }
   }
 
