@@ -155,6 +155,15 @@ describe('http server: authentication', () => {
 });
 
 describe('http server: request bodies', () => {
+  test('a GET\'s body is not read, and its connection is not kept to drain it', async () => {
+    const w = await world();
+    const r = await raw(w.port, [`GET /stock/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`]);
+    assert.deepEqual(r.statuses, [200], r.text);
+    assert.match(r.text, /\r\nConnection: close\r\n/i);
+    assert.ok(r.closed);
+    assert.equal(w.stock.seen[0]!.body, undefined);
+  });
+
   test('a JSON body reaches the route parsed', async () => {
     const w = await world();
     const body = { store: 'S001', refs: [{ kind: 'sale', ref: 'V-1', amount: '129.90' }] };
@@ -414,6 +423,7 @@ describe('http server: slow clients, stopping, the port', () => {
     assert.match(String(reason), /closed the connection/);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(w.log.lines().find((l) => l['message'] === 'http request')?.['status'], 499);
+    assert.equal(w.log.lines().filter((l) => l['level'] === 'error').length, 0, 'a caller leaving is no bug');
   });
 
   test('close() aborts an in-flight handler (503 BL-H006 to its caller) and ends with a keep-alive connection open', async () => {

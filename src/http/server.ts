@@ -167,8 +167,11 @@ export class HttpServer {
           throw new MethodNotAllowed(method, allow);
         }
       }
-      const body = match.route.method === 'POST' ? await this.readBody(req, res, expectsContinue) : undefined;
-      bodyRead = true;
+      let body: unknown;
+      if (match.route.method === 'POST') {
+        body = await this.readBody(req, res, expectsContinue);
+        bodyRead = true;
+      }
       const routeCaller = match.route.public ? 'anonymous' : caller;
       const response = await match.route.handle({ caller: routeCaller, params: match.params, query: target.query, body, signal: controller.signal });
       answer = toAnswer(response);
@@ -212,8 +215,9 @@ export class HttpServer {
       });
     if (e instanceof StatusError) return problemAnswer(e.error, e.status);
     if (isBranchlineError(e)) return problemAnswer(e);
-    // A handler that gave up because the agent is stopping answers 503; one whose caller left answers nobody.
+    // A handler that gave up because the agent is stopping answers 503; one whose caller left answers nobody (no bug either).
     if (signal.aborted && this.closing) return problemAnswer(STOPPING);
+    if (signal.aborted) return json(499, { error: { code: null, message: 'The caller closed the connection.', hint: null } });
     this.logger.error('http handler failed', { requestId, route: match?.route.path ?? null, stack: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     return json(500, bugBody(requestId), { code: 'bug' });
   }
