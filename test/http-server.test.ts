@@ -2,6 +2,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import { BranchlineError, ERROR_CODES, type ErrorCode } from '../src/core/errors.js';
 import type { HttpConfig } from '../src/config/load.js';
 import type { Route, RouteRequest, RouteResponse } from '../src/http/route.js';
@@ -10,6 +12,7 @@ import { healthRoute } from '../src/http/health-route.js';
 import { metricsRoute } from '../src/http/metrics-route.js';
 import { statusFor } from '../src/http/status.js';
 import { jsonErrorAt } from '../src/http/json-error.js';
+import { BearerTokens } from '../src/http/bearer-tokens.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { logCapture, raw } from './support/http-client.js';
 
@@ -120,6 +123,25 @@ describe('http server: authentication', () => {
       assert.ok(error.hint?.includes('Bearer'), error.hint ?? '');
       assert.equal(w.stock.seen.length, 0);
     });
+
+  test('every check compares 32-byte digests with timingSafeEqual against every caller, whichever matches and whatever the length sent', () => {
+    const tokens = new BearerTokens({ tokens: [{ name: 'a', token: TOKEN }, { name: 'b', token: OTHER }, { name: 'c', token: `${TOKEN}-c` }] });
+    const original = crypto.timingSafeEqual;
+    const calls: [number, number][] = [];
+    crypto.timingSafeEqual = (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView): boolean => (calls.push([a.byteLength, b.byteLength]), original(a, b));
+    syncBuiltinESMExports();
+    try {
+      for (const [sent, caller] of [[TOKEN, 'a'], [OTHER, 'b'], [`${TOKEN}-c`, 'c'], ['short', null], ['x'.repeat(5000), null]] as const) {
+        calls.length = 0;
+        const result = tokens.check(`Bearer ${sent}`);
+        assert.deepEqual(result, caller ? { ok: true, caller } : { ok: false, reason: 'token' });
+        assert.deepEqual(calls, [[32, 32], [32, 32], [32, 32]], `${sent.slice(0, 10)}: ${JSON.stringify(calls)}`);
+      }
+    } finally {
+      crypto.timingSafeEqual = original;
+      syncBuiltinESMExports();
+    }
+  });
 
   test('/health needs no token and says ok; a check adds to it', async () => {
     const w = await world({ routes: [healthRoute({ check: () => ({ pipelines: { 'up:S001': 'running' } }) })] });
@@ -475,7 +497,7 @@ describe('http server: slow clients, stopping, the port', () => {
     assert.ok(stuck.seen[0]!.signal.aborted);
   });
 
-  test('a port in use: BL-H005 naming host:port', async () => {
+  test('a port in use, or an address not of this machine: BL-H005 naming host:port', async () => {
     const first = await world();
     const log = logCapture();
     const second = new HttpServer({ config: { host: '127.0.0.1', port: first.port, tokens: [{ name: 'a', token: TOKEN }], maxBodyBytes: LIMIT }, routes: [], logger: log.logger });
@@ -487,6 +509,14 @@ describe('http server: slow clients, stopping, the port', () => {
       return true;
     });
     assert.equal((await fetch(`${first.base}/health`)).status, 200, 'the first still serves');
+    // An address that is not this machine's (TEST-NET-1): the same code, another reason.
+    const elsewhere = new HttpServer({ config: { host: '192.0.2.1', port: 8787, tokens: [{ name: 'a', token: TOKEN }], maxBodyBytes: LIMIT }, routes: [], logger: log.logger });
+    await assert.rejects(elsewhere.start(), (e: unknown) => {
+      assert.ok(e instanceof BranchlineError);
+      assert.equal(e.code, 'BL-H005');
+      assert.match(e.message, /192\.0\.2\.1:8787: that address is not one of this machine's/);
+      return true;
+    });
   });
 });
 
