@@ -44,6 +44,7 @@ interface Answer {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+const MAX_HEADER_BYTES = 16 * 1024;
 
 function json(status: number, value: unknown, more: Partial<Answer> = {}): Answer {
   return { status, body: JSON.stringify(value), contentType: JSON_TYPE, ...more };
@@ -93,8 +94,8 @@ export class HttpServer {
   async start(): Promise<{ host: string; port: number }> {
     if (this.server) throw new Error('HttpServer.start called twice');
     const t = this.timeouts;
-    // Header size: node's default cap (16 KiB, --max-http-header-size) answers 431 beyond it.
-    const server = http.createServer({ headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs });
+    // Header size: node's default cap, 16 KiB, written out so that --max-http-header-size does not change it (431 beyond it).
+    const server = http.createServer({ headersTimeout: t.headersMs, requestTimeout: t.requestMs, connectionsCheckingInterval: t.checkEveryMs, maxHeaderSize: MAX_HEADER_BYTES });
     server.keepAliveTimeout = t.keepAliveMs;
     server.on('request', (req, res) => void this.serve(req, res, false));
     // Expect: 100-continue: the refusals (401, 404, 413 by Content-Length, 415) come before the client sends its body.
