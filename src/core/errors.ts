@@ -90,6 +90,7 @@ export const ERROR_CODES = {
   'BL-H003': 'no such HTTP route or method',
   'BL-H004': 'HTTP request body too large',
   'BL-H005': 'the HTTP port cannot be opened',
+  'BL-H006': 'the agent stopped while answering an HTTP request',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',
