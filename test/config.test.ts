@@ -83,6 +83,8 @@ describe('config: defaults', () => {
       file,
       `hq:
   url: postgres://hq/hq
+  read_url: postgres://reader@hq/hq
+  settlement_timeout_ms: 800
 stores:
   - code: S-01
     name: Centro
@@ -92,6 +94,8 @@ stores:
     publication: my_pub
     enabled: false
     time_zone: America/Sao_Paulo
+    read_url: postgres://check@s1/erp
+    settlement_timeout_ms: 5000
   - code: S002
     url: postgres://s2/erp
 mappings: etc/maps2
@@ -119,6 +123,21 @@ down:
   initial_load: manual
 log:
   level: debug
+http:
+  listen: "[::1]:9000"
+  tokens:
+    - name: hq-erp
+      token: 0123456789abcdef0123456789abcdef
+  max_body_bytes: 4096
+settlement:
+  timeout_ms: 700
+  max_refs: 50
+queries:
+  stock:
+    table: erp.store_stock
+    product: product_id
+    store: store_code
+    columns: [quantity, reserved]
 labels:
   folder: labels/{store}
   print_command: [lp, -d, shelf, "{file}"]
@@ -129,9 +148,25 @@ labels:
       {},
     );
     assert.deepEqual(config.stores, [
-      { code: 'S-01', name: 'Centro', url: 'postgres://s1/erp', connector: 'pg-logical', slot: 'my_slot', publication: 'my_pub', enabled: false, timeZone: 'America/Sao_Paulo' },
-      { code: 'S002', name: 'S002', url: 'postgres://s2/erp', connector: 'pg-logical', slot: 'branchline_s002', publication: 'branchline', enabled: true, timeZone: 'UTC' },
+      {
+        code: 'S-01',
+        name: 'Centro',
+        url: 'postgres://s1/erp',
+        connector: 'pg-logical',
+        slot: 'my_slot',
+        publication: 'my_pub',
+        enabled: false,
+        timeZone: 'America/Sao_Paulo',
+        readUrl: 'postgres://check@s1/erp',
+        settlementTimeoutMs: 5000,
+      },
+      // Unset: the store's own URL, and settlement.timeout_ms.
+      { code: 'S002', name: 'S002', url: 'postgres://s2/erp', connector: 'pg-logical', slot: 'branchline_s002', publication: 'branchline', enabled: true, timeZone: 'UTC', readUrl: 'postgres://s2/erp', settlementTimeoutMs: 700 },
     ]);
+    assert.deepEqual(config.hq, { url: 'postgres://hq/hq', readUrl: 'postgres://reader@hq/hq', settlementTimeoutMs: 800 });
+    assert.deepEqual(config.http, { host: '::1', port: 9000, tokens: [{ name: 'hq-erp', token: '0123456789abcdef0123456789abcdef' }], maxBodyBytes: 4096 });
+    assert.deepEqual(config.settlement, { timeoutMs: 700, maxRefs: 50 });
+    assert.deepEqual(config.queries, { stock: { table: 'erp.store_stock', product: 'product_id', store: 'store_code', columns: ['quantity', 'reserved'] }, prices: null });
     assert.deepEqual(config.labels, {
       folder: path.join(dir, 'labels', '{store}'),
       printCommand: ['lp', '-d', 'shelf', '{file}'],
@@ -314,7 +349,7 @@ apply: 3
     const find = (prefix: string) => r.lines.find((l) => l.startsWith(prefix)) ?? `(no problem at ${prefix})`;
     assert.equal(
       find(`${at(7, 5)}:`),
-      `${at(7, 5)}: BL-C003 unknown setting "extra" at "stores.0" in this configuration file. Remove it or use one of: code, name, url, connector, slot, publication, enabled, time_zone.`,
+      `${at(7, 5)}: BL-C003 unknown setting "extra" at "stores.0" in this configuration file. Remove it or use one of: code, name, url, connector, slot, publication, enabled, read_url, settlement_timeout_ms, time_zone.`,
     );
     assert.equal(
       find(`${at(4, 11)}:`),

@@ -4,7 +4,9 @@ import { Agent } from '../src/agent/agent.js';
 import type { Config } from '../src/config/load.js';
 import { isBranchlineError } from '../src/core/errors.js';
 import { silentLogger } from '../src/core/logger.js';
+import { HttpServer } from '../src/http/server.js';
 import { createMetrics, type Metrics } from '../src/metrics/metrics.js';
+import { settlementRoute } from '../src/settlement/route.js';
 import type { SettlementAnswer } from '../src/settlement/answer.js';
 import { SettlementService } from '../src/settlement/service.js';
 import { runCli } from './support/agent-process.js';
@@ -285,6 +287,60 @@ describe('settlement checks', { timeout: 240_000 }, () => {
       });
     } finally {
       await svc.close();
+    }
+  });
+
+  it('over HTTP: POST /settlement-checks with a token answers and records who asked; without one nothing is asked or recorded', async () => {
+    const token = 'tok-0123456789abcdef0123456789';
+    const server = new HttpServer({ config: { host: '127.0.0.1', port: 0, tokens: [{ name: 'hq-erp', token }], maxBodyBytes: 65_536 }, routes: [settlementRoute(service)], logger: silentLogger() });
+    const { port } = await server.start();
+    const audited = async () => (await world.hqQuery<{ n: number }>(`SELECT count(*)::int AS n FROM branchline.settlement_checks`))[0]!.n;
+    const post = (body: unknown, auth: string | null = `Bearer ${token}`) =>
+      fetch(`http://127.0.0.1:${port}/settlement-checks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    try {
+      const before = await audited();
+      for (const auth of [null, 'Bearer wrong-token-0123456789abcdef', `Basic ${Buffer.from(`x:${token}`).toString('base64')}`, `Bearer ${token}x`]) {
+        const res = await post({ store: 'S001', ref: r['open'], amount: amounts['open'] }, auth);
+        assert.equal(res.status, 401, String(auth));
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'BL-H001');
+      }
+      assert.equal(await audited(), before, 'nothing was asked or recorded without a valid token');
+
+      const res = await post({ at: 'store', checks: [{ store: 'S001', ref: r['open'], amount: amounts['open'] }, { store: 'S001', kind: 'receivable', ref: r['settled'], amount: amounts['settled'] }] });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { checks: SettlementAnswer[]; summary: Record<string, number> };
+      assert.deepEqual(body.checks.map((a) => a.status), ['released', 'settled']);
+      assert.deepEqual(body.summary, { released: 1, deleted: 0, settled: 1, amount_differs: 0, unavailable: 0 });
+      const callers = await world.hqQuery<{ caller: string }>(`SELECT DISTINCT caller FROM branchline.settlement_checks WHERE id = ANY($1::bigint[])`, [body.checks.map((a) => a.check_id)]);
+      assert.deepEqual(callers, [{ caller: 'hq-erp' }]);
+
+      const single = (await (await post({ store: 'S001', ref: r['open'], amount: amounts['open'], at: 'hq' })).json()) as { checks: SettlementAnswer[] };
+      assert.deepEqual(single.checks.map((a) => [a.asked, a.status]), [['hq', 'released']]);
+
+      const now = await audited();
+      for (const [body, code, what] of [
+        [{ checks: [{ store: 'S001', ref: `1' OR '1'='1`, amount: '1; DROP TABLE receivable' }] }, 'BL-K002', /"amount" is not a decimal number/],
+        [{ checks: [{ store: 'S001', ref: '1', amount: '1', sql: 'DROP TABLE receivable' }] }, 'BL-K002', /unknown field "sql"/],
+        [{ checks: 'SELECT 1' }, 'BL-K002', /"checks" is not a list/],
+        [{ at: "hq'; --", store: 'S001', ref: '1', amount: '1' }, 'BL-K002', /"at" must be "store"/],
+        [{ checks: [], at: 'store' }, 'BL-K002', /no record to check/],
+        [{ checks: Array.from({ length: 1001 }, () => ({ store: 'S001', ref: '1', amount: '1' })) }, 'BL-K002', /1001 records in one call, more than settlement\.max_refs \(1000\)/],
+        [{ store: 'S001', kind: 'payable', ref: '1', amount: '1' }, 'BL-K001', /no mapping file declares settlement checks for "payable"\./],
+        ['{"store": "S001", "ref": ', 'BL-H002', /./],
+      ] as const) {
+        const res = await post(body);
+        assert.equal(res.status, 400, JSON.stringify(body).slice(0, 80));
+        const e = ((await res.json()) as { error: { code: string; message: string } }).error;
+        assert.equal(e.code, code);
+        assert.match(e.message, what);
+      }
+      assert.equal(await audited(), now, 'a refused request records nothing');
+    } finally {
+      await server.close();
     }
   });
 

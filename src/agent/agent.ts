@@ -4,6 +4,8 @@ import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MappingSet } from '../mapping/mapping.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { startHttpSurface, type HttpSurface } from './http-surface.js';
 import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
@@ -24,6 +26,8 @@ export interface AgentOptions {
   /** Stores to serve (default: every enabled store). */
   readonly stores?: readonly StoreConfig[];
   readonly hooks?: (store: StoreConfig) => PipelineHooks;
+  /** The agent's metrics (default: a registry of its own, with process metrics). */
+  readonly metrics?: Metrics;
 }
 
 /**
@@ -47,7 +51,13 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.gate = new ApplyGate(options.config.apply.concurrency);
     this.stores = options.stores ?? options.config.stores.filter((s) => s.enabled);
+    this.metrics = options.metrics ?? createMetrics(options.config.stores.map((s) => s.code));
   }
+
+  /** What the agent exports at /metrics. */
+  readonly metrics: Metrics;
+  /** Where the agent serves HTTP (null: `http:` not configured, or not started yet). */
+  http: HttpSurface | null = null;
 
   /**
    * Loads and checks the mappings: syntax and schema first (no database),
@@ -123,8 +133,29 @@ export class Agent {
     }
   }
 
-  /** Runs every pipeline until `signal` aborts. */
+  /** Runs every pipeline (and the HTTP server, when configured) until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
+    // HTTP first: /health and a store's questions to HQ answer while HQ is still awaited.
+    this.http = await startHttpSurface({
+      config: this.options.config,
+      logger: this.options.logger,
+      metrics: this.metrics,
+      pipelines: () => {
+        const states: Record<string, string> = {};
+        for (const [code, p] of this.snapshot()) states[`up:${code}`] = p.state;
+        for (const [code, p] of this.downSnapshot()) states[`down:${code}`] = p.state;
+        return states;
+      },
+    });
+    try {
+      await this.runPipelines(signal);
+    } finally {
+      await this.http?.close();
+      this.http = null;
+    }
+  }
+
+  private async runPipelines(signal: AbortSignal): Promise<void> {
     if (!this.mappings) await this.prepare(signal);
     if (signal.aborted || !this.hq || !this.mappings) return;
     const { config, logger } = this.options;
