@@ -344,6 +344,48 @@ describe('settlement checks', { timeout: 240_000 }, () => {
     }
   });
 
+  it('the running agent serves it: /health, /metrics with the counts, POST /settlement-checks; closed when the agent stops', async () => {
+    const net = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as import('node:net').AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const token = 'agent-token-0123456789abcdef';
+    const agentConfig: Config = { ...config, http: { host: '127.0.0.1', port, tokens: [{ name: 'hq-erp', token }], maxBodyBytes: 1_048_576 } };
+    const agent = new Agent({ config: agentConfig, logger: silentLogger() });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal);
+    const url = `http://127.0.0.1:${port}`;
+    const auth = { authorization: `Bearer ${token}` };
+    try {
+      await eventually('both up pipelines streaming, as /health says', async () => {
+        const res = await fetch(`${url}/health`).catch(() => null);
+        if (!res || res.status !== 200) return false;
+        const body = (await res.json()) as { status: string; pipelines: Record<string, string> };
+        return body.status === 'ok' && body.pipelines['up:S001'] === 'streaming' && body.pipelines['up:S002'] === 'streaming';
+      });
+      assert.equal((await fetch(`${url}/metrics`)).status, 401);
+      const res = await fetch(`${url}/settlement-checks`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ checks: [{ store: 'S001', ref: r['open'], amount: amounts['open'] }, { store: 'S002', ref: '999999', amount: '1' }] }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { checks: SettlementAnswer[] }).checks.map((a) => a.status), ['released', 'unavailable']);
+      const metricsText = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+      assert.match(metricsText, /branchline_settlement_checks_total\{store="S001",asked="store",answer="released"\} 1\n/);
+      assert.match(metricsText, /branchline_settlement_checks_total\{store="S002",asked="store",answer="unavailable"\} 1\n/);
+      assert.match(metricsText, /branchline_settlement_check_duration_seconds_count\{store="S001",asked="store"\} 1\n/);
+      assert.match(metricsText, /^branchline_process_cpu_user_seconds_total \d/m, 'process metrics');
+    } finally {
+      controller.abort();
+      await running;
+    }
+    assert.equal(await fetch(`${url}/health`).then(() => 'answered', () => 'refused'), 'refused', 'the server stops with the agent');
+  });
+
   it('the command line: the exit code is the answer, --json prints the audit id', async () => {
     const base = ['settlement-check', '--config', world.configFile, '--store', 'S001'];
     const released = await runCli([...base, '--ref', r['open']!, '--amount', amounts['open']!, '--json', '--by', 'maria']);

@@ -51,7 +51,8 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.gate = new ApplyGate(options.config.apply.concurrency);
     this.stores = options.stores ?? options.config.stores.filter((s) => s.enabled);
-    this.metrics = options.metrics ?? createMetrics(options.config.stores.map((s) => s.code));
+    // Process metrics (event-loop and GC observers) only where something can read them: at /metrics.
+    this.metrics = options.metrics ?? createMetrics(options.config.stores.map((s) => s.code), { processMetrics: options.config.http !== null });
   }
 
   /** What the agent exports at /metrics. */
