@@ -8,6 +8,7 @@ import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
 import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
+import type { QueryArgs } from './commands/queries.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
 const configCommands = () => import('./commands/config-cmd.js');
@@ -23,6 +24,14 @@ function storeOption<T>(y: Argv<T>) {
     array: true,
     describe: 'act on these store codes only (repeatable); default: every enabled store',
   });
+}
+
+/** stock and prices: the product (always text: a code like 0042 keeps its zeros), --store, --json. */
+function queryOptions<T>(y: Argv<T>) {
+  return y
+    .positional('product', { type: 'string', demandOption: true, describe: "the product, as the query table's product column holds it, e.g. 42" })
+    .option('store', { type: 'string', array: true, describe: 'these store codes only (repeatable); default: every configured store' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON (as GET /stock/:product answers)' });
 }
 
 /** --store-url / --hq-url / --cache-dir: `run`, `install` and `snapshot` from HQ's central configuration (docs/central-config.md). */
@@ -127,6 +136,18 @@ export async function main(argv: string[]): Promise<void> {
       'per store: position, lag in seconds and bytes, rows applied, last apply',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
+    )
+    .command(
+      'stock <product>',
+      "a product's stock at every store, as HQ has it, with how fresh each store's data is (docs/queries.md)",
+      (y) => queryOptions(y),
+      handle(async (a: QueryArgs) => (await import('./commands/queries.js')).stockCommand(a)),
+    )
+    .command(
+      'prices <product>',
+      "a product's price at every store, as HQ has it, with how fresh each store's data is (docs/queries.md)",
+      (y) => queryOptions(y),
+      handle(async (a: QueryArgs) => (await import('./commands/queries.js')).pricesCommand(a)),
     )
     .command(
       'scheduled',
