@@ -89,6 +89,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         `mappings: ${RETAIL_EXAMPLE_DIR}`,
         'source:',
         '  status_interval_ms: 1000',
+        'queries:',
+        '  stock: {table: store_stock, product: product_id, store: store_code, columns: [quantity, updated_at]}',
+        '  prices: {table: store_price, product: product_id, store: store_code, columns: [price]}',
         '',
       ].join('\n'),
     );
