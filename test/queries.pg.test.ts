@@ -94,6 +94,13 @@ describe('cross-store queries: stock and prices from HQ', { timeout: 300_000 }, 
   let stock: Route;
   let prices: Route;
   const store = (code: string) => world.stores.find((s) => s.code === code)!;
+  /** Runs an HQ statement; HQ's clock (ms) just before it and just after it committed. */
+  const hqClockAround = async (sql: string): Promise<[number, number]> => {
+    const clock = async () => (await world.hqQuery<{ t: Date }>(`SELECT clock_timestamp() AS t`))[0]!.t.getTime();
+    const t0 = await clock();
+    await world.hqQuery(sql);
+    return [t0, await clock()];
+  };
 
   before(async () => {
     env = await startInProcess({
@@ -164,15 +171,15 @@ describe('cross-store queries: stock and prices from HQ', { timeout: 300_000 }, 
     try {
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE my_price IN SHARE MODE');
-      const changed = await world.hqQuery<{ t: Date }>(`UPDATE store_price SET price = price + 1 WHERE product_id = 1 RETURNING clock_timestamp() AS t`);
-      const changedAt = changed[0]!.t.getTime();
+      const [beforeChange, afterChange] = await hqClockAround(`UPDATE store_price SET price = price + 1 WHERE product_id = 1`);
       await eventually('S2 has the new price', async () => (await store('S2').pool.query(`SELECT price::text AS p FROM my_price WHERE product_id = 1`)).rows[0]?.p === '2.15');
       await eventually('S2 in step at HQ', async () => at(await answer(prices, '1'), 'S2').freshness.lag_seconds === 0);
       const a1 = await answer(prices, '1');
       const s1 = at(a1, 'S1').freshness;
       assert.equal(s1.state, 'streaming', JSON.stringify(s1));
       assert.ok(s1.lag_seconds !== null && s1.lag_seconds > 0, `S1 behind: ${JSON.stringify(s1)}`);
-      assert.ok(Date.parse(s1.as_of!) <= changedAt + 1, `S1 as_of ${s1.as_of} is not after the change it lacks (${new Date(changedAt).toISOString()})`);
+      const asOf = Date.parse(s1.as_of!);
+      assert.ok(asOf >= beforeChange && asOf <= afterChange, `S1 as_of ${s1.as_of} is when HQ logged the change S1 lacks (${new Date(beforeChange).toISOString()} .. ${new Date(afterChange).toISOString()})`);
       assert.equal(at(a1, 'S1').values['price'], '2.10', 'HQ answers its own price; the freshness says S1 does not have it yet');
       await new Promise((r) => setTimeout(r, 300));
       const a2 = await answer(prices, '1');
@@ -192,7 +199,7 @@ describe('cross-store queries: stock and prices from HQ', { timeout: 300_000 }, 
     await env.stopAgent();
     try {
       await store('S1').pool.query(`UPDATE stock SET quantity = 11 WHERE sku = 'SKU-1'`);
-      const hqChange = (await world.hqQuery<{ t: Date }>(`UPDATE store_price SET price = 5 WHERE store_code = 'S2' AND product_id = 1 RETURNING clock_timestamp() AS t`))[0]!.t;
+      const [beforeChange, afterChange] = await hqClockAround(`UPDATE store_price SET price = 5 WHERE store_code = 'S2' AND product_id = 1`);
       const a = await answer(stock, 'SKU-1');
       const s1 = at(a, 'S1');
       assert.equal(s1.values['quantity'], before.values['quantity'], 'HQ does not have the write yet');
@@ -206,7 +213,8 @@ describe('cross-store queries: stock and prices from HQ', { timeout: 300_000 }, 
       );
       const p = at(await answer(prices, '1'), 'S2').freshness;
       assert.equal(p.lag_seconds, null);
-      assert.ok(Date.parse(p.as_of!) <= hqChange.getTime() + 1, `as_of ${p.as_of} is not after the change S2 lacks`);
+      const asOf = Date.parse(p.as_of!);
+      assert.ok(asOf >= beforeChange && asOf <= afterChange, `S2 as_of ${p.as_of} is when HQ logged the change S2 lacks (${new Date(beforeChange).toISOString()} .. ${new Date(afterChange).toISOString()})`);
     } finally {
       await env.startAgent();
     }
