@@ -180,11 +180,11 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
     it('the example ERP: exit 0, how many files, valid against HQ and which stores', async () => {
       const r = await runCli(['validate', '--config', world.configFile]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '9 mapping files are valid against HQ and stores S001, S002.\n');
+      assert.equal(r.stdout, '10 mapping files are valid against HQ and stores S001, S002.\n');
       assert.equal(r.stderr, '');
       const one = await runCli(['validate', '--config', world.configFile, '--store', 'S002']);
       assert.equal(one.code, 0, show(one));
-      assert.equal(one.stdout, '9 mapping files are valid against HQ and store S002.\n');
+      assert.equal(one.stdout, '10 mapping files are valid against HQ and store S002.\n');
     });
 
     it('--store naming a store that is not configured: exit 2, BL-C005', async () => {
@@ -421,7 +421,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       );
       const r = await runCliWithin(60_000, ['validate', '--config', file]);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.stdout, '9 mapping files are valid against HQ and store S001.\n');
+      assert.equal(r.stdout, '10 mapping files are valid against HQ and store S001.\n');
       assert.equal(
         r.stderr,
         `warning: store S009 (BL-D001 cannot reach the store S009 database at 127.0.0.1:${port}/erp: connect ECONNREFUSED 127.0.0.1:${port}. ` +
@@ -432,7 +432,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // Only that store: nothing could be checked at a store, exit 3.
       const only = await runCliWithin(60_000, ['validate', '--config', file, '--store', 'S009']);
       assert.equal(only.code, 3, show(only));
-      assert.equal(only.stdout, '9 mapping files are valid against HQ.\n');
+      assert.equal(only.stdout, '10 mapping files are valid against HQ.\n');
       assert.ok(!only.stderr.includes(PASSWORD));
     });
   });
@@ -447,7 +447,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       const pubTables = async (s: World['stores'][number]) =>
         (await storeServer.query<{ t: string }>(s.db, `SELECT pubname || ' ' || schemaname || '.' || tablename AS t FROM pg_publication_tables ORDER BY 1`)).map((x) => x.t);
       const hqSchema = async () => (await w.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'branchline'`))[0]!.n;
-      const TABLES = 'public.customer, public.fiscal_coupon, public.fiscal_coupon_item, public.receivable, public.sale, public.sale_line, public.z_closing';
+      const TABLES = 'public.customer, public.fiscal_coupon, public.fiscal_coupon_item, public.receivable, public.sale, public.sale_line, public.stock, public.z_closing';
       // The first install also gives the aggregate's source its before-images; that stays.
       const IDENTITY = '  - set REPLICA IDENTITY FULL on public.fiscal_coupon_item: it feeds an aggregate, whose totals need the old row of every update and delete\n';
       // The example's down files (product, store_price): the stores keep the down channel's state in their own branchline schema, made once.
@@ -455,7 +455,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       const created = (code: string, first = false) =>
         `store ${code}:\n` +
         (first ? IDENTITY : '') +
-        `  - created publication "branchline" for 7 tables (${TABLES})\n` +
+        `  - created publication "branchline" for 8 tables (${TABLES})\n` +
         `  - created replication slot "branchline_${code.toLowerCase()}" (pgoutput); changes from now on are kept until HQ applied them\n` +
         (first ? `  - applied ${migrations} branchline migrations (down channel state)\n` : '');
       const TRIGGERS = (verb: string) => `  - ${verb} the capture triggers on public.product (7 columns)\n  - ${verb} the capture triggers on public.store_price (4 columns)\n`;
@@ -469,7 +469,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
         assert.equal(first.stderr, '');
         for (const s of w.stores) {
           assert.deepEqual(await slots(s), [`branchline_${s.code.toLowerCase()} pgoutput`]);
-          assert.equal((await pubTables(s)).length, 7);
+          assert.equal((await pubTables(s)).length, 8);
         }
         assert.equal(await hqSchema(), '1');
 
@@ -482,7 +482,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
             ['S201', 'S202']
               .map(
                 (c) =>
-                  `store ${c}:\n  - publication "branchline" already holds the 7 mapped tables\n  - replication slot "branchline_${c.toLowerCase()}" already exists\n`,
+                  `store ${c}:\n  - publication "branchline" already holds the 8 mapped tables\n  - replication slot "branchline_${c.toLowerCase()}" already exists\n`,
               )
               .join(''),
         );
@@ -669,7 +669,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       assert.equal(r.stderr, '');
       assert.deepEqual((await readdir(dir)).sort(), ['branchline.yml', 'mappings']);
       const examples = (await readdir(RETAIL_EXAMPLE_DIR)).filter((f) => f.endsWith('.yml') || f.endsWith('.csv')).sort();
-      assert.equal(examples.length, 13, 'nine up and two down mapping files, entities.yml and associations.csv');
+      assert.equal(examples.length, 14, 'ten up and two down mapping files, entities.yml and associations.csv');
       assert.deepEqual((await readdir(path.join(dir, 'mappings'))).sort(), examples, 'the mapping files, entities and associations only (no .sql, no README)');
       for (const f of examples) assert.equal(await readFile(path.join(dir, 'mappings', f), 'utf8'), await readFile(path.join(RETAIL_EXAMPLE_DIR, f), 'utf8'), f);
       const text = await readFile(file, 'utf8');
@@ -680,7 +680,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       // The written configuration works as it is, once the two variables are set.
       const valid = await runCli(['validate', '--config', file], { BRANCHLINE_HQ_URL: world.hq.url, BRANCHLINE_S001_URL: world.stores[0]!.url });
       assert.equal(valid.code, 0, show(valid));
-      assert.equal(valid.stdout, '9 mapping files are valid against HQ and store S001.\n');
+      assert.equal(valid.stdout, '10 mapping files are valid against HQ and store S001.\n');
 
       // A second init does not overwrite it.
       await writeFile(file, text + '# edited by hand\n');

@@ -41,7 +41,7 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
   );
   assert.match(out, /Every store holds exactly what HQ hands it: 601 rows in 2 tables\./);
   const rows = up.split('\n').filter((l) => /^S00[12] +public\./.test(l));
-  assert.equal(rows.length, 18, out); // 9 mappings x 2 stores
+  assert.equal(rows.length, 20, out); // 10 up mappings x 2 stores
   for (const row of rows) {
     const cells = row.trim().split(/\s{2,}/);
     assert.equal(cells[4], '0', `missing at HQ: ${row}`);
@@ -54,7 +54,10 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
     }
   }
   assert.ok(rows.some((row) => row.includes('public.sale ->') && Number(row.trim().split(/\s{2,}/)[2]) > 0), 'sales were made');
-  assert.match(out, /HQ holds exactly what both stores hold: \d+ rows in 9 tables per store\./);
+  assert.match(out, /HQ holds exactly what both stores hold: \d+ rows in 10 tables per store\./);
+  // The queries story: S001's stock of product 300 reaches HQ, which answers for both stores (S002: none), and S001's own price.
+  assert.match(out, /\$ branchline stock 300\n +STORE +NAME +QUANTITY +UPDATED_AT +LAG\n +S001 +Loja Centro +12\.500 +\S+ \S+ +\S+\n +S002 +\S.*? +- +- +/);
+  assert.match(out, /\$ branchline prices 300\n +STORE +NAME +PRICE +LAG\n +S001 +Loja Centro +\d+\.\d\d +/);
   // The association story: a new HQ key for a store's customer; a receivable parked for its cost center, applied after `associate`.
   assert.match(out, /customer \d+ registered at S001 arrived at HQ as customer (\d+) \(S001-C\d+\): a new HQ id, allocated from customer_id_seq/);
   assert.match(out, /receivable DEMO-S001-1 uses cost center CC-09, which nobody associated: parked #\d+ \(BL-M021\)/);

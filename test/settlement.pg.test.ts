@@ -52,7 +52,7 @@ describe('settlement checks', { timeout: 240_000 }, () => {
       stores: ['S001', 'S002'],
       hqConfig: [`read_url: ${hqLink.url(hqServer.url('__HQ__'))}`],
       storeConfig: (code, url) => [`settlement_timeout_ms: ${TIMEOUT_MS}`, ...(code === 'S002' ? [`read_url: ${storeLink.url(url)}`] : [])],
-      extraConfig: `settlement:\n  timeout_ms: ${TIMEOUT_MS}\n`,
+      extraConfig: `settlement:\n  timeout_ms: ${TIMEOUT_MS}\nqueries:\n  stock: {table: store_stock, product: product_id, store: store_code, columns: [quantity]}\n`,
     });
     // The HQ read URL names the world's HQ database (created with a random name).
     const { readFile, writeFile } = await import('node:fs/promises');
@@ -379,6 +379,12 @@ describe('settlement checks', { timeout: 240_000 }, () => {
       assert.match(metricsText, /branchline_settlement_checks_total\{store="S002",asked="store",answer="unavailable"\} 1\n/);
       assert.match(metricsText, /branchline_settlement_check_duration_seconds_count\{store="S001",asked="store"\} 1\n/);
       assert.match(metricsText, /^branchline_process_cpu_user_seconds_total \d/m, 'process metrics');
+      // The cross-store queries are served too (docs/queries.md): every store, none stocks product 1 here.
+      const stock = await fetch(`${url}/stock/1`, { headers: auth });
+      assert.equal(stock.status, 200);
+      const answer = (await stock.json()) as { stores: { store: string; found: boolean }[] };
+      assert.deepEqual(answer.stores.map((x) => [x.store, x.found]), [['S001', false], ['S002', false]]);
+      assert.equal((await fetch(`${url}/prices/1`, { headers: auth })).status, 404, 'prices is not configured here: BL-Q001');
     } finally {
       controller.abort();
       await running;

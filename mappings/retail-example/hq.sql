@@ -36,6 +36,16 @@ CREATE TABLE store_price (
   PRIMARY KEY (store_code, product_id)
 );
 
+-- Every store's stock on hand (up from store.stock), one row per store and
+-- product: what `branchline stock` and GET /stock/:product answer.
+CREATE TABLE store_stock (
+  store_code   text          NOT NULL REFERENCES store (code),
+  product_id   integer       NOT NULL,
+  quantity     numeric(12,3) NOT NULL,
+  updated_at   timestamptz   NOT NULL,
+  PRIMARY KEY (store_code, product_id)
+);
+
 -- HQ's customer master (cadastro de clientes). A customer a store registers
 -- arrives here with a new HQ id (entity "customer" allocates it from
 -- customer_id_seq; branchline.associations remembers which store id it was).

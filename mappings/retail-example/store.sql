@@ -42,6 +42,14 @@ CREATE TABLE local_price (
   price       numeric(12,2) NOT NULL CHECK (price >= 0)
 );
 
+-- What the store has on hand of each product (its stock system writes it);
+-- HQ keeps every store's (store_stock), so a clerk can see where a product is.
+CREATE TABLE stock (
+  product_id  integer       PRIMARY KEY,
+  quantity    numeric(12,3) NOT NULL,
+  updated_at  timestamptz   NOT NULL DEFAULT now()
+);
+
 -- What the tills charge: the store's own price, else the catalogue's.
 CREATE VIEW shelf_price AS
   SELECT p.id, coalesce(l.price, p.price) AS price

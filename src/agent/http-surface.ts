@@ -5,6 +5,8 @@ import { metricsRoute } from '../http/metrics-route.js';
 import type { Route } from '../http/route.js';
 import { HttpServer } from '../http/server.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { poolHqReader } from '../queries/hq-reader.js';
+import { pricesRoute, productQueries, stockRoute } from '../queries/query-routes.js';
 import { settlementRoute } from '../settlement/route.js';
 import { SettlementService } from '../settlement/service.js';
 
@@ -25,7 +27,8 @@ export interface HttpSurface {
 
 /**
  * Starts the agent's HTTP server with every route: /health, /metrics,
- * settlement checks, and the cross-store queries. Started before the
+ * settlement checks, and the cross-store queries (GET /stock/:product,
+ * GET /prices/:product). Started before the
  * pipelines, so health and a store's checks of HQ answer while HQ is away.
  * BL-H005 when the port cannot be opened.
  */
@@ -34,17 +37,25 @@ export async function startHttpSurface(options: HttpSurfaceOptions): Promise<Htt
   if (!config.http) return null;
   const logger = options.logger.child({ task: 'http' });
   const settlement = new SettlementService({ config, logger: logger.child({ task: 'settlement' }), metrics: options.metrics.settlement });
+  const hq = poolHqReader(config.hq.readUrl, { applicationName: 'branchline-queries' });
+  const queries = productQueries({ config, hq });
   const routes: Route[] = [
     healthRoute({ check: async () => ({ pipelines: options.pipelines() }) }),
     metricsRoute(options.metrics.registry),
     settlementRoute(settlement),
+    stockRoute(queries),
+    pricesRoute(queries),
   ];
+  const release = async () => {
+    await settlement.close();
+    await hq.close();
+  };
   const server = new HttpServer({ config: config.http, routes, logger });
   let address: { host: string; port: number };
   try {
     address = await server.start();
   } catch (e) {
-    await settlement.close();
+    await release();
     throw e;
   }
   logger.info('serving HTTP', { host: address.host, port: address.port });
@@ -52,7 +63,7 @@ export async function startHttpSurface(options: HttpSurfaceOptions): Promise<Htt
     ...address,
     async close() {
       await server.close();
-      await settlement.close();
+      await release();
     },
   };
 }

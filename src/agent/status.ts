@@ -3,6 +3,7 @@ import { isBranchlineError } from '../core/errors.js';
 import { connect } from '../db/connect.js';
 import { storeRole } from './prepare.js';
 import { storeCapture } from './store-capture.js';
+import { reportFreshSql, upLagSeconds, upState, type UpReport } from './up-lag.js';
 
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
@@ -68,7 +69,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       pipelines = (await hq.query<PipelineRow>(`SELECT * FROM branchline.pipelines`)).rows;
       statuses = (
         await hq.query<StatusRow>(
-          `SELECT *, updated_at > clock_timestamp() - interval '30 seconds' AS fresh FROM branchline.pipeline_status`,
+          `SELECT *, ${reportFreshSql('updated_at')} AS fresh FROM branchline.pipeline_status`,
         )
       ).rows;
       // (A branchline schema older than the parked table has nothing parked.)
@@ -118,11 +119,9 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       } catch (e) {
         if (!isBranchlineError(e)) throw e;
       }
-      const agentState = s ? (s.fresh ? s.state : 'not running') : p ? 'not running' : 'never ran';
-      let lagSeconds: number | null = null;
-      if (s?.fresh && s.state === 'streaming') {
-        lagSeconds = s.oldest_unapplied_commit_time ? Math.max(0, (Date.now() - s.oldest_unapplied_commit_time.getTime()) / 1000) : 0;
-      }
+      const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
+      const agentState = upState(report, p !== undefined);
+      let lagSeconds = upLagSeconds(report, new Date());
       if (lagSeconds === null && lagBytes === 0) lagSeconds = 0;
       if (lagSeconds === null && p?.source_commit_time && lagBytes !== null && lagBytes > 0)
         lagSeconds = Math.max(0, (Date.now() - p.source_commit_time.getTime()) / 1000);

@@ -9,6 +9,7 @@ import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
 import type { SettlementArgs } from './commands/settlement.js';
+import type { QueryArgs } from './commands/queries.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
 const configCommands = () => import('./commands/config-cmd.js');
@@ -24,6 +25,14 @@ function storeOption<T>(y: Argv<T>) {
     array: true,
     describe: 'act on these store codes only (repeatable); default: every enabled store',
   });
+}
+
+/** stock and prices: the product (always text: a code like 0042 keeps its zeros), --store, --json. */
+function queryOptions<T>(y: Argv<T>) {
+  return y
+    .positional('product', { type: 'string', demandOption: true, describe: "the product, as the query table's product column holds it, e.g. 42" })
+    .option('store', { type: 'string', array: true, describe: 'these store codes only (repeatable); default: every configured store' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON (as GET /stock/:product answers)' });
 }
 
 /** --store-url / --hq-url / --cache-dir: `run`, `install` and `snapshot` from HQ's central configuration (docs/central-config.md). */
@@ -143,6 +152,18 @@ export async function main(argv: string[]): Promise<void> {
           .option('by', { type: 'string', describe: 'who asks, for the audit (default: user@host)' })
           .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: SettlementArgs) => (await import('./commands/settlement.js')).settlementCommand(a)),
+    )
+    .command(
+      'stock <product>',
+      "a product's stock at every store, as HQ has it, with how fresh each store's data is (docs/queries.md)",
+      (y) => queryOptions(y),
+      handle(async (a: QueryArgs) => (await import('./commands/queries.js')).stockCommand(a)),
+    )
+    .command(
+      'prices <product>',
+      "a product's price at every store, as HQ has it, with how fresh each store's data is (docs/queries.md)",
+      (y) => queryOptions(y),
+      handle(async (a: QueryArgs) => (await import('./commands/queries.js')).pricesCommand(a)),
     )
     .command(
       'scheduled',

@@ -15,6 +15,7 @@ import { EXIT, formatBytes, table } from '../cli/output.js';
 import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchemaSql } from './retail-example.js';
 import { associationStory } from './associations-story.js';
 import { priceStory } from './master-data-story.js';
+import { queriesStory } from './queries-story.js';
 import { waitFor } from './wait.js';
 import { RetailWorkload } from './workload.js';
 
@@ -89,6 +90,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         `mappings: ${RETAIL_EXAMPLE_DIR}`,
         'source:',
         '  status_interval_ms: 1000',
+        'queries:',
+        '  stock: {table: store_stock, product: product_id, store: store_code, columns: [quantity, updated_at]}',
+        '  prices: {table: store_price, product: product_id, store: store_code, columns: [price]}',
         '',
       ].join('\n'),
     );
@@ -157,6 +161,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
     await priceStory({ hq: hqPool, stores: STORES.map((s, i) => ({ code: s.code, pool: pools[i]! })) });
     await associationStory({ storeCode: STORES[0].code, store: pools[0]!, hq: hqPool, workload: workloads[0]! });
+    await queriesStory({ config, stores: STORES.map((s, i) => ({ code: s.code, pool: pools[i]! })) });
 
     say('\nstores stopped selling; waiting for HQ to catch up and comparing every table...');
     const files = await loadMappings(config);

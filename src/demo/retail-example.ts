@@ -42,6 +42,7 @@ export const UP_TABLES = [
   'fiscal_coupon_item',
   'receivable',
   'z_closing',
+  'stock',
 ] as const;
 
 export type UpTable = (typeof UP_TABLES)[number];

@@ -79,6 +79,9 @@ batch:
   chunk_rows: 5000     # rows per statement round (bounds memory)
 log:
   level: info
+# queries:             # \`branchline stock|prices <product>\` and GET /stock|prices/:product (docs/queries.md)
+#   stock: {table: store_stock, product: product_id, store: store_code, columns: [quantity]}
+#   prices: {table: store_price, product: product_id, store: store_code, columns: [price]}
 `,
   );
   out(`wrote ${args.config}${haveMappings ? '' : ` and example mappings in ${rel}/`}\n`);
