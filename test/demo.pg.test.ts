@@ -58,6 +58,10 @@ test('demo: two stores sell, HQ ends up holding exactly what they hold, exit 0, 
   // The queries story: S001's stock of product 300 reaches HQ, which answers for both stores (S002: none), and S001's own price.
   assert.match(out, /\$ branchline stock 300\n +STORE +NAME +QUANTITY +UPDATED_AT +LAG\n +S001 +Loja Centro +12\.500 +\S+ \S+ +\S+\n +S002 +\S.*? +- +- +/);
   assert.match(out, /\$ branchline prices 300\n +STORE +NAME +PRICE +LAG\n +S001 +Loja Centro +\d+\.\d\d +/);
+  // The settlement story: HQ asks S001 before settling; the store's own rows answer (one paid, one cancelled a moment before, one amount off).
+  const settle = /\$ branchline settlement-check --store S001 (?:--ref \d+ --amount [\d.]+ ?){4}\n +store +ref +amount +answer +there\n((?: +S001 .*\n){4})/.exec(out);
+  assert.ok(settle, out);
+  assert.deepEqual(settle[1]!.trimEnd().split('\n').map((l) => l.trim().split(/\s{2,}/)[3]), ['released', 'settled', 'deleted', 'amount_differs']);
   // The association story: a new HQ key for a store's customer; a receivable parked for its cost center, applied after `associate`.
   assert.match(out, /customer \d+ registered at S001 arrived at HQ as customer (\d+) \(S001-C\d+\): a new HQ id, allocated from customer_id_seq/);
   assert.match(out, /receivable DEMO-S001-1 uses cost center CC-09, which nobody associated: parked #\d+ \(BL-M021\)/);

@@ -72,7 +72,7 @@ describe('syntax and schema', () => {
 
   test('an unknown setting is BL-M002 and names the allowed ones', () => {
     assert.deepEqual(loadProblems('sale.yml', sale({ 'description:': 'descripton:' })), [
-      'mappings/sale.yml:4:1: BL-M002 unknown setting "descripton" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, effective_at, labels, key, enabled, description, columns, filter, on_conflict, on_delete.',
+      'mappings/sale.yml:4:1: BL-M002 unknown setting "descripton" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, effective_at, labels, key, enabled, description, columns, filter, on_conflict, on_delete, settlement.',
     ]);
   });
 
@@ -324,7 +324,7 @@ describe('loading a directory', () => {
         [join(dir, 'a-item.yml'), join(dir, 'b-sale.yaml')],
       );
       assert.deepEqual(problems.map(formatProblem), [
-        `${join(dir, 'c-bad.yml')}:3:1: BL-M002 unknown setting "extra" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, effective_at, labels, key, enabled, description, columns, filter, on_conflict, on_delete.`,
+        `${join(dir, 'c-bad.yml')}:3:1: BL-M002 unknown setting "extra" at the top level in this mapping file. Remove it or use one of: direction, source, target, route, effective_at, labels, key, enabled, description, columns, filter, on_conflict, on_delete, settlement.`,
       ]);
       assert.deepEqual(mappedTables(files), {
         sources: [

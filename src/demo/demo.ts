@@ -16,6 +16,7 @@ import { hqSchemaSql, importExampleAssociations, RETAIL_EXAMPLE_DIR, storeSchema
 import { associationStory } from './associations-story.js';
 import { priceStory } from './master-data-story.js';
 import { queriesStory } from './queries-story.js';
+import { settlementStory } from './settlement-story.js';
 import { waitFor } from './wait.js';
 import { RetailWorkload } from './workload.js';
 
@@ -162,6 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await priceStory({ hq: hqPool, stores: STORES.map((s, i) => ({ code: s.code, pool: pools[i]! })) });
     await associationStory({ storeCode: STORES[0].code, store: pools[0]!, hq: hqPool, workload: workloads[0]! });
     await queriesStory({ config, stores: STORES.map((s, i) => ({ code: s.code, pool: pools[i]! })) });
+    await settlementStory({ config, storeCode: STORES[0].code, store: pools[0]!, hq: hqPool, workload: workloads[0]!, logger });
 
     say('\nstores stopped selling; waiting for HQ to catch up and comparing every table...');
     const files = await loadMappings(config);

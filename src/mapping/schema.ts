@@ -77,38 +77,6 @@ export const MappingFileSchema = Type.Object(
         },
       ),
     ),
-    settlement: Type.Optional(
-      Type.Object(
-        {
-          kind: Type.Optional(
-            Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$', description: 'what callers name this kind of record (settlement-check --kind), e.g. receivable; default: the source table\'s name' }),
-          ),
-          ref: Type.Optional(
-            Type.String({ minLength: 1, description: 'the store column a caller\'s reference names, e.g. id or document_number; default: the source table\'s primary key (one column)' }),
-          ),
-          ref_entity: Type.Optional(
-            Type.String({ minLength: 1, description: 'callers give HQ\'s key of this entity (entities.yml) as the reference; the store\'s code is found by association' }),
-          ),
-          amount: Expression,
-          settled: Expression,
-          deleted: Type.Optional(Expression),
-          at_hq: Type.Optional(
-            Type.Object(
-              { amount: Expression, settled: Expression, deleted: Type.Optional(Expression) },
-              {
-                additionalProperties: false,
-                description: 'the same read of HQ\'s copy (expressions over the target row), so a store can ask HQ before settling a record of its own',
-              },
-            ),
-          ),
-        },
-        {
-          additionalProperties: false,
-          description:
-            'up mappings of receivables and payables: how HQ reads the record\'s state at the store it came from before settling it (docs/settlement.md). amount, settled and deleted are expressions over the store\'s row; a row the store no longer has is deleted.',
-        },
-      ),
-    ),
     key: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
@@ -154,6 +122,38 @@ export const MappingFileSchema = Type.Object(
         {
           description:
             'What a delete at the store (or a row leaving the filter) does at HQ: delete (default), ignore (counted), or soft: {column: value, ...} to mark the row instead.',
+        },
+      ),
+    ),
+    settlement: Type.Optional(
+      Type.Object(
+        {
+          kind: Type.Optional(
+            Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$', description: 'what callers name this kind of record (settlement-check --kind), e.g. receivable; default: the source table\'s name' }),
+          ),
+          ref: Type.Optional(
+            Type.String({ minLength: 1, description: 'the store column a caller\'s reference names, e.g. id or document_number; default: the source table\'s primary key (one column)' }),
+          ),
+          ref_entity: Type.Optional(
+            Type.String({ minLength: 1, description: 'callers give HQ\'s key of this entity (entities.yml) as the reference; the store\'s code is found by association' }),
+          ),
+          amount: Expression,
+          settled: Expression,
+          deleted: Type.Optional(Expression),
+          at_hq: Type.Optional(
+            Type.Object(
+              { amount: Expression, settled: Expression, deleted: Type.Optional(Expression) },
+              {
+                additionalProperties: false,
+                description: 'the same read of HQ\'s copy (expressions over the target row), so a store can ask HQ before settling a record of its own',
+              },
+            ),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'up mappings of receivables and payables: how HQ reads the record\'s state at the store it came from before settling it (docs/settlement.md). amount, settled and deleted are expressions over the store\'s row; a row the store no longer has is deleted.',
         },
       ),
     ),
