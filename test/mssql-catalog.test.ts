@@ -3,31 +3,14 @@ import assert from 'node:assert/strict';
 import { categorize } from '../src/catalog/pg-catalog.js';
 import { BranchlineError, formatProblem } from '../src/core/errors.js';
 import { parseMappingFile, validateMappings } from '../src/mapping/index.js';
-import { tableInfoFromCatalog, type CatalogColumnRow, type CatalogKeyRow } from '../connectors/mssql-trigger/catalog.js';
+import { tableInfoFromCatalog, type CatalogKeyRow } from '../connectors/mssql-trigger/catalog.js';
 import { purgeBound } from '../connectors/mssql-trigger/purge.js';
 import { ROWVERSION_CODEC, RowversionPosition } from '../connectors/mssql-trigger/rowversion-codec.js';
 import { mssqlTypeMapping } from '../connectors/mssql-trigger/types.js';
 import { hqCatalog } from './support/mapping-catalog.js';
 import { TYPE_CASES } from './support/mssql-type-cases.js';
+import { colRow } from './support/mssql-catalog-row.js';
 
-/** A row as CATALOG_SQL returns it. */
-function colRow(column_id: number, column_name: string, type_name: string, max_length: number, precision = 0, scale = 0, more: Partial<CatalogColumnRow> = {}): CatalogColumnRow {
-  return {
-    schema_name: 'dbo',
-    table_name: 'sale',
-    column_id,
-    column_name,
-    type_name,
-    max_length,
-    precision,
-    scale,
-    is_nullable: true,
-    is_identity: false,
-    is_computed: false,
-    has_default: false,
-    ...more,
-  };
-}
 
 const SALE_COLUMNS = [
   colRow(1, 'id', 'bigint', 8, 19, 0, { is_nullable: false, is_identity: true }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tableInfoFromCatalog, type MssqlTableInfo } from '../connectors/mssql-trigger/index.js';
-import type { CatalogColumnRow } from '../connectors/mssql-trigger/catalog.js';
+import { colRow } from './support/mssql-catalog-row.js';
 import { mssqlParams, mssqlStatement, mssqlTypeSql } from '../src/settlement/mssql-record-reader.js';
 
 /**
@@ -10,20 +10,8 @@ import { mssqlParams, mssqlStatement, mssqlTypeSql } from '../src/settlement/mss
  * live). References are bound, never written into the text.
  */
 
-const row = (column_id: number, column_name: string, type_name: string, max_length: number, precision = 0, scale = 0): CatalogColumnRow => ({
-  schema_name: 'dbo',
-  table_name: 'titulo]receber',
-  column_id,
-  column_name,
-  type_name,
-  max_length,
-  precision,
-  scale,
-  is_nullable: false,
-  is_identity: false,
-  is_computed: false,
-  has_default: false,
-});
+const row = (id: number, name: string, type: string, maxLength: number, precision = 0, scale = 0) =>
+  colRow(id, name, type, maxLength, precision, scale, { table_name: 'titulo]receber', is_nullable: false });
 
 const TABLE: MssqlTableInfo = tableInfoFromCatalog(
   [row(1, 'id', 'bigint', 8, 19), row(2, 'valor', 'decimal', 9, 14, 2), row(3, 'situacao', 'nvarchar', 20), row(4, 'baixado', 'bit', 1)],
