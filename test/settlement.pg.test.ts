@@ -275,6 +275,21 @@ describe('settlement checks', { timeout: 240_000 }, () => {
     await assert.rejects(check([{ store: 'S001', ref: '1', amount: '1' }, { store: 'S002', ref: '1', amount: '1' }], 'hq'), /BL-K002/);
   });
 
+  it('an agent that never reached HQ: a store asking HQ gets "unavailable", recorded at the store; HQ asking a store gets no answer (nothing could be recorded)', async () => {
+    const away = { ...config, hq: { ...config.hq, url: config.hq.url.replace(/:\d+\//, ':1/'), readUrl: config.hq.readUrl.replace(/:\d+\//, ':1/') } };
+    const svc = new SettlementService({ config: away, logger: silentLogger() });
+    try {
+      const [a] = await check([{ store: 'S001', ref: r['open'], amount: amounts['open'] }], 'hq', svc);
+      assert.deepEqual([a!.status, a!.reason], ['unavailable', 'unreachable']);
+      assert.match(a!.detail, /^cannot reach the HQ database at 127\.0\.0\.1:1\/.*The decision is the ERP's\.$/);
+      const [row] = (await store(0, `SELECT asked, status, reason FROM branchline.settlement_checks WHERE id = $1`, [a!.check_id])) as { asked: string; status: string; reason: string }[];
+      assert.deepEqual(row, { asked: 'hq', status: 'unavailable', reason: 'unreachable' });
+      await assert.rejects(check([{ store: 'S001', ref: r['open'], amount: amounts['open'] }], 'store', svc), /BL-D001/);
+    } finally {
+      await svc.close();
+    }
+  });
+
   it('no answer is given when it cannot be recorded', async () => {
     const broken = { ...config, hq: { ...config.hq, url: config.hq.url.replace(/:\d+\//, ':1/') } };
     const svc = new SettlementService({ config: broken, logger: silentLogger() });

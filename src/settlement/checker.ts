@@ -6,7 +6,6 @@ import { AuditLog, type AuditEntry } from './audit.js';
 import { PgRecordReader } from './pg-record-reader.js';
 import { RoundFailure, type RecordReader } from './record-reader.js';
 import type { SettlementRule, SettlementRules } from './rules.js';
-import { BranchlineError } from '../core/errors.js';
 
 export interface SettlementCheckerOptions {
   readonly config: Config;
@@ -54,14 +53,7 @@ export class SettlementChecker {
   async checkHq(caller: string, requests: readonly CheckRequest[]): Promise<SettlementAnswer[]> {
     const started = Date.now();
     const verdicts = new Array<Verdict>(requests.length);
-    for (const g of this.groups(requests)) {
-      if (!g.rule.atHq)
-        throw new BranchlineError({
-          code: 'BL-K001',
-          message: `kind "${g.rule.kind}" (${g.rule.file}) does not say how HQ's copy is read.`,
-          hint: 'Add settlement: at_hq: {amount, settled, deleted} to the mapping file (docs/settlement.md).',
-        });
-    }
+    // (The service refused kinds without at_hq before anything was asked.)
     await Promise.all(this.groups(requests).map((g) => this.askHq(g, verdicts)));
     return this.finish('hq', caller, requests, verdicts, started, this.storeAuditFor(requests));
   }
@@ -194,7 +186,8 @@ export class SettlementChecker {
   private async askHq(g: Group, verdicts: Verdict[]): Promise<void> {
     const { store, rule } = g;
     const set = (j: number, v: Verdict) => (verdicts[g.indexes[j]!] = v);
-    const read = rule.atHq!;
+    const read = rule.atHq;
+    if (!read) throw new Error(`internal: kind ${rule.kind} has no at_hq`);
     const t0 = process.hrtime.bigint();
     let found;
     try {

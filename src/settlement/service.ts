@@ -73,6 +73,18 @@ export class SettlementService {
     const kinds = await this.kinds();
     const stores = new Set(this.options.config.stores.map((s) => s.code));
     const requests = raw.map((r, i) => checkRequest(r as Record<string, unknown>, raw.length === 1 ? 'the check' : `checks[${i}]`, stores, kinds));
+    if (at === 'hq') {
+      const { files } = await this.mappingFiles();
+      for (const kind of new Set(requests.map((r) => r.kind))) {
+        const file = files.find((f) => f.spec.enabled && f.spec.direction === 'up' && f.spec.settlement?.kind === kind)!;
+        if (!file.spec.settlement!.atHq)
+          throw new BranchlineError({
+            code: 'BL-K001',
+            message: `kind "${kind}" (${file.file}) does not say how HQ's copy is read.`,
+            hint: 'Add settlement: at_hq: {amount, settled, deleted} to the mapping file (docs/settlement.md).',
+          });
+      }
+    }
     if (at === 'hq' && new Set(requests.map((r) => r.store)).size > 1)
       throw new BranchlineError({
         code: 'BL-K002',
