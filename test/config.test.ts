@@ -73,6 +73,7 @@ describe('config: defaults', () => {
       http: null,
       settlement: { timeoutMs: 3_000, maxRefs: 1_000 },
       queries: { stock: null, prices: null },
+      reports: null,
       labels: null,
     };
     assert.deepEqual(config, expected);

@@ -1,6 +1,8 @@
 import { PgSink } from '../apply/pg-sink.js';
 import { AssociationResolver } from '../associate/resolver.js';
-import type { Config, StoreConfig } from '../config/load.js';
+import type { Config, ReportsConfig, StoreConfig } from '../config/load.js';
+import { parseCron } from '../reports/cron.js';
+import { runReport } from '../reports/report.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MappingSet } from '../mapping/mapping.js';
@@ -28,6 +30,8 @@ export interface AgentOptions {
   readonly hooks?: (store: StoreConfig) => PipelineHooks;
   /** The agent's metrics (default: a registry of its own, with process metrics). */
   readonly metrics?: Metrics;
+  /** Run the scheduled report when `reports:` is configured (default true; a centrally configured store agent does not). */
+  readonly reports?: boolean;
 }
 
 /**
@@ -209,6 +213,7 @@ export class Agent {
     }
     // Trigger-fed stores' change tables (a slot needs no purge: its capture says so with null).
     if (up) runs.push(this.purgeStoresLoop(this.stores, signal));
+    if (config.reports && (this.options.reports ?? true)) runs.push(this.reportLoop(config.reports, signal));
     await Promise.all(runs);
   }
 
@@ -362,6 +367,27 @@ export class Agent {
       capture: new LabelCapture({ pipeline: name, targets }),
       pending: new PendingLabels({ pipeline: name, storeCode: store.code, writer, currency: settings.currency, logger: log }),
     };
+  }
+
+  /** Writes (and emails) the report at each time the schedule names; once per time even with several agents (HQ holds the claim). */
+  private async reportLoop(reports: ReportsConfig, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    const log = logger.child({ task: 'report' });
+    const schedule = parseCron(reports.schedule, reports.timeZone);
+    let next = schedule.next(new Date());
+    log.info('reports scheduled', { schedule: reports.schedule, time_zone: reports.timeZone, next: next.toISOString() });
+    while (!signal.aborted) {
+      // In steps of at most an hour: setTimeout cannot wait weeks, and the clock may be set meanwhile.
+      while (!signal.aborted && Date.now() < next.getTime()) await sleepUnlessAborted(Math.min(next.getTime() - Date.now(), 3_600_000), signal);
+      if (signal.aborted) return;
+      try {
+        await runReport({ config, reports, periodEnd: next, logger: log });
+      } catch (e) {
+        if (!isBranchlineError(e)) throw e;
+        log.error('report not done', { code: e.code, error: e.message });
+      }
+      next = schedule.next(new Date(Math.max(Date.now(), next.getTime())));
+    }
   }
 
   /** Purges HQ's change log below what every store applied (and below the retention), every `down.purge_interval_s`. */

@@ -23,7 +23,8 @@ export function runCentralStoreAgent(options: CentralStoreAgentOptions): Promise
 
 function storeAgent(config: Config, logger: Logger): CentralAgentChild {
   const stores = config.stores.filter((s) => s.enabled);
-  const agent = new Agent({ config, logger, stores });
+  // The chain's report is HQ's agent's to send, not every store's.
+  const agent = new Agent({ config, logger, stores, reports: false });
   return {
     prepare: (signal) => agent.prepare(signal),
     run: async (signal) => {

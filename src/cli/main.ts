@@ -9,6 +9,7 @@ import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
 import type { SettlementArgs } from './commands/settlement.js';
+import type { ReportArgs } from './commands/report.js';
 import type { QueryArgs } from './commands/queries.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
@@ -137,6 +138,15 @@ export async function main(argv: string[]): Promise<void> {
       'per store: position, lag in seconds and bytes, rows applied, last apply',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: StatusArgs) => (await commands()).statusCommand(a)),
+    )
+    .command(
+      'report',
+      'the synchronization report since the last one (rows up and down, lag, parked, settlement checks per store); --send writes, emails and records it as the schedule does',
+      (y) =>
+        y
+          .option('send', { type: 'boolean', default: false, describe: 'write it to reports.folder, email it and record it at HQ (the next report starts here)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: ReportArgs) => (await import('./commands/report.js')).reportCommand(a)),
     )
     .command(
       'settlement-check',

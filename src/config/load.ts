@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import { isScalar, visit } from 'yaml';
 import { BranchlineError, ProblemsError, type Problem } from '../core/errors.js';
 import { ConfigSchema, type RawConfig } from './schema.js';
+import { CronError, parseCron } from '../reports/cron.js';
 import { pointerToPath, schemaProblems, YamlDoc } from './yaml-doc.js';
 
 /** A store, with every default filled. */
@@ -33,6 +34,15 @@ export interface HttpConfig {
   readonly maxBodyBytes: number;
 }
 
+/** The scheduled report (null: none). */
+export interface ReportsConfig {
+  readonly schedule: string;
+  readonly timeZone: string;
+  /** Absolute. */
+  readonly folder: string;
+  readonly email: { readonly smtpUrl: string; readonly from: string; readonly to: readonly string[]; readonly subject: string } | null;
+}
+
 /** A cross-store query's HQ table (one row per store and product). */
 export interface QueryConfig {
   readonly table: string;
@@ -57,6 +67,7 @@ export interface Config {
   readonly settlement: { readonly timeoutMs: number; readonly maxRefs: number };
   /** Cross-store queries (null: that query is not configured). */
   readonly queries: { readonly stock: QueryConfig | null; readonly prices: QueryConfig | null };
+  readonly reports: ReportsConfig | null;
   /** Shelf labels (null: not configured; down mappings with labels: then write none, with a warning). */
   readonly labels: LabelsConfig | null;
 }
@@ -212,6 +223,28 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
   };
   config.stores.forEach((s, i) => zoneProblem(s.time_zone, ['stores', i, 'time_zone']));
   zoneProblem(config.labels?.time_zone, ['labels', 'time_zone']);
+  zoneProblem(config.reports?.time_zone, ['reports', 'time_zone']);
+  const smtp = config.reports?.email?.smtp_url;
+  if (smtp !== undefined && !/^smtps?:\/\/[^/]/.test(smtp))
+    more.push({
+      code: 'BL-C003',
+      message: 'reports.email.smtp_url is not an smtp:// or smtps:// URL.',
+      hint: 'Write smtp://user:password@host:587 (STARTTLS when the server offers it) or smtps://user:password@host:465.',
+      location: doc.location(['reports', 'email', 'smtp_url']),
+    });
+  if (config.reports) {
+    try {
+      parseCron(config.reports.schedule, 'UTC').next(new Date());
+    } catch (e) {
+      if (!(e instanceof CronError)) throw e;
+      more.push({
+        code: 'BL-C003',
+        message: `reports.schedule: ${e.message}.`,
+        hint: 'Write five fields: minute hour day-of-month month day-of-week, e.g. "0 7 * * *" for every day at 07:00, or "30 6 * * mon-sat".',
+        location: doc.location(['reports', 'schedule']),
+      });
+    }
+  }
   const listen = config.http?.listen ?? `${DEFAULTS.http.host}:${DEFAULTS.http.port}`;
   const colon = listen.lastIndexOf(':');
   const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
@@ -301,6 +334,21 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       : null,
     settlement: { timeoutMs: settlementTimeoutMs, maxRefs: config.settlement?.max_refs ?? DEFAULTS.settlement.maxRefs },
     queries: { stock: query(config.queries?.stock), prices: query(config.queries?.prices) },
+    reports: config.reports
+      ? {
+          schedule: config.reports.schedule,
+          timeZone: config.reports.time_zone ?? 'UTC',
+          folder: path.resolve(path.dirname(path.resolve(file)), config.reports.folder),
+          email: config.reports.email
+            ? {
+                smtpUrl: config.reports.email.smtp_url,
+                from: config.reports.email.from,
+                to: config.reports.email.to,
+                subject: config.reports.email.subject ?? 'branchline report {period}',
+              }
+            : null,
+        }
+      : null,
     labels: config.labels
       ? {
           folder: path.resolve(path.dirname(path.resolve(file)), config.labels.folder),

@@ -235,6 +235,27 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: 'cross-store queries answered from HQ\'s replicated data (docs/queries.md)' },
       ),
     ),
+    reports: Type.Optional(
+      Type.Object(
+        {
+          schedule: Type.String({ minLength: 1, description: 'when to report, a cron expression in time_zone: minute hour day-of-month month day-of-week, e.g. "0 7 * * *" (every day at 07:00)' }),
+          time_zone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone of the schedule and of the times in the report; default UTC' })),
+          folder: Type.String({ minLength: 1, description: 'folder where each report is written (created if missing), relative to this file' }),
+          email: Type.Optional(
+            Type.Object(
+              {
+                smtp_url: Type.String({ minLength: 1, description: 'the SMTP server: smtp://user:password@host:587 (STARTTLS when offered) or smtps://...:465; use ${ENV_VAR} for the password' }),
+                from: Type.String({ minLength: 3, description: 'the sender, e.g. branchline@chain.example' }),
+                to: Type.Array(Type.String({ minLength: 3 }), { minItems: 1, description: 'who gets the report' }),
+                subject: Type.Optional(Type.String({ minLength: 1, description: 'the subject; {period} is replaced by the period covered. Default: "branchline report {period}"' })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'the scheduled synchronization report (docs/reports.md); run by an agent configured with a file (not by centrally configured store agents)' },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         { level: Type.Optional(Type.Union(['error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))) },

@@ -91,6 +91,8 @@ export const ERROR_CODES = {
   'BL-H004': 'HTTP request body too large',
   'BL-H005': 'the HTTP port cannot be opened',
   'BL-H006': 'the agent stopped while answering an HTTP request',
+  // operations (BL-O)
+  'BL-O001': 'a scheduled report could not be written or sent',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',
