@@ -15,6 +15,7 @@ import { Scheduler } from '../schedule/scheduler.js';
 import type { ChunkExtras } from '../apply/pg-sink.js';
 import type { LabelCapture } from '../labels/label-capture.js';
 import type { PendingLabels } from '../labels/pending-labels.js';
+import type { PipelineMetrics } from '../metrics/pipeline-metrics.js';
 
 export interface BatchSettings {
   /** Commit the HQ transaction once it holds this many rows (at a source commit). */
@@ -48,6 +49,8 @@ export interface PipelineSnapshot {
   readonly batchesRedone: number;
   /** Rows with a parked change (this session's view). */
   readonly parkedRows: number;
+  /** Parked changes at the target (this session's view). */
+  readonly parkedChanges: number;
   /** Changes parked / parked changes applied by a retry, since the agent started. */
   readonly changesParked: number;
   readonly parkedApplied: number;
@@ -73,6 +76,8 @@ export interface PipelineOptions<P> {
   readonly gate?: ApplyGate;
   readonly logger: Logger;
   readonly hooks?: PipelineHooks;
+  /** Counters, histograms and gauges of this pipeline (docs/operations.md), fed per transaction and per batch. */
+  readonly metrics?: PipelineMetrics;
   /** How often parked changes are checked for a retry (their association created, `branchline retry`). Default 2000. */
   readonly retryCheckMs?: number;
   /** Down pipelines: scheduled rows (`effective_at`); the zone in which times without one are read. */
@@ -148,6 +153,7 @@ export class Pipeline<P> {
       position: this.position,
       batchesRedone: this.batchesRedone,
       parkedRows: this.parked.size,
+      parkedChanges: this.parkedRecords,
       changesParked: this.changesParked,
       parkedApplied: this.parkedApplied,
       scheduledApplied: this.scheduledApplied,
@@ -222,6 +228,8 @@ export class Pipeline<P> {
       let batchStarted = 0; // ms; 0 = no open batch
       let batchTxns = 0;
       let batchRows = 0;
+      /** batchRows when the open source transaction began (its changes, for the captured counter). */
+      let txnFirstRow = 0;
       let lastCommit: { position: P; commitTime: Date } | null = null;
       let lastStatusAt = Date.now();
 
@@ -242,6 +250,7 @@ export class Pipeline<P> {
         this.parkedRecords += parked.length;
         if (parked.length > 0) {
           this.changesParked += parked.length;
+          this.options.metrics?.parked(parked.length);
           for (const r of parked) logger.warn('change parked', { code: r.reasonCode, reason: r.reason, mapping: r.mapping, rowKeys: r.rowKeys });
         }
       };
@@ -272,12 +281,9 @@ export class Pipeline<P> {
         this.lastAppliedAt = now;
         this.lastSourceCommitTime = lastCommit.commitTime;
         this.oldestUnapplied = null;
-        this.options.hooks?.onBatch?.({
-          txns: batchTxns,
-          rows: batchRows,
-          durationMs: now.getTime() - started,
-          lagMs: now.getTime() - lastCommit.commitTime.getTime(),
-        });
+        const lagMs = now.getTime() - lastCommit.commitTime.getTime();
+        this.options.hooks?.onBatch?.({ txns: batchTxns, rows: batchRows, durationMs: now.getTime() - started, lagMs });
+        this.options.metrics?.applied({ txns: batchTxns, changes: batchRows, seconds: (now.getTime() - started) / 1000, lagSeconds: lagMs / 1000, at: now });
         const safeDone = (m: SafeMode<P>, pos: P) => {
           if (m.through === null) return true;
           const c = codec.compare(pos, m.through);
@@ -342,6 +348,7 @@ export class Pipeline<P> {
           switch (msg.kind) {
             case 'begin':
               inTxn = true;
+              txnFirstRow = batchRows;
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
               context.commitTime = msg.commitTime;
@@ -402,6 +409,7 @@ export class Pipeline<P> {
             case 'commit':
               inTxn = false;
               batchTxns++;
+              this.options.metrics?.captured(batchRows - txnFirstRow);
               lastCommit = { position: msg.position, commitTime: msg.commitTime };
               if (due()) await commitBatch();
               break;
@@ -520,6 +528,7 @@ export class Pipeline<P> {
         for (const p of r.parks) this.parked.add(p.mapping, p.rowKeys);
         this.parkedRecords += r.parks.length;
         this.changesParked += r.parks.length;
+        if (r.parks.length > 0) this.options.metrics?.parked(r.parks.length);
         this.scheduledApplied += r.applied;
         if (r.applied > 0 || r.parks.length > 0) logger.info('scheduled changes applied', { applied: r.applied, parked: r.parks.length, next: s.next?.toISOString() ?? null });
       } finally {
@@ -544,6 +553,7 @@ export class Pipeline<P> {
   private setState(state: PipelineState, error?: unknown): void {
     this.state = state;
     this.options.hooks?.onState?.(state, error);
+    this.options.metrics?.state(state);
   }
 }
 
