@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '../src/core/logger.js';
+import { runInitialLoad } from '../src/load/initial-load.js';
 import { METRIC } from '../src/metrics/metrics.js';
 import { startInProcess, type InProcess } from './support/in-process.js';
 import { parsePromText, sampleValue, type PromSample } from './support/prom-text.js';
@@ -14,15 +16,26 @@ import { eventually } from './support/world.js';
  * answers a query with the count.
  */
 
-const STORE_SQL = `CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);`;
+const STORE_SQL = `CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);
+  CREATE TABLE price (product_id int PRIMARY KEY, price numeric(12,2) NOT NULL);`;
 // HQ refuses one name: that change is parked (BL-A004 in docs/mapping.md), the rest applied.
-const HQ_SQL = `CREATE TABLE h_item (store_code text NOT NULL, id int NOT NULL, name text NOT NULL CHECK (name <> 'refused'), PRIMARY KEY (store_code, id));`;
+const HQ_SQL = `CREATE TABLE h_item (store_code text NOT NULL, id int NOT NULL, name text NOT NULL CHECK (name <> 'refused'), PRIMARY KEY (store_code, id));
+  CREATE TABLE h_price (store_code text NOT NULL, product_id int NOT NULL, price numeric(12,2) NOT NULL, PRIMARY KEY (store_code, product_id));`;
 const ITEM_YML = `source: item
 target: h_item
 columns:
   store_code: store.code
   id: id
   name: name
+`;
+const PRICE_DOWN_YML = `direction: down
+source: h_price
+target: price
+key: [product_id]
+route: {column: store_code}
+columns:
+  product_id: product_id
+  price: price
 `;
 const TOKEN = 'metrics-test-token-0123456789abcdef';
 
@@ -47,8 +60,12 @@ describe('metrics at /metrics', { timeout: 180_000 }, () => {
       stores: ['M1', 'M2'],
       hqSql: HQ_SQL,
       storeSql: STORE_SQL,
-      mappings: { 'item.yml': ITEM_YML },
-      extraConfig: `http:\n  listen: 127.0.0.1:${port}\n  tokens:\n    - name: prometheus\n      token: ${TOKEN}\n`,
+      mappings: { 'item.yml': ITEM_YML, 'price-down.yml': PRICE_DOWN_YML },
+      beforeAgent: async (w) => {
+        const c = await w.config();
+        for (const s of c.stores) await runInitialLoad({ config: c, store: s, logger: silentLogger() });
+      },
+      extraConfig: `down:\n  poll_ms: 200\nhttp:\n  listen: 127.0.0.1:${port}\n  tokens:\n    - name: prometheus\n      token: ${TOKEN}\n`,
     });
   });
 
@@ -69,9 +86,9 @@ describe('metrics at /metrics', { timeout: 180_000 }, () => {
       }
     assert.equal(sampleValue(s, METRIC.pipelineState, { ...M1, state: 'streaming' }), 1);
     assert.equal(sampleValue(s, METRIC.pipelineState, { ...M1, state: 'starting' }), 0);
-    // No down mappings here: this agent runs no down pipeline.
-    assert.equal(sampleValue(s, METRIC.pipelineState, { store: 'M1', direction: 'down', state: 'none' }), 1);
-    assert.equal(sampleValue(s, METRIC.pipelineState, { store: 'M1', direction: 'down', state: 'streaming' }), 0);
+    assert.equal(sampleValue(s, METRIC.pipelineState, { ...M1, state: 'none' }), 0);
+    assert.equal(sampleValue(s, METRIC.pipelineState, { store: 'M2', direction: 'down', state: 'streaming' }), 1);
+    assert.equal(sampleValue(s, METRIC.pipelineState, { store: 'M2', direction: 'down', state: 'none' }), 0);
     assert.ok(s.some((x) => x.name === 'branchline_process_cpu_user_seconds_total'), 'default process metrics');
   });
 
@@ -109,6 +126,26 @@ describe('metrics at /metrics', { timeout: 180_000 }, () => {
     assert.equal(sampleValue(s, METRIC.pipelineState, { ...M1, state: 'streaming' }), 1);
     for (const name of [METRIC.changesCaptured, METRIC.changesApplied, METRIC.transactionsApplied, METRIC.batchesApplied, METRIC.changesParked, METRIC.lastApplyTime])
       assert.equal(sampleValue(s, name, M2), 0, `${name} of M2`);
+  });
+
+  it('the down direction: HQ\'s prices for M2 are counted under M2 down, nothing under M1 down', async () => {
+    await env.world.hqQuery(`INSERT INTO h_price SELECT 'M2', g, g * 1.5 FROM generate_series(1, 3) g`);
+    const M2down = { store: 'M2', direction: 'down' };
+    let s: PromSample[] = [];
+    await eventually('3 prices applied at M2, as /metrics says', async () => {
+      s = await scrape();
+      return sampleValue(s, METRIC.changesApplied, M2down) === 3;
+    });
+    const m2 = env.world.stores[1]!;
+    assert.equal(Number((await m2.server.query<{ n: string }>(m2.db, `SELECT count(*)::text AS n FROM price`))[0]!.n), 3);
+    assert.equal(sampleValue(s, METRIC.transactionsApplied, M2down), 1);
+    assert.equal(sampleValue(s, METRIC.changesCaptured, M2down), 3);
+    assert.ok(sampleValue(s, METRIC.lastApplyTime, M2down) > 0);
+    // M1's down pipeline read the same HQ transaction, routed to M2: not counted for M1.
+    const M1down = { store: 'M1', direction: 'down' };
+    assert.equal(sampleValue(s, METRIC.changesApplied, M1down), 0);
+    assert.equal(sampleValue(s, METRIC.changesCaptured, M1down), 0);
+    assert.equal(sampleValue(s, METRIC.changesApplied, M2), 0, 'nothing went up from M2');
   });
 
   it('the slot gauges read the stores every status interval', async () => {

@@ -228,8 +228,10 @@ export class Pipeline<P> {
       let batchStarted = 0; // ms; 0 = no open batch
       let batchTxns = 0;
       let batchRows = 0;
-      /** batchRows when the open source transaction began (its changes, for the captured counter). */
-      let txnFirstRow = 0;
+      /** Changes of the batch that this pipeline's mappings kept (mapped, parked or scheduled): what the metrics count. */
+      let batchKept = 0;
+      /** batchKept when the open source transaction began. */
+      let txnFirstKept = 0;
       let lastCommit: { position: P; commitTime: Date } | null = null;
       let lastStatusAt = Date.now();
 
@@ -283,7 +285,7 @@ export class Pipeline<P> {
         this.oldestUnapplied = null;
         const lagMs = now.getTime() - lastCommit.commitTime.getTime();
         this.options.hooks?.onBatch?.({ txns: batchTxns, rows: batchRows, durationMs: now.getTime() - started, lagMs });
-        this.options.metrics?.applied({ txns: batchTxns, changes: batchRows, seconds: (now.getTime() - started) / 1000, lagSeconds: lagMs / 1000, at: now });
+        this.options.metrics?.applied({ txns: batchTxns, changes: batchKept, seconds: (now.getTime() - started) / 1000, lagSeconds: lagMs / 1000, at: now });
         const safeDone = (m: SafeMode<P>, pos: P) => {
           if (m.through === null) return true;
           const c = codec.compare(pos, m.through);
@@ -303,6 +305,7 @@ export class Pipeline<P> {
         batchStarted = 0;
         batchTxns = 0;
         batchRows = 0;
+        batchKept = 0;
         if (Date.now() - lastRetryCheck >= retryCheckMs) {
           lastRetryCheck = Date.now();
           await this.retryParked(sink);
@@ -348,7 +351,7 @@ export class Pipeline<P> {
           switch (msg.kind) {
             case 'begin':
               inTxn = true;
-              txnFirstRow = batchRows;
+              txnFirstKept = batchKept;
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
               context.commitTime = msg.commitTime;
@@ -367,8 +370,12 @@ export class Pipeline<P> {
                   for (const m of superseded) this.parked.release(m.name);
                 }
                 for (const t of change.tables) for (const m of mappings.forSource(t)) for (const op of m.mapTruncate(context)) chunk.push(op);
+                batchKept++;
               } else {
                 const ms = mappings.forSource(change.table);
+                // A change no mapping keeps (routed to another store, filtered out) is read, not counted.
+                const mark = chunk.length + parks.length;
+                let scheduled = false;
                 for (let i = 0; i < ms.length; i++) {
                   const m = ms[i]!;
                   if (this.parked.size > 0) {
@@ -382,7 +389,10 @@ export class Pipeline<P> {
                   try {
                     ops = m.map(change, context);
                     // A row that takes effect later waits at the store (branchline.scheduled) instead.
-                    if (this.scheduler?.consider(m, change, ops, context, txn?.commitTime ?? null)) continue;
+                    if (this.scheduler?.consider(m, change, ops, context, txn?.commitTime ?? null)) {
+                      scheduled = true;
+                      continue;
+                    }
                   } catch (e) {
                     // An expression that fails on this row: park it, the stream goes on.
                     if (!isBranchlineError(e) || e.code !== 'BL-M015') throw e;
@@ -401,6 +411,7 @@ export class Pipeline<P> {
                     for (let j = 0; j < ops.length; j++) chunk.push(ops[j]!);
                   }
                 }
+                if (scheduled || chunk.length + parks.length > mark) batchKept++;
               }
               batchRows++;
               if (chunk.length >= batch.chunkRows) await flushChunk();
@@ -409,7 +420,7 @@ export class Pipeline<P> {
             case 'commit':
               inTxn = false;
               batchTxns++;
-              this.options.metrics?.captured(batchRows - txnFirstRow);
+              this.options.metrics?.captured(batchKept - txnFirstKept);
               lastCommit = { position: msg.position, commitTime: msg.commitTime };
               if (due()) await commitBatch();
               break;
