@@ -9,7 +9,7 @@ export type MetricsPipelineState = (typeof PIPELINE_STATES)[number];
 
 /** What one pipeline reports, per source transaction or per batch (never per row). */
 export interface PipelineMetrics {
-  /** A whole source transaction was read (its changes), before it is applied. */
+  /** Changes read in whole source transactions: a batch's, as it commits or as its session fails (per batch, not per transaction). */
   captured(changes: number): void;
   /** A batch committed at the target. `lagSeconds`: from the source commit of its last transaction to the target commit. */
   applied(batch: { readonly txns: number; readonly changes: number; readonly seconds: number; readonly lagSeconds: number; readonly at: Date }): void;

@@ -230,8 +230,8 @@ export class Pipeline<P> {
       let batchRows = 0;
       /** Changes of the batch that this pipeline's mappings kept (mapped, parked or scheduled): what the metrics count. */
       let batchKept = 0;
-      /** batchKept when the open source transaction began. */
-      let txnFirstKept = 0;
+      /** batchKept at the last source commit read: the kept changes of the batch's whole transactions. */
+      let wholeKept = 0;
       let lastCommit: { position: P; commitTime: Date } | null = null;
       let lastStatusAt = Date.now();
 
@@ -285,6 +285,8 @@ export class Pipeline<P> {
         this.oldestUnapplied = null;
         const lagMs = now.getTime() - lastCommit.commitTime.getTime();
         this.options.hooks?.onBatch?.({ txns: batchTxns, rows: batchRows, durationMs: now.getTime() - started, lagMs });
+        this.options.metrics?.captured(wholeKept);
+        wholeKept = 0;
         this.options.metrics?.applied({ txns: batchTxns, changes: batchKept, seconds: (now.getTime() - started) / 1000, lagSeconds: lagMs / 1000, at: now });
         const safeDone = (m: SafeMode<P>, pos: P) => {
           if (m.through === null) return true;
@@ -351,7 +353,6 @@ export class Pipeline<P> {
           switch (msg.kind) {
             case 'begin':
               inTxn = true;
-              txnFirstKept = batchKept;
               if (batchStarted === 0) batchStarted = Date.now();
               this.oldestUnapplied ??= msg.commitTime;
               context.commitTime = msg.commitTime;
@@ -420,7 +421,7 @@ export class Pipeline<P> {
             case 'commit':
               inTxn = false;
               batchTxns++;
-              this.options.metrics?.captured(batchKept - txnFirstKept);
+              wholeKept = batchKept;
               lastCommit = { position: msg.position, commitTime: msg.commitTime };
               if (due()) await commitBatch();
               break;
@@ -450,6 +451,8 @@ export class Pipeline<P> {
         }
       } catch (e) {
         await sink.rollback().catch(() => undefined);
+        // Read whole but not committed: the next session reads them again, and they count again.
+        if (wholeKept > 0) this.options.metrics?.captured(wholeKept);
         this.scheduler?.reset();
         this.labelsRecorded = false;
         if (signal.aborted) return; // whatever failed, it failed because we were stopping
