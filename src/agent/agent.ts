@@ -21,6 +21,8 @@ import { LabelWriter } from '../labels/label-writer.js';
 import { PendingLabels } from '../labels/pending-labels.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import { DOWN_ORIGIN, storeCapture } from './store-capture.js';
+import { runCaptureMetrics } from './capture-metrics.js';
+import { sleepUnlessAborted } from '../core/sleep-unless-aborted.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -176,7 +178,7 @@ export class Agent {
       const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
       // One per store, across sessions: the associations it has read stay cached.
       const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
-      const pipeline = new Pipeline<unknown>({
+      const pipeline: Pipeline<unknown> = new Pipeline<unknown>({
         id,
         source,
         sink: () =>
@@ -200,6 +202,7 @@ export class Agent {
         retry: config.retry,
         gate: this.gate,
         logger: log,
+        metrics: this.metrics.pipeline(store.code, 'up', () => viewOf(pipeline)),
         ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
       });
       this.pipelines.set(store.code, pipeline);
@@ -214,6 +217,14 @@ export class Agent {
     // Trigger-fed stores' change tables (a slot needs no purge: its capture says so with null).
     if (up) runs.push(this.purgeStoresLoop(this.stores, signal));
     if (config.reports && (this.options.reports ?? true)) runs.push(this.reportLoop(config.reports, signal));
+    // Slot lag and WAL retained, read every status interval for /metrics (only where something can read them).
+    if (up && config.http)
+      runs.push(
+        runCaptureMetrics(
+          { stores: this.stores, metrics: this.metrics, position: (code) => this.pipelines.get(code)?.snapshot().position ?? null, intervalMs: config.source.statusIntervalMs, logger },
+          signal,
+        ),
+      );
     await Promise.all(runs);
   }
 
@@ -274,7 +285,7 @@ export class Agent {
     const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
     const catalog = this.storeDown.get(store.code)!;
     const labels = this.labelsFor(store, compiled, catalog.tables, log);
-    const pipeline = new Pipeline<XidPosition>({
+    const pipeline: Pipeline<XidPosition> = new Pipeline<XidPosition>({
       id,
       source,
       sink: () =>
@@ -299,6 +310,7 @@ export class Agent {
       logger: log,
       schedule: { timeZone: store.timeZone },
       ...(labels ? { labels } : {}),
+      metrics: this.metrics.pipeline(store.code, 'down', () => viewOf(pipeline)),
       ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
     });
     this.downPipelines.set(store.code, pipeline);
@@ -445,15 +457,8 @@ export class Agent {
   }
 }
 
-/** Waits `ms`, or until `signal` aborts. */
-function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
+/** What /metrics reads of a pipeline at each scrape (in memory). */
+function viewOf(pipeline: Pipeline<unknown> | Pipeline<XidPosition>): { oldestUnapplied: Date | null; parked: number } {
+  const s = pipeline.snapshot();
+  return { oldestUnapplied: s.oldestUnapplied, parked: s.parkedChanges };
 }

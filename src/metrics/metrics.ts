@@ -1,14 +1,11 @@
 import client from 'prom-client';
+import { METRIC } from './names.js';
+import { createPipelineMetrics, type PipelineMetricsSet } from './pipeline-metrics.js';
 
-/**
- * Every metric branchline exports, named once. Components get the small
- * interfaces below, not prom-client; every series a dashboard shows is
- * initialised to zero so it reads 0, not "no data".
- */
-export const METRIC = {
-  settlementChecks: 'branchline_settlement_checks_total',
-  settlementCheckSeconds: 'branchline_settlement_check_duration_seconds',
-} as const;
+export { METRIC } from './names.js';
+
+/** The prefix of the default process metrics (prom-client's, e.g. `branchline_process_cpu_user_seconds_total`). */
+export const PROCESS_METRIC_PREFIX = 'branchline_';
 
 export type SettlementAnswer = 'released' | 'deleted' | 'settled' | 'amount_differs' | 'unavailable';
 export const SETTLEMENT_ANSWERS: readonly SettlementAnswer[] = ['released', 'deleted', 'settled', 'amount_differs', 'unavailable'];
@@ -20,7 +17,7 @@ export interface SettlementMetrics {
   observeRound(store: string, asked: 'store' | 'hq', seconds: number): void;
 }
 
-export interface Metrics {
+export interface Metrics extends PipelineMetricsSet {
   readonly registry: client.Registry;
   readonly settlement: SettlementMetrics;
 }
@@ -28,7 +25,7 @@ export interface Metrics {
 /** The agent's metrics for these stores (one registry per agent; tests make their own). */
 export function createMetrics(stores: readonly string[], options: { processMetrics?: boolean } = {}): Metrics {
   const registry = new client.Registry();
-  if (options.processMetrics ?? true) client.collectDefaultMetrics({ register: registry, prefix: 'branchline_' });
+  if (options.processMetrics ?? true) client.collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX });
   const checks = new client.Counter({
     name: METRIC.settlementChecks,
     help: 'Settlement checks answered, by store, by whom was asked (store: HQ asked the origin store; hq: a store asked HQ) and by answer.',
@@ -53,5 +50,6 @@ export function createMetrics(stores: readonly string[], options: { processMetri
       answered: (store, asked, answer, count) => checks.inc({ store, asked, answer }, count),
       observeRound: (store, asked, seconds) => rounds.observe({ store, asked }, seconds),
     },
+    ...createPipelineMetrics(registry, stores),
   };
 }

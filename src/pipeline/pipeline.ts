@@ -15,6 +15,7 @@ import { Scheduler } from '../schedule/scheduler.js';
 import type { ChunkExtras } from '../apply/pg-sink.js';
 import type { LabelCapture } from '../labels/label-capture.js';
 import type { PendingLabels } from '../labels/pending-labels.js';
+import type { PipelineMetrics } from '../metrics/pipeline-metrics.js';
 
 export interface BatchSettings {
   /** Commit the HQ transaction once it holds this many rows (at a source commit). */
@@ -48,6 +49,8 @@ export interface PipelineSnapshot {
   readonly batchesRedone: number;
   /** Rows with a parked change (this session's view). */
   readonly parkedRows: number;
+  /** Parked changes at the target (this session's view). */
+  readonly parkedChanges: number;
   /** Changes parked / parked changes applied by a retry, since the agent started. */
   readonly changesParked: number;
   readonly parkedApplied: number;
@@ -73,6 +76,8 @@ export interface PipelineOptions<P> {
   readonly gate?: ApplyGate;
   readonly logger: Logger;
   readonly hooks?: PipelineHooks;
+  /** Counters, histograms and gauges of this pipeline (docs/operations.md), fed per transaction and per batch. */
+  readonly metrics?: PipelineMetrics;
   /** How often parked changes are checked for a retry (their association created, `branchline retry`). Default 2000. */
   readonly retryCheckMs?: number;
   /** Down pipelines: scheduled rows (`effective_at`); the zone in which times without one are read. */
@@ -148,6 +153,7 @@ export class Pipeline<P> {
       position: this.position,
       batchesRedone: this.batchesRedone,
       parkedRows: this.parked.size,
+      parkedChanges: this.parkedRecords,
       changesParked: this.changesParked,
       parkedApplied: this.parkedApplied,
       scheduledApplied: this.scheduledApplied,
@@ -222,6 +228,10 @@ export class Pipeline<P> {
       let batchStarted = 0; // ms; 0 = no open batch
       let batchTxns = 0;
       let batchRows = 0;
+      /** Changes of the batch that this pipeline's mappings kept (mapped, parked or scheduled): what the metrics count. */
+      let batchKept = 0;
+      /** batchKept at the last source commit read: the kept changes of the batch's whole transactions. */
+      let wholeKept = 0;
       let lastCommit: { position: P; commitTime: Date } | null = null;
       let lastStatusAt = Date.now();
 
@@ -242,6 +252,7 @@ export class Pipeline<P> {
         this.parkedRecords += parked.length;
         if (parked.length > 0) {
           this.changesParked += parked.length;
+          this.options.metrics?.parked(parked.length);
           for (const r of parked) logger.warn('change parked', { code: r.reasonCode, reason: r.reason, mapping: r.mapping, rowKeys: r.rowKeys });
         }
       };
@@ -272,12 +283,11 @@ export class Pipeline<P> {
         this.lastAppliedAt = now;
         this.lastSourceCommitTime = lastCommit.commitTime;
         this.oldestUnapplied = null;
-        this.options.hooks?.onBatch?.({
-          txns: batchTxns,
-          rows: batchRows,
-          durationMs: now.getTime() - started,
-          lagMs: now.getTime() - lastCommit.commitTime.getTime(),
-        });
+        const lagMs = now.getTime() - lastCommit.commitTime.getTime();
+        this.options.hooks?.onBatch?.({ txns: batchTxns, rows: batchRows, durationMs: now.getTime() - started, lagMs });
+        this.options.metrics?.captured(wholeKept);
+        wholeKept = 0;
+        this.options.metrics?.applied({ txns: batchTxns, changes: batchKept, seconds: (now.getTime() - started) / 1000, lagSeconds: lagMs / 1000, at: now });
         const safeDone = (m: SafeMode<P>, pos: P) => {
           if (m.through === null) return true;
           const c = codec.compare(pos, m.through);
@@ -297,6 +307,7 @@ export class Pipeline<P> {
         batchStarted = 0;
         batchTxns = 0;
         batchRows = 0;
+        batchKept = 0;
         if (Date.now() - lastRetryCheck >= retryCheckMs) {
           lastRetryCheck = Date.now();
           await this.retryParked(sink);
@@ -360,8 +371,12 @@ export class Pipeline<P> {
                   for (const m of superseded) this.parked.release(m.name);
                 }
                 for (const t of change.tables) for (const m of mappings.forSource(t)) for (const op of m.mapTruncate(context)) chunk.push(op);
+                batchKept++;
               } else {
                 const ms = mappings.forSource(change.table);
+                // A change no mapping keeps (routed to another store, filtered out) is read, not counted.
+                const mark = chunk.length + parks.length;
+                let scheduled = false;
                 for (let i = 0; i < ms.length; i++) {
                   const m = ms[i]!;
                   if (this.parked.size > 0) {
@@ -375,7 +390,10 @@ export class Pipeline<P> {
                   try {
                     ops = m.map(change, context);
                     // A row that takes effect later waits at the store (branchline.scheduled) instead.
-                    if (this.scheduler?.consider(m, change, ops, context, txn?.commitTime ?? null)) continue;
+                    if (this.scheduler?.consider(m, change, ops, context, txn?.commitTime ?? null)) {
+                      scheduled = true;
+                      continue;
+                    }
                   } catch (e) {
                     // An expression that fails on this row: park it, the stream goes on.
                     if (!isBranchlineError(e) || e.code !== 'BL-M015') throw e;
@@ -394,6 +412,7 @@ export class Pipeline<P> {
                     for (let j = 0; j < ops.length; j++) chunk.push(ops[j]!);
                   }
                 }
+                if (scheduled || chunk.length + parks.length > mark) batchKept++;
               }
               batchRows++;
               if (chunk.length >= batch.chunkRows) await flushChunk();
@@ -402,6 +421,7 @@ export class Pipeline<P> {
             case 'commit':
               inTxn = false;
               batchTxns++;
+              wholeKept = batchKept;
               lastCommit = { position: msg.position, commitTime: msg.commitTime };
               if (due()) await commitBatch();
               break;
@@ -431,6 +451,8 @@ export class Pipeline<P> {
         }
       } catch (e) {
         await sink.rollback().catch(() => undefined);
+        // Read whole but not committed: the next session reads them again, and they count again.
+        if (wholeKept > 0) this.options.metrics?.captured(wholeKept);
         this.scheduler?.reset();
         this.labelsRecorded = false;
         if (signal.aborted) return; // whatever failed, it failed because we were stopping
@@ -520,6 +542,7 @@ export class Pipeline<P> {
         for (const p of r.parks) this.parked.add(p.mapping, p.rowKeys);
         this.parkedRecords += r.parks.length;
         this.changesParked += r.parks.length;
+        if (r.parks.length > 0) this.options.metrics?.parked(r.parks.length);
         this.scheduledApplied += r.applied;
         if (r.applied > 0 || r.parks.length > 0) logger.info('scheduled changes applied', { applied: r.applied, parked: r.parks.length, next: s.next?.toISOString() ?? null });
       } finally {
@@ -544,6 +567,7 @@ export class Pipeline<P> {
   private setState(state: PipelineState, error?: unknown): void {
     this.state = state;
     this.options.hooks?.onState?.(state, error);
+    this.options.metrics?.state(state);
   }
 }
 
