@@ -24,6 +24,7 @@ import { createWorld, type World } from './support/world.js';
 const ROWS = 100_000;
 const HQ_SQL = `
   CREATE TABLE sale (store_code text NOT NULL, sale_id bigint NOT NULL, amount numeric(12,2) NOT NULL, note text, sold_on date NOT NULL, PRIMARY KEY (store_code, sale_id));
+  CREATE TABLE customer (store_code text NOT NULL, customer_id int NOT NULL, name text NOT NULL, PRIMARY KEY (store_code, customer_id));
   CREATE TABLE product (id int PRIMARY KEY, description text NOT NULL, price numeric(12,2) NOT NULL);
   INSERT INTO product SELECT g, 'product ' || g, (g % 97) + 0.49 FROM generate_series(1, 500) g;
   -- another store's sales: never reported, never touched
@@ -31,7 +32,10 @@ const HQ_SQL = `
 const STORE_SQL = `
   CREATE TABLE sale (sale_id bigint PRIMARY KEY, amount numeric(12,3) NOT NULL, note text, sold_on date NOT NULL);
   INSERT INTO sale SELECT g, (g % 1000) / 10.0, CASE WHEN g % 3 = 0 THEN NULL ELSE ' note ' || g END, DATE '2026-01-01' + (g % 300) FROM generate_series(1, ${ROWS}) g;
+  CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL);
+  INSERT INTO customer SELECT g, ' customer ' || g FROM generate_series(1, 1000) g;
   CREATE TABLE product (id int PRIMARY KEY, description text NOT NULL, price numeric(12,2) NOT NULL);`;
+// Bare columns and the store code: hashed by both databases (the store rounds its numeric(12,3) to HQ's numeric(12,2) itself).
 const SALE_UP = `direction: up
 source: sale
 target: sale
@@ -40,8 +44,18 @@ columns:
   store_code: store.code
   sale_id: sale_id
   amount: amount
-  note: upper(trim(note))
+  note: note
   sold_on: sold_on
+`;
+// An expression: mapped by the agent.
+const CUSTOMER_UP = `direction: up
+source: customer
+target: customer
+key: [store_code, customer_id]
+columns:
+  store_code: store.code
+  customer_id: id
+  name: upper(trim(name))
 `;
 const PRODUCT_DOWN = `direction: down
 source: product
@@ -69,6 +83,7 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     mappingsDir = await mkdtemp(path.join(os.tmpdir(), 'branchline-maps-'));
     await chmod(mappingsDir, 0o755);
     await writeFile(path.join(mappingsDir, 'sale-up.yml'), SALE_UP);
+    await writeFile(path.join(mappingsDir, 'customer-up.yml'), CUSTOMER_UP);
     await writeFile(path.join(mappingsDir, 'product-down.yml'), PRODUCT_DOWN);
     world = await createWorld({ hqServer: server, storeServer: server, stores: ['S1'], hqSql: HQ_SQL, storeSql: STORE_SQL, mappingsDir, setup: false });
     const config = await world.config();
@@ -90,38 +105,54 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     const sale = byTarget(r, 'public.sale');
     assert.equal(sale.sourceRows, ROWS);
     assert.equal(sale.targetRows, ROWS, 'HQ rows of S1 only (not S9)');
+    assert.equal(sale.method, 'hashed');
+    assert.equal(sale.rowsFetched, 0, 'equal buckets: no row crosses');
+    assert.equal(byTarget(r, 'public.customer').method, 'mapped');
+    assert.equal(byTarget(r, 'public.customer').targetRows, 1000);
     assert.equal(byTarget(r, 'public.product').targetRows, 500);
+    assert.equal(byTarget(r, 'public.product').method, 'hashed');
   });
 
   it('reports exactly the keys changed behind the pipeline, and --fix repairs them', async () => {
     await world.hqQuery(`UPDATE sale SET amount = amount + 1 WHERE store_code = 'S1' AND sale_id = 4242`);
     await world.hqQuery(`DELETE FROM sale WHERE store_code = 'S1' AND sale_id = 77777`);
-    await world.hqQuery(`INSERT INTO sale VALUES ('S1', 900001, 5.00, 'EXTRA', DATE '2026-02-02')`);
+    await world.hqQuery(`INSERT INTO sale VALUES ('S1', 9000001, 5.00, 'EXTRA', DATE '2026-02-02')`);
     // HQ deletes a product the store still holds (the down channel is not running).
     await world.hqQuery(`DELETE FROM product WHERE id = 321`);
+    await world.hqQuery(`UPDATE customer SET name = 'SOMEONE ELSE' WHERE store_code = 'S1' AND customer_id = 7`);
     const config = await world.config();
+    const started = Date.now();
     const found = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger() });
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const sale = byTarget(found, 'public.sale');
     assert.deepEqual(sale.different, [['S1', '4242']]);
     assert.deepEqual(sale.missing, [['S1', '77777']]);
-    assert.deepEqual(sale.extra, [['S1', '900001']]);
+    assert.deepEqual(sale.extra, [['S1', '9000001']]);
+    // Narrowed down: only the differing buckets' row hashes crossed, not the table.
+    assert.ok(sale.bucketsDiffering >= 1 && sale.bucketsDiffering <= 3, `buckets differing: ${sale.bucketsDiffering}`);
+    assert.ok(sale.rowsFetched > 0 && sale.rowsFetched < ROWS / 50, `row hashes fetched: ${sale.rowsFetched} of ${ROWS}`);
+    console.log(`# 3 differing sales of ${ROWS}: ${sale.bucketsDiffering} of ${sale.buckets} buckets differed, ${sale.rowsFetched} row hashes fetched, ${seconds} s`);
+    const customer = byTarget(found, 'public.customer');
+    assert.deepEqual([customer.missing, customer.different, customer.extra], [[], [['S1', '7']], []]);
     const product = byTarget(found, 'public.product');
     assert.equal(product.direction, 'down');
     assert.deepEqual(product.extra, [['321']]);
     assert.deepEqual([product.missing, product.different], [[], []]);
-    assert.equal(found.differences, 4);
+    assert.equal(found.differences, 5);
 
     const fixed = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger(), fix: true });
     assert.equal(byTarget(fixed, 'public.sale').resent, 2);
     assert.equal(byTarget(fixed, 'public.sale').removed, 1);
     assert.equal(byTarget(fixed, 'public.product').removed, 1);
+    assert.equal(byTarget(fixed, 'public.customer').resent, 1);
+    assert.deepEqual(await world.hqQuery(`SELECT name FROM customer WHERE store_code = 'S1' AND customer_id = 7`), [{ name: 'CUSTOMER 7' }]);
     // The rows are as the mapping writes them, and the other store's rows are untouched.
     const rows = await world.hqQuery<{ sale_id: string; amount: string; note: string | null }>(
-      `SELECT sale_id::text, amount::text, note FROM sale WHERE store_code = 'S1' AND sale_id IN (4242, 77777, 900001) ORDER BY sale_id`,
+      `SELECT sale_id::text, amount::text, note FROM sale WHERE store_code = 'S1' AND sale_id IN (4242, 77777, 9000001) ORDER BY sale_id`,
     );
     assert.deepEqual(rows, [
       { sale_id: '4242', amount: '24.20', note: null },
-      { sale_id: '77777', amount: '77.70', note: 'NOTE 77777' },
+      { sale_id: '77777', amount: '77.70', note: ' note 77777' },
     ]);
     assert.equal((await world.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM sale WHERE store_code = 'S9'`))[0]!.n, '50');
     assert.deepEqual(await store(`SELECT id FROM product WHERE id = 321`), []);
@@ -134,8 +165,8 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     await world.hqQuery(`UPDATE sale SET note = 'CHANGED' WHERE store_code = 'S1' AND sale_id = 12`);
     const text = await runCli(['reconcile', '--config', world.configFile, '--store', 'S1', '--direction', 'up']);
     assert.equal(text.code, 10, text.stderr);
-    assert.match(text.stdout, /^dir\s+mapping\s+target\s+source rows\s+target rows\s+missing\s+different\s+extra\s+result$/m);
-    assert.match(text.stdout, new RegExp(`^up\\s+sale-up\\.yml\\s+public\\.sale\\s+${ROWS}\\s+${ROWS}\\s+0\\s+1\\s+0\\s+differs$`, 'm'));
+    assert.match(text.stdout, /^dir\s+mapping\s+target\s+source rows\s+target rows\s+missing\s+different\s+extra\s+compared\s+result$/m);
+    assert.match(text.stdout, new RegExp(`^up\\s+sale-up\\.yml\\s+public\\.sale\\s+${ROWS}\\s+${ROWS}\\s+0\\s+1\\s+0\\s+hashed \\(1\\/4096 buckets\\)\\s+differs$`, 'm'));
     assert.match(text.stdout, /public\.sale different: \(S1, 12\)/);
     assert.match(text.stdout, /store S1: 1 differences \(repair them with --fix\)/);
     const json = await runCli(['reconcile', '--config', world.configFile, '--store', 'S1', '--json', '--fix']);

@@ -16,6 +16,7 @@ import { storeCapture } from '../agent/store-capture.js';
 import { chooseTables, COPY_SESSION } from '../load/initial-load.js';
 import { upSink } from '../load/initial-load-up.js';
 import { ExpectedTable } from './table-diff.js';
+import { hashedDiff, type HashedSide } from './hashed-diff.js';
 
 export type Direction = 'up' | 'down';
 
@@ -58,6 +59,16 @@ export interface TableReconciliation {
   readonly unassociated: number;
   /** Extra rows cannot be found: no target column tells this store's rows apart. */
   readonly extraUnknown: boolean;
+  /**
+   * hashed: both databases hashed the mapped rows themselves (bare columns and constants), only counts,
+   * bucket hashes and the differing buckets' row hashes crossed; mapped: the source rows were read and
+   * mapped by the agent and written into a temporary table at the target.
+   */
+  readonly method: 'hashed' | 'mapped' | null;
+  /** hashed: buckets, those that differed, and the row hashes fetched to narrow them down. */
+  readonly buckets: number;
+  readonly bucketsDiffering: number;
+  readonly rowsFetched: number;
   /** Why the mapping was not compared (aggregates, ...); null when compared. */
   readonly skipped: string | null;
   /** With --fix: rows re-sent and rows removed. */
@@ -206,7 +217,7 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
       const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
       const skip = skipReason(m, direction);
       if (skip) {
-        out.push({ ...base, sourceRows: 0, targetRows: 0, missing: [], different: [], extra: [], unassociated: 0, extraUnknown: false, skipped: skip, resent: 0, removed: 0 });
+        out.push({ ...base, ...NOT_COMPARED, skipped: skip });
         continue;
       }
       const srcInfo = s.sourceCatalog.get(tableKey(m.source));
@@ -230,6 +241,22 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
     await sink?.close();
   }
 }
+
+const NOT_COMPARED = {
+  sourceRows: 0,
+  targetRows: 0,
+  missing: [],
+  different: [],
+  extra: [],
+  unassociated: 0,
+  extraUnknown: false,
+  method: null,
+  buckets: 0,
+  bucketsDiffering: 0,
+  rowsFetched: 0,
+  resent: 0,
+  removed: 0,
+} as const;
 
 /** What reconcile does not compare (yet), and why. */
 function skipReason(m: CompiledMapping, direction: Direction): string | null {
@@ -286,7 +313,80 @@ interface MappingRun {
 type Row = Record<string, string | null>;
 type Written = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' }>;
 
-async function reconcileMapping(a: MappingRun): Promise<Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target'>> {
+type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target'>;
+
+async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
+  const sides = await hashedSides(a);
+  if (!sides) return mappedReconcile(a);
+  const diff = await hashedDiff(sides.source, sides.target);
+  const scope = truncateScope(a.m, a.ctx);
+  let resent = 0;
+  let removed = 0;
+  if (a.sink) {
+    resent = await resend(a, [...diff.missing, ...diff.different].map((k) => JSON.stringify(sides.sourceKeyOf(k))));
+    removed = await removeExtra(a, diff.extra);
+  }
+  a.run.progress(a.m.name, diff.sourceRows, a.total);
+  return { ...diff, unassociated: 0, extraUnknown: scope === null, method: 'hashed', skipped: null, resent, removed };
+}
+
+/**
+ * Both sides as SQL for hashedDiff, when the mapping's columns are bare
+ * source columns and constants, every source key column is a target key
+ * column, and the source database knows the target's column types (it
+ * casts to them); null otherwise.
+ */
+async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target: HashedSide; sourceKeyOf: (targetKey: readonly string[]) => string[] } | null> {
+  const { m, ctx, pk } = a;
+  const plain = m.plainColumns?.(ctx) ?? null;
+  const scope = truncateScope(m, ctx);
+  if (!plain) return null;
+  const keyIndex = pk.map((p) => m.target.key.findIndex((k) => { const c = plain.get(k); return c !== undefined && 'source' in c && c.source === p; }));
+  if (keyIndex.some((i) => i < 0)) return null;
+  const tgtType = new Map(a.tgtInfo.columns.map((c) => [c.name, c]));
+  const typeOf = (c: string) => {
+    const t = tgtType.get(c);
+    if (!t) throw new Error(`internal: ${c} is not a column of ${formatTable(m.target)}`);
+    return t;
+  };
+  const types = [...new Set(m.columns.map((c) => typeOf(c).type))];
+  const known = await a.source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
+  if (!known.rows[0]?.ok) return null;
+  // json has no canonical text: compared as jsonb, as the mapped comparison does.
+  const asText = (expr: string, c: string) => (typeOf(c).typeName === 'json' ? `(${expr})::jsonb::text` : `(${expr})::text`);
+  const sourceParams: unknown[] = [];
+  const sourceText = (c: string) => {
+    const col = plain.get(c)!;
+    if ('source' in col) return asText(`t.${quoteIdent(col.source)}::text::${typeOf(c).type}`, c);
+    sourceParams.push(col.value);
+    return asText(`$${sourceParams.length}::text::${typeOf(c).type}`, c);
+  };
+  // Key columns are among the compared columns: one placeholder each, used by both.
+  const texts = new Map(m.columns.map((c) => [c, sourceText(c)]));
+  const sourceKeys = m.target.key.map((k) => texts.get(k)!);
+  const sourceRowTexts = m.columns.map((c) => texts.get(c)!);
+  const targetParams: unknown[] = [];
+  const conditions = (scope ?? []).map(([c, v]) => {
+    targetParams.push(v);
+    return `t.${quoteIdent(c)} = $${targetParams.length}::${typeOf(c).type}`;
+  });
+  // No column tells this store's rows apart: only the keys the source has are looked at (extras cannot be found).
+  if (scope === null) return null;
+  return {
+    source: { db: a.source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
+    target: {
+      db: a.target,
+      from: `${qualified(m.target.schema, m.target.table)} t`,
+      conditions,
+      params: targetParams,
+      keyTexts: m.target.key.map((k) => asText(`t.${quoteIdent(k)}`, k)),
+      rowTexts: m.columns.map((c) => asText(`t.${quoteIdent(c)}`, c)),
+    },
+    sourceKeyOf: (k) => keyIndex.map((i) => k[i]!),
+  };
+}
+
+async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
   const { m, ctx, source, target, pk } = a;
   const chunkRows = a.run.options.chunkRows ?? a.run.options.config.batch.chunkRows;
   let keyOnly = false;
@@ -340,7 +440,7 @@ async function reconcileMapping(a: MappingRun): Promise<Omit<TableReconciliation
       resent = await resend(a, keys);
       removed = await removeExtra(a, diff.extra);
     }
-    return { sourceRows, ...diff, unassociated: unassociatedKeys.length, extraUnknown: scope === null, skipped: null, resent, removed };
+    return { sourceRows, ...diff, unassociated: unassociatedKeys.length, extraUnknown: scope === null, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, resent, removed };
   } finally {
     await expected.drop();
   }

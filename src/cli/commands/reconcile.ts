@@ -74,9 +74,10 @@ function summary(r: ReconcileResult, seconds: number): string {
     t.skipped ? '-' : String(t.missing.length + t.unassociated),
     t.skipped ? '-' : String(t.different.length),
     t.skipped ? '-' : t.extraUnknown ? '?' : String(t.extra.length),
+    t.method === 'hashed' ? `hashed (${t.bucketsDiffering}/${t.buckets} buckets)` : (t.method ?? '-'),
     t.skipped ? `skipped: ${t.skipped}` : r.fixed && differencesOf(t) > 0 ? `fixed: ${t.resent} re-sent, ${t.removed} removed` : differencesOf(t) > 0 ? 'differs' : 'equal',
   ]);
-  let text = table(['dir', 'mapping', 'target', 'source rows', 'target rows', 'missing', 'different', 'extra', 'result'], rows);
+  let text = table(['dir', 'mapping', 'target', 'source rows', 'target rows', 'missing', 'different', 'extra', 'compared', 'result'], rows);
   for (const t of r.tables) text += keyLines(t);
   const verdict =
     r.differences === 0
