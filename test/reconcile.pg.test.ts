@@ -6,6 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { runInitialLoad } from '../src/load/initial-load.js';
 import { runInitialLoadUp } from '../src/load/initial-load-up.js';
+import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../src/agent/prepare.js';
+import { storeCapture } from '../src/agent/store-capture.js';
+import { upSink } from '../src/load/initial-load-up.js';
 import { runReconcile, type ReconcileResult, type TableReconciliation } from '../src/reconcile/reconcile.js';
 import { runCli } from './support/agent-process.js';
 import { startTestServer, type TestServer } from './support/pg.js';
@@ -24,7 +27,7 @@ import { createWorld, type World } from './support/world.js';
 const ROWS = 100_000;
 const HQ_SQL = `
   CREATE TABLE sale (store_code text NOT NULL, sale_id bigint NOT NULL, amount numeric(12,2) NOT NULL, note text, sold_on date NOT NULL, PRIMARY KEY (store_code, sale_id));
-  CREATE TABLE customer (store_code text NOT NULL, customer_id int NOT NULL, name text NOT NULL, PRIMARY KEY (store_code, customer_id));
+  CREATE TABLE customer (store_code text NOT NULL, customer_id int NOT NULL, name text NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (store_code, customer_id));
   CREATE TABLE product (id int PRIMARY KEY, description text NOT NULL, price numeric(12,2) NOT NULL);
   INSERT INTO product SELECT g, 'product ' || g, (g % 97) + 0.49 FROM generate_series(1, 500) g;
   -- another store's sales: never reported, never touched
@@ -47,7 +50,7 @@ columns:
   note: note
   sold_on: sold_on
 `;
-// An expression: mapped by the agent.
+// An expression: mapped by the agent. A customer deleted at the store stays at HQ, marked.
 const CUSTOMER_UP = `direction: up
 source: customer
 target: customer
@@ -56,6 +59,9 @@ columns:
   store_code: store.code
   customer_id: id
   name: upper(trim(name))
+on_delete:
+  soft:
+    deleted: true
 `;
 const PRODUCT_DOWN = `direction: down
 source: product
@@ -120,6 +126,8 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     // HQ deletes a product the store still holds (the down channel is not running).
     await world.hqQuery(`DELETE FROM product WHERE id = 321`);
     await world.hqQuery(`UPDATE customer SET name = 'SOMEONE ELSE' WHERE store_code = 'S1' AND customer_id = 7`);
+    // The store deletes a customer while no agent runs: HQ still holds it, unmarked.
+    await store(`DELETE FROM customer WHERE id = 8`);
     const config = await world.config();
     const started = Date.now();
     const found = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger() });
@@ -133,19 +141,23 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     assert.ok(sale.rowsFetched > 0 && sale.rowsFetched < ROWS / 50, `row hashes fetched: ${sale.rowsFetched} of ${ROWS}`);
     console.log(`# 3 differing sales of ${ROWS}: ${sale.bucketsDiffering} of ${sale.buckets} buckets differed, ${sale.rowsFetched} row hashes fetched, ${seconds} s`);
     const customer = byTarget(found, 'public.customer');
-    assert.deepEqual([customer.missing, customer.different, customer.extra], [[], [['S1', '7']], []]);
+    assert.deepEqual([customer.missing, customer.different, customer.extra], [[], [['S1', '7']], [['S1', '8']]]);
     const product = byTarget(found, 'public.product');
     assert.equal(product.direction, 'down');
     assert.deepEqual(product.extra, [['321']]);
     assert.deepEqual([product.missing, product.different], [[], []]);
-    assert.equal(found.differences, 5);
+    assert.equal(found.differences, 6);
 
     const fixed = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger(), fix: true });
     assert.equal(byTarget(fixed, 'public.sale').resent, 2);
     assert.equal(byTarget(fixed, 'public.sale').removed, 1);
     assert.equal(byTarget(fixed, 'public.product').removed, 1);
     assert.equal(byTarget(fixed, 'public.customer').resent, 1);
-    assert.deepEqual(await world.hqQuery(`SELECT name FROM customer WHERE store_code = 'S1' AND customer_id = 7`), [{ name: 'CUSTOMER 7' }]);
+    assert.equal(byTarget(fixed, 'public.customer').removed, 1, 'soft deleted');
+    assert.deepEqual(await world.hqQuery(`SELECT customer_id, name, deleted FROM customer WHERE store_code = 'S1' AND customer_id IN (7, 8) ORDER BY 1`), [
+      { customer_id: 7, name: 'CUSTOMER 7', deleted: false },
+      { customer_id: 8, name: 'CUSTOMER 8', deleted: true },
+    ]);
     // The rows are as the mapping writes them, and the other store's rows are untouched.
     const rows = await world.hqQuery<{ sale_id: string; amount: string; note: string | null }>(
       `SELECT sale_id::text, amount::text, note FROM sale WHERE store_code = 'S1' AND sale_id IN (4242, 77777, 9000001) ORDER BY sale_id`,
@@ -159,6 +171,29 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
 
     const again = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger() });
     assert.equal(again.differences, 0);
+  });
+
+  it('--fix is refused while the pipeline is held (a running agent); reading is not', async () => {
+    const config = await world.config();
+    const s1 = config.stores[0]!;
+    const files = await loadMappings(config);
+    const hqCatalog = await readCatalog(config.hq.url, 'HQ', tablesOf(files).targets);
+    const mappings = checkAndCompile(files, hqCatalog, null, 'HQ');
+    // What an agent's up pipeline holds while it runs: the pipeline's lock at HQ.
+    const held = upSink({ config, store: s1, positionKind: storeCapture(s1).positionKind, catalog: hqCatalog.tables, mappings, entities: files.entities.byName, logger: silentLogger() });
+    await held.connect();
+    try {
+      await world.hqQuery(`DELETE FROM sale WHERE store_code = 'S1' AND sale_id = 5`);
+      await assert.rejects(runReconcile({ config, store: s1, logger: silentLogger(), fix: true }), (e: Error & { code?: string }) => e.code === 'BL-R003' && /stop the agent/i.test(`${e.message} ${(e as { hint?: string }).hint ?? ''}`));
+      const read = await runReconcile({ config, store: s1, logger: silentLogger(), directions: ['up'] });
+      assert.deepEqual(byTarget(read, 'public.sale').missing, [['S1', '5']]);
+      assert.equal((await world.hqQuery(`SELECT count(*)::int AS n FROM sale WHERE store_code = 'S1' AND sale_id = 5`))[0]!['n'], 0, 'nothing written');
+    } finally {
+      await held.close();
+    }
+    const fixed = await runReconcile({ config, store: s1, logger: silentLogger(), fix: true, directions: ['up'], tables: ['sale'] });
+    assert.deepEqual(byTarget(fixed, 'public.sale').missing, [['S1', '5']]);
+    assert.equal(fixed.tables.length, 1, '--tables sale: only the sale mapping');
   });
 
   it('the CLI prints a summary table, --json, and exits 10 while differences remain', async () => {

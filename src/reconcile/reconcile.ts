@@ -432,7 +432,7 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
     }
     const scope = truncateScope(m, ctx);
     // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
-    const diff = await expected.diff(scope, keyOnly ? m.target.key : m.columns);
+    const diff = await expected.diff(scope, keyOnly ? m.target.key : m.columns, softMark(m, ctx));
     let resent = 0;
     let removed = 0;
     if (a.sink) {
@@ -444,6 +444,23 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
   } finally {
     await expected.drop();
   }
+}
+
+/**
+ * What a soft delete sets that marks a row as deleted: a row holding it is
+ * not extra. Only the values that do not depend on the commit time (a
+ * `deleted_at: commit_time()` differs per row); null for other mappings.
+ */
+function softMark(m: CompiledMapping, ctx: { storeCode: string }): Record<string, string | null> | null {
+  const setAt = (ms: number) => {
+    const op = m.mapTruncate({ ...ctx, commitTime: new Date(ms) }).find((o) => o.kind === 'delete-where' && o.set !== undefined);
+    return op?.kind === 'delete-where' ? (op.set ?? null) : null;
+  };
+  const a = setAt(0);
+  const b = setAt(86_400_000);
+  if (!a || !b) return null;
+  const mark = Object.fromEntries(Object.entries(a).filter(([c, v]) => b[c] === v));
+  return Object.keys(mark).length > 0 ? mark : null;
 }
 
 /** Reads the source rows with these keys again (in the same snapshot) and applies them through the mapping and the sink. */

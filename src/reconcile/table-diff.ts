@@ -72,9 +72,14 @@ export class ExpectedTable {
    * The differing keys. `scope`: the target rows that belong to this source
    * (e.g. store_code = 'S001'); null when no column tells them apart (only
    * the keys expected are looked at, so extra rows cannot be found).
-   * `columns`: those compared (insert_only: the key alone).
+   * `columns`: those compared (insert_only: the key alone). `softDeleted`:
+   * the values a soft delete sets; target rows holding them are not extra.
    */
-  async diff(scope: readonly (readonly [string, string])[] | null, columns: readonly string[] = this.o.columns): Promise<KeyDiff> {
+  async diff(
+    scope: readonly (readonly [string, string])[] | null,
+    columns: readonly string[] = this.o.columns,
+    softDeleted: Readonly<Record<string, string | null>> | null = null,
+  ): Promise<KeyDiff> {
     const { db, target, info } = this.o;
     const key = target.key;
     const keySet = new Set(key);
@@ -94,18 +99,24 @@ export class ExpectedTable {
     const cmp = (alias: string, c: string) => `${alias}.${quoteIdent(c)}${json.has(c) ? '::jsonb' : ''}`;
     const measures = columns.filter((c) => !keySet.has(c));
     const differs = measures.length === 0 ? 'false' : `(${measures.map((c) => cmp('a', c)).join(', ')}) IS DISTINCT FROM (${measures.map((c) => cmp('e', c)).join(', ')})`;
+    const scopeParams = [...params];
     const order = key.map((_, i) => `k[${i + 1}]`).join(', ');
+    const marked = Object.entries(softDeleted ?? {}).map(([c, v]) => {
+      params.push(v);
+      return `a.${quoteIdent(c)} IS NOT DISTINCT FROM $${params.length}::${this.typeOf(c)}`;
+    });
+    const soft = marked.length > 0 ? ` AND NOT (${marked.join(' AND ')})` : '';
     const res = await db.query<{ kind: 'missing' | 'different' | 'extra'; k: string[] }>(
       `SELECT kind, k FROM (
          SELECT 'missing' AS kind, ${keyText('e')} AS k FROM ${EXPECTED} e WHERE NOT EXISTS (SELECT 1 FROM ${actual} a WHERE ${on})
          UNION ALL
          SELECT 'different', ${keyText('e')} FROM ${EXPECTED} e JOIN ${actual} a ON ${on} WHERE ${differs}
          UNION ALL
-         SELECT 'extra', ${keyText('a')} FROM ${actual} a WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} e WHERE ${on})
+         SELECT 'extra', ${keyText('a')} FROM ${actual} a WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} e WHERE ${on})${soft}
        ) d ORDER BY kind, ${order}`,
       params,
     );
-    const count = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${actual} a`, params);
+    const count = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${actual} a`, scopeParams);
     const by = (kind: string) => res.rows.filter((r) => r.kind === kind).map((r) => r.k);
     return { missing: by('missing'), different: by('different'), extra: by('extra'), targetRows: Number(count.rows[0]!.n) };
   }
