@@ -191,9 +191,13 @@ describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 30
     } finally {
       await held.close();
     }
-    const fixed = await runReconcile({ config, store: s1, logger: silentLogger(), fix: true, directions: ['up'], tables: ['sale'] });
+    // --tables names a table of either direction.
+    const fixed = await runReconcile({ config, store: s1, logger: silentLogger(), fix: true, tables: ['sale'] });
     assert.deepEqual(byTarget(fixed, 'public.sale').missing, [['S1', '5']]);
     assert.equal(fixed.tables.length, 1, '--tables sale: only the sale mapping');
+    const product = await runReconcile({ config, store: s1, logger: silentLogger(), tables: ['product'] });
+    assert.deepEqual(product.tables.map((t) => `${t.direction} ${t.target}`), ['down public.product']);
+    await assert.rejects(runReconcile({ config, store: s1, logger: silentLogger(), tables: ['nosuch'] }), (e: Error & { code?: string }) => e.code === 'BL-U001' && /"nosuch"/.test(e.message));
   });
 
   it('the CLI prints a summary table, --json, and exits 10 while differences remain', async () => {

@@ -119,10 +119,32 @@ export async function runReconcile(options: ReconcileOptions): Promise<Reconcile
     rowsRead += n;
     options.onProgress?.({ mapping, rowsRead, rowsTotal: total });
   };
+  const sides: { direction: Direction; side: Side }[] = [];
   for (const direction of wanted) {
     const side = direction === 'up' ? await upSide(options, files) : await downSide(options, files);
-    if (!side) continue;
-    const chosen = chooseTables(side.mappings, options.tables, undefined, direction);
+    if (side) sides.push({ direction, side });
+  }
+  // --tables: a name may be a table of either direction (an error only when it is one of none).
+  const names = options.tables ?? [];
+  const knownIn = (side: Side, direction: Direction, n: string) => {
+    try {
+      chooseTables(side.mappings, [n], undefined, direction);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const n of names)
+    if (!sides.some((s) => knownIn(s.side, s.direction, n)))
+      throw new BranchlineError({
+        code: 'BL-U001',
+        message: `"${n}" is not a table the ${wanted.join(' or ')} mappings read or write.`,
+        hint: `Tables: ${sides.flatMap((s) => s.side.mappings.sourceTables.map(formatTable)).join(', ')}.`,
+      });
+  for (const { direction, side } of sides) {
+    const own = names.filter((n) => knownIn(side, direction, n));
+    if (names.length > 0 && own.length === 0) continue;
+    const chosen = chooseTables(side.mappings, own, undefined, direction);
     if (chosen.length === 0) continue;
     tables.push(...(await reconcileSide({ ...side, direction, chosen, options, progress })));
   }
