@@ -8,6 +8,7 @@ import type { AssociateArgs, AssociationsArgs } from './commands/associate.js';
 import type { DiscardArgs, ParkedArgs, RetryArgs } from './commands/parked.js';
 import type { CentralStoreArgs, InitArgs, StatusArgs, StoreArgs, UninstallArgs } from './commands/basic.js';
 import type { SnapshotArgs } from './commands/snapshot.js';
+import type { ReconcileArgs } from './commands/reconcile.js';
 import type { SettlementArgs } from './commands/settlement.js';
 import type { ReportArgs } from './commands/report.js';
 import type { QueryArgs } from './commands/queries.js';
@@ -126,6 +127,18 @@ export async function main(argv: string[]): Promise<void> {
           .option('restart', { type: 'boolean', default: false, describe: 'start over instead of resuming an unfinished load' })
           .option('progress', { type: 'boolean', describe: 'show a progress bar (default: when stderr is a terminal)' }),
       handle(async (a: SnapshotArgs) => (await import('./commands/snapshot.js')).snapshotCommand(a)),
+    )
+    .command(
+      'reconcile',
+      'compare a store\'s tables with HQ through the mappings (up and down), list the differing keys; --fix repairs them',
+      (y) =>
+        centralOptions(storeOption(y))
+          .option('direction', { choices: ['up', 'down', 'both'] as const, default: 'both' as const, describe: 'up: store -> HQ tables; down: HQ -> store tables' })
+          .option('tables', { type: 'string', array: true, describe: 'only these tables (source or target names)' })
+          .option('fix', { type: 'boolean', default: false, describe: 're-send missing or different rows through the mappings, delete extra ones (the pipeline must not be running)' })
+          .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+          .option('progress', { type: 'boolean', describe: 'show a progress bar (default: when stderr is a terminal)' }),
+      handle(async (a: ReconcileArgs) => (await import('./commands/reconcile.js')).reconcileCommand(a)),
     )
     .command(
       'run',

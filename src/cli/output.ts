@@ -11,12 +11,14 @@ export const EXIT = {
   environment: 3,
   /** `demo` ran but HQ did not end up equal to the stores. */
   verification: 4,
+  /** `reconcile` found differences (without --fix, or some --fix could not repair). */
+  differences: 10,
 } as const;
 
 export function exitCodeFor(e: unknown): number {
   if (!isBranchlineError(e)) return EXIT.internal;
   if (e.code === 'BL-U002') return EXIT.verification;
-  if (/^BL-(C|M|P|U|K|Q)/.test(e.code)) return EXIT.usage;
+  if (/^BL-(C|M|P|U|K|Q|R)/.test(e.code)) return EXIT.usage;
   return EXIT.environment;
 }
 

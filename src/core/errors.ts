@@ -93,6 +93,10 @@ export const ERROR_CODES = {
   'BL-H006': 'the agent stopped while answering an HTTP request',
   // operations (BL-O)
   'BL-O001': 'a scheduled report could not be written or sent',
+  // reconcile (BL-R)
+  'BL-R001': 'reconcile cannot read this store (a SQL Server store)',
+  'BL-R002': 'a table to reconcile has no primary key at its source',
+  'BL-R003': 'reconcile --fix refused while an agent runs the pipeline',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',

@@ -3,7 +3,9 @@ import { LSN_CODEC } from '../../connectors/pg-logical/index.js';
 import { LOG_TABLE, XID8_CODEC } from '../../connectors/pg-trigger/index.js';
 import { PgSink } from '../apply/pg-sink.js';
 import { AssociationResolver } from '../associate/resolver.js';
-import type { StoreConfig } from '../config/load.js';
+import type { Config, StoreConfig } from '../config/load.js';
+import type { TableInfo } from '../catalog/pg-catalog.js';
+import type { Logger } from '../core/logger.js';
 import { tableKey, type TableId } from '../core/change.js';
 import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import { Lsn } from '../core/lsn.js';
@@ -14,6 +16,37 @@ import type { MappingSet } from '../mapping/mapping.js';
 import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
 import { storeCapture } from '../agent/store-capture.js';
 import { beginLoad, chooseTables, copyPending, COPY_SESSION, type InitialLoadOptions, type InitialLoadResult, type LoadRow } from './initial-load.js';
+
+/**
+ * A sink writing into HQ as the up pipeline of `store` does (its lock, its
+ * associations, its origin), for what writes beside the stream: the initial
+ * load, reconcile --fix.
+ */
+export function upSink(a: {
+  config: Config;
+  store: StoreConfig;
+  positionKind: string;
+  catalog: ReadonlyMap<string, TableInfo>;
+  mappings: MappingSet;
+  entities: ConstructorParameters<typeof AssociationResolver>[1];
+  logger: Logger;
+}): PgSink {
+  const { config, store } = a;
+  return new PgSink({
+    url: config.hq.url,
+    role: 'HQ',
+    pipeline: { name: `up:${store.code}`, storeCode: store.code, direction: 'up', connector: store.connector },
+    positionKind: a.positionKind,
+    catalog: a.catalog,
+    targetOrder: a.mappings.targetOrder,
+    statementTimeoutMs: config.apply.statementTimeoutMs,
+    sessionReplicationRole: config.apply.sessionReplicationRole,
+    associations: new AssociationResolver(store.code, a.entities),
+    // As the stream's rows: HQ's change log sends them down to the other stores, not back to this one.
+    origin: { name: store.code },
+    logger: a.logger,
+  });
+}
 
 /**
  * `branchline snapshot --store S --direction up`: copies a store's tables
@@ -63,21 +96,7 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
       hint: `Run \`branchline snapshot --store ${store.code} --direction up\` without --tables or --without.`,
     });
   const name = `up:${store.code}`;
-  const id = { name, storeCode: store.code, direction: 'up' as const, connector: store.connector };
-  const sink = new PgSink({
-    url: config.hq.url,
-    role: 'HQ',
-    pipeline: id,
-    positionKind: anchor.positionKind,
-    catalog: hqCatalog.tables,
-    targetOrder: mappings.targetOrder,
-    statementTimeoutMs: config.apply.statementTimeoutMs,
-    sessionReplicationRole: config.apply.sessionReplicationRole,
-    associations: new AssociationResolver(store.code, files.entities.byName),
-    // As the stream's rows: HQ's change log sends them down to the other stores, not back to this one.
-    origin: { name: store.code },
-    logger,
-  });
+  const sink = upSink({ config, store, positionKind: anchor.positionKind, catalog: hqCatalog.tables, mappings, entities: files.entities.byName, logger });
   try {
     await sink.connect(); // the up pipeline's lock: an agent's pipeline for this store waits meanwhile
   } catch (e) {

@@ -2,7 +2,7 @@ import { formatTable, type RowChange, type RowValues, type TableId } from '../co
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
 import type { AssocRef, TargetOp, TargetTable } from '../core/target-op.js';
 import { RowEvalError, type Eval } from './expr/runtime.js';
-import { mappingName, type CompiledMapping, type MappingContext } from './mapping.js';
+import { mappingName, type CompiledMapping, type MappingContext, type PlainColumn } from './mapping.js';
 import type { EffectiveAt } from './analyze.js';
 import type { LabelsSpec } from './load.js';
 import { fillUnchanged, filterHolds, type CompiledFilter } from './row-filter.js';
@@ -119,6 +119,20 @@ export class CompiledTableMapping implements CompiledMapping {
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
     const ops = this.mapRow(change, ctx);
     return this.assoc === null ? ops : tagAssociations(ops, this.assoc);
+  }
+
+  plainColumns(ctx: MappingContext): ReadonlyMap<string, PlainColumn> | null {
+    if (this.filter !== null || this.assoc !== null || this.insertOnly || this.removal.kind === 'soft' || this.effectiveAt !== null) return null;
+    const out = new Map<string, PlainColumn>();
+    for (const c of this.cols) {
+      if (c.bare !== null) out.set(c.name, { source: c.bare });
+      else if (c.reads.length === 0) {
+        const v = this.evalOne(c, {}, ctx);
+        if (v === undefined) return null;
+        out.set(c.name, { value: v });
+      } else return null;
+    }
+    return out;
   }
 
   rowKeys(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): string[][] {

@@ -51,7 +51,17 @@ export interface CompiledMapping {
   rowKeys(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): string[][];
   /** What a TRUNCATE of the source table means at the target. */
   mapTruncate(ctx: MappingContext): TargetOp[];
+  /**
+   * When every target column is a bare source column or a constant (no
+   * filter, association, policy or schedule): each column's source, so a
+   * database can compute the mapped rows itself (reconcile hashes them
+   * there). Null otherwise; absent for mappings that never are.
+   */
+  plainColumns?(ctx: MappingContext): ReadonlyMap<string, PlainColumn> | null;
 }
+
+/** A target column as a bare source column, or a constant (store.code, a literal). */
+export type PlainColumn = { readonly source: string } | { readonly value: string | null };
 
 /** Every enabled mapping of one configuration, compiled against one store's and HQ's schemas. */
 export interface MappingSet {

@@ -3,7 +3,7 @@ import { describeTables } from '../catalog/pg-catalog.js';
 import { formatTable } from '../core/change.js';
 import type { RowValues } from '../core/change.js';
 import { clientConfig, qualified, quoteIdent } from '../db/connect.js';
-import type { MappingSet } from '../mapping/mapping.js';
+import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import type { TargetOp } from '../core/target-op.js';
 import { lookupHqKeys } from '../associate/association-store.js';
 
@@ -60,34 +60,12 @@ export async function compareStore(options: {
         }
       }
       // Store codes become HQ keys through the associations (a code not associated yet stays, and so differs).
-      const keysOf = new Map<string, Map<string, string>>();
-      for (const ref of m.associates ? (written[0]?.assoc ?? []) : []) {
-        const codes = [...new Set(written.map((op) => op.row[ref.column]).filter((v): v is string => typeof v === 'string'))];
-        keysOf.set(ref.column, await lookupHqKeys(hq, options.storeCode, ref.entity, codes));
-      }
-      let unassociated = 0; // rows that wait for an association: not at HQ yet, so missing
-      for (const op of written) {
-        const row = { ...op.row } as Record<string, string | null>;
-        let ok = true;
-        for (const [column, keys] of keysOf) {
-          const v = row[column];
-          if (typeof v !== 'string') continue;
-          const k = keys.get(v);
-          if (k === undefined) ok = false;
-          else row[column] = k;
-        }
-        if (ok) expected.push(row);
-        else unassociated++;
-      }
+      const translated = await translateCodes(hq, options.storeCode, m.associates, written);
+      expected.push(...translated.rows);
+      const unassociated = translated.unassociated; // rows that wait for an association: not at HQ yet, so missing
       // Only this store's rows at HQ: by the key columns that hold the store code; a table
       // shared by every store (e.g. HQ's customers, keyed by HQ key) by the keys expected.
-      let scope: [string, string][] | null;
-      try {
-        const wheres = m.mapTruncate(ctx).flatMap((op) => (op.kind === 'delete-where' ? [op.where] : []));
-        scope = wheres.length > 0 ? wheres.flatMap((w) => Object.entries(w)) : null;
-      } catch {
-        scope = null;
-      }
+      const scope = truncateScope(m, ctx);
       // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
       const cols = written.some((op) => op.kind === 'insert-missing') ? m.target.key : m.columns;
       const typeOf = (c: string) => info.columns.find((x) => x.name === c)!;
@@ -134,6 +112,56 @@ export async function compareStore(options: {
     await store.end().catch(() => undefined);
     await hq.end().catch(() => undefined);
   }
+}
+
+/**
+ * The target rows that come from this store: the key columns a TRUNCATE of
+ * the source would match (those holding the store code); null when no
+ * column tells them apart (a table every store shares).
+ */
+export function truncateScope(m: CompiledMapping, ctx: MappingContext): [string, string][] | null {
+  try {
+    const wheres = m.mapTruncate(ctx).flatMap((op) => (op.kind === 'delete-where' ? [op.where] : []));
+    return wheres.length > 0 ? wheres.flatMap((w) => Object.entries(w)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Replaces the store codes in mapped rows by the HQ keys associated with
+ * them (one look-up per entity); rows with a code not associated yet are
+ * left out and counted (they wait at the store, so HQ lacks them).
+ */
+export async function translateCodes(
+  hq: pg.Client,
+  storeCode: string,
+  associates: boolean,
+  written: readonly { readonly row: Readonly<Record<string, string | null>>; readonly assoc?: readonly { readonly column: string; readonly entity: string }[] }[],
+): Promise<{ rows: Record<string, string | null>[]; unassociated: number; kept: boolean[] }> {
+  const keysOf = new Map<string, Map<string, string>>();
+  for (const ref of associates ? (written[0]?.assoc ?? []) : []) {
+    const codes = [...new Set(written.map((op) => op.row[ref.column]).filter((v): v is string => typeof v === 'string'))];
+    keysOf.set(ref.column, await lookupHqKeys(hq, storeCode, ref.entity, codes));
+  }
+  const rows: Record<string, string | null>[] = [];
+  const kept: boolean[] = [];
+  let unassociated = 0;
+  for (const op of written) {
+    const row = { ...op.row } as Record<string, string | null>;
+    let ok = true;
+    for (const [column, keys] of keysOf) {
+      const v = row[column];
+      if (typeof v !== 'string') continue;
+      const k = keys.get(v);
+      if (k === undefined) ok = false;
+      else row[column] = k;
+    }
+    kept.push(ok);
+    if (ok) rows.push(row);
+    else unassociated++;
+  }
+  return { rows, unassociated, kept };
 }
 
 export function inStep(results: readonly TableComparison[]): boolean {

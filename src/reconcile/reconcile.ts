@@ -1,0 +1,469 @@
+import type pg from 'pg';
+import { XID8_CODEC } from '../../connectors/pg-trigger/index.js';
+import { PgSink } from '../apply/pg-sink.js';
+import type { TableInfo } from '../catalog/pg-catalog.js';
+import type { Config, StoreConfig } from '../config/load.js';
+import { formatTable, tableKey, type TableId } from '../core/change.js';
+import { BranchlineError, isBranchlineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { TargetOp } from '../core/target-op.js';
+import { connect, qualified, quoteIdent } from '../db/connect.js';
+import type { CompiledMapping, MappingSet } from '../mapping/mapping.js';
+import { translateCodes, truncateScope } from '../verify/compare.js';
+import { checkAndCompile, checkAndCompileDown, downOriginName, downTablesOf, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
+import { storeCapture } from '../agent/store-capture.js';
+import { chooseTables, COPY_SESSION } from '../load/initial-load.js';
+import { upSink } from '../load/initial-load-up.js';
+import { ExpectedTable } from './table-diff.js';
+import { hashedDiff, type HashedSide } from './hashed-diff.js';
+import { removeExtra, resend, softMark } from './repair.js';
+
+export type Direction = 'up' | 'down';
+
+export interface ReconcileProgress {
+  readonly mapping: string;
+  /** Source rows read so far in all. */
+  readonly rowsRead: number;
+  /** Estimate of the source rows of every table compared; null when unknown. */
+  readonly rowsTotal: number | null;
+}
+
+export interface ReconcileOptions {
+  readonly config: Config;
+  readonly store: StoreConfig;
+  readonly logger: Logger;
+  /** up, down, or both (default both, where mappings exist). */
+  readonly directions?: readonly Direction[];
+  /** Only these tables (source or target names). */
+  readonly tables?: readonly string[];
+  /** Repair what differs through the normal apply path. */
+  readonly fix?: boolean;
+  /** Source rows read per chunk (default batch.chunk_rows). */
+  readonly chunkRows?: number;
+  readonly onProgress?: (p: ReconcileProgress) => void;
+}
+
+export interface TableReconciliation {
+  readonly direction: Direction;
+  readonly mapping: string;
+  readonly source: string;
+  readonly target: string;
+  readonly sourceRows: number;
+  /** Target rows in this store's scope. */
+  readonly targetRows: number;
+  /** Target keys (text form) of the rows the target lacks, of those it holds differently, and of those no source row maps to. */
+  readonly missing: readonly (readonly string[])[];
+  readonly different: readonly (readonly string[])[];
+  readonly extra: readonly (readonly string[])[];
+  /** Store rows whose associated codes have no HQ key yet (up): the target lacks them; --fix sends them (allocate, or park). */
+  readonly unassociated: number;
+  /** Extra rows cannot be found: no target column tells this store's rows apart. */
+  readonly extraUnknown: boolean;
+  /**
+   * hashed: both databases hashed the mapped rows themselves (bare columns and constants), only counts,
+   * bucket hashes and the differing buckets' row hashes crossed; mapped: the source rows were read and
+   * mapped by the agent and written into a temporary table at the target.
+   */
+  readonly method: 'hashed' | 'mapped' | null;
+  /** hashed: buckets, those that differed, and the row hashes fetched to narrow them down. */
+  readonly buckets: number;
+  readonly bucketsDiffering: number;
+  readonly rowsFetched: number;
+  /** Why the mapping was not compared (aggregates, ...); null when compared. */
+  readonly skipped: string | null;
+  /** With --fix: rows re-sent and rows removed. */
+  readonly resent: number;
+  readonly removed: number;
+}
+
+export interface ReconcileResult {
+  readonly store: string;
+  readonly tables: readonly TableReconciliation[];
+  readonly differences: number;
+  readonly fixed: boolean;
+}
+
+/** Differences of one result (rows not equal); 0 when in step. */
+export function differencesOf(t: TableReconciliation): number {
+  return t.missing.length + t.different.length + t.extra.length + t.unassociated;
+}
+
+/**
+ * `branchline reconcile --store S`: compares each mapping's target table
+ * with its source, through the mapping (up: the store's rows mapped and
+ * compared with HQ's rows of the store; down: HQ's rows mapped and compared
+ * with the store's table), and with `fix` repairs what differs: missing or
+ * different rows re-sent through the mapping and the sink (associations,
+ * policies, routes apply as in the stream), extra rows deleted (or soft
+ * deleted where the mapping says so).
+ *
+ * The source is read in keyset chunks in one REPEATABLE READ snapshot,
+ * each chunk mapped in the agent and written into a temporary table at the
+ * target, where one statement finds the differing keys (see table-diff.ts).
+ * Every mapped source row crosses to the target; only keys come back.
+ */
+export async function runReconcile(options: ReconcileOptions): Promise<ReconcileResult> {
+  const { config, store } = options;
+  if (!storeCapture(store).postgres)
+    throw new BranchlineError({
+      code: 'BL-R001',
+      message: `store ${store.code} is a SQL Server store (mssql-trigger): reconcile reads PostgreSQL stores only.`,
+      hint: 'Compare a SQL Server store by hand for now (see docs/cli.md#reconcile).',
+    });
+  const files = await loadMappings(config);
+  requireReadable(files);
+  const wanted = options.directions ?? ['up', 'down'];
+  const tables: TableReconciliation[] = [];
+  let rowsRead = 0;
+  const progress = (mapping: string, n: number, total: number | null) => {
+    rowsRead += n;
+    options.onProgress?.({ mapping, rowsRead, rowsTotal: total });
+  };
+  const sides: { direction: Direction; side: Side }[] = [];
+  for (const direction of wanted) {
+    const side = direction === 'up' ? await upSide(options, files) : await downSide(options, files);
+    if (side) sides.push({ direction, side });
+  }
+  // --tables: a name may be a table of either direction (an error only when it is one of none).
+  const names = options.tables ?? [];
+  const knownIn = (side: Side, direction: Direction, n: string) => {
+    try {
+      chooseTables(side.mappings, [n], undefined, direction);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const n of names)
+    if (!sides.some((s) => knownIn(s.side, s.direction, n)))
+      throw new BranchlineError({
+        code: 'BL-U001',
+        message: `"${n}" is not a table the ${wanted.join(' or ')} mappings read or write.`,
+        hint: `Tables: ${sides.flatMap((s) => s.side.mappings.sourceTables.map(formatTable)).join(', ')}.`,
+      });
+  for (const { direction, side } of sides) {
+    const own = names.filter((n) => knownIn(side, direction, n));
+    if (names.length > 0 && own.length === 0) continue;
+    const chosen = chooseTables(side.mappings, own, undefined, direction);
+    if (chosen.length === 0) continue;
+    tables.push(...(await reconcileSide({ ...side, direction, chosen, options, progress })));
+  }
+  const differences = tables.reduce((n, t) => n + differencesOf(t), 0);
+  return { store: store.code, tables, differences, fixed: options.fix === true };
+}
+
+interface Side {
+  readonly mappings: MappingSet;
+  readonly sourceUrl: string;
+  readonly sourceRole: string;
+  readonly sourceCatalog: ReadonlyMap<string, TableInfo>;
+  readonly targetUrl: string;
+  readonly targetRole: string;
+  readonly targetCatalog: ReadonlyMap<string, TableInfo>;
+  readonly sink: () => PgSink;
+}
+
+async function upSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof loadMappings>>): Promise<Side | null> {
+  if (files.files.length === 0) return null;
+  const { config, store, logger } = o;
+  const { sources, targets } = tablesOf(files);
+  const hqCatalog = await readCatalog(config.hq.url, 'HQ', targets);
+  const storeCatalog = await storeCapture(store).catalog(sources);
+  const mappings = checkAndCompile(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
+  return {
+    mappings,
+    sourceUrl: store.url,
+    sourceRole: storeRole(store),
+    sourceCatalog: storeCatalog.tables,
+    targetUrl: config.hq.url,
+    targetRole: 'HQ',
+    targetCatalog: hqCatalog.tables,
+    sink: () => upSink({ config, store, positionKind: storeCapture(store).positionKind, catalog: hqCatalog.tables, mappings, entities: files.entities.byName, logger }),
+  };
+}
+
+async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof loadMappings>>): Promise<Side | null> {
+  if (files.down.length === 0) return null;
+  const { config, store, logger } = o;
+  const { hqSources, storeTargets } = downTablesOf(files);
+  const hqCatalog = await readCatalog(config.hq.url, 'HQ', hqSources);
+  const storeCatalog = await readCatalog(store.url, storeRole(store), storeTargets);
+  const mappings = checkAndCompileDown(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
+  return {
+    mappings,
+    sourceUrl: config.hq.url,
+    sourceRole: 'HQ',
+    sourceCatalog: hqCatalog.tables,
+    targetUrl: store.url,
+    targetRole: storeRole(store),
+    targetCatalog: storeCatalog.tables,
+    sink: () =>
+      new PgSink({
+        url: store.url,
+        role: storeRole(store),
+        pipeline: { name: `down:${store.code}`, storeCode: store.code, direction: 'down', connector: 'pg-trigger' },
+        positionKind: XID8_CODEC.kind,
+        catalog: storeCatalog.tables,
+        targetOrder: mappings.targetOrder,
+        statementTimeoutMs: config.apply.statementTimeoutMs,
+        // Marked as HQ's writes: the store's capture does not send them back up.
+        origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
+        logger,
+      }),
+  };
+}
+
+interface SideRun extends Side {
+  readonly direction: Direction;
+  readonly chosen: readonly TableId[];
+  readonly options: ReconcileOptions;
+  readonly progress: (mapping: string, n: number, total: number | null) => void;
+}
+
+async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
+  const { options, direction } = s;
+  const ctx = { storeCode: options.store.code };
+  const source = await connect(s.sourceUrl, { role: s.sourceRole, applicationName: `branchline-reconcile-${options.store.code}` });
+  const target = await connect(s.targetUrl, { role: s.targetRole, applicationName: `branchline-reconcile-${options.store.code}` });
+  let sink: PgSink | null = null;
+  try {
+    for (const q of COPY_SESSION) await source.query(q);
+    for (const q of COPY_SESSION) await target.query(q);
+    if (options.fix) sink = await openSink(s);
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const out: TableReconciliation[] = [];
+    const chosen = new Set(s.chosen.map(tableKey));
+    const mappings = s.mappings.mappings.filter((m) => chosen.has(tableKey(m.source)));
+    const total = await estimate(source, s.chosen);
+    for (const m of mappings) {
+      const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
+      const skip = skipReason(m, direction);
+      if (skip) {
+        out.push({ ...base, ...NOT_COMPARED, skipped: skip });
+        continue;
+      }
+      const srcInfo = s.sourceCatalog.get(tableKey(m.source));
+      const tgtInfo = s.targetCatalog.get(tableKey(m.target));
+      if (!srcInfo || !tgtInfo) throw new Error(`internal: ${m.file} is not described`);
+      const pk = srcInfo.primaryKey;
+      if (!pk || pk.length === 0)
+        throw new BranchlineError({
+          code: 'BL-R002',
+          message: `${formatTable(m.source)} at ${s.sourceRole} has no primary key, so reconcile cannot read it in key ranges nor find a row again to re-send it.`,
+          hint: `Give the table a primary key at ${s.sourceRole}, or leave it out with --tables.`,
+        });
+      const r = await reconcileMapping({ m, ctx, source, target, srcInfo, tgtInfo, pk, sink, run: s, total });
+      out.push({ ...base, ...r });
+    }
+    await source.query('COMMIT');
+    return out;
+  } finally {
+    await source.end().catch(() => undefined);
+    await target.end().catch(() => undefined);
+    await sink?.close();
+  }
+}
+
+const NOT_COMPARED = {
+  sourceRows: 0,
+  targetRows: 0,
+  missing: [],
+  different: [],
+  extra: [],
+  unassociated: 0,
+  extraUnknown: false,
+  method: null,
+  buckets: 0,
+  bucketsDiffering: 0,
+  rowsFetched: 0,
+  resent: 0,
+  removed: 0,
+} as const;
+
+/** What reconcile does not compare (yet), and why. */
+function skipReason(m: CompiledMapping, direction: Direction): string | null {
+  if (m.aggregate) return 'aggregate: its rows are totals of many store rows';
+  if (direction === 'down' && m.associates) return 'associate(...) in a down mapping: not compared yet';
+  if (m.effectiveAt) return 'effective_at: scheduled rows are not compared yet';
+  return null;
+}
+
+/** The sink --fix writes with: the pipeline's own lock, so a running agent's pipeline is refused (stop it first). */
+async function openSink(s: SideRun): Promise<PgSink> {
+  const sink = s.sink();
+  try {
+    await sink.connect();
+  } catch (e) {
+    if (isBranchlineError(e) && e.code === 'BL-A002')
+      throw new BranchlineError(
+        {
+          code: 'BL-R003',
+          message: `an agent is running the ${s.direction} pipeline of store ${s.options.store.code}, so reconcile --fix cannot write beside it.`,
+          hint: `Stop the agent (or run it without this store), run \`branchline reconcile --store ${s.options.store.code} --fix\`, then start it again; without --fix reconcile only reads.`,
+        },
+        { cause: e },
+      );
+    throw e;
+  }
+  return sink;
+}
+
+async function estimate(db: pg.Client, tables: readonly TableId[]): Promise<number | null> {
+  let n = 0;
+  for (const t of tables) {
+    const r = await db.query<{ n: string | null }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`, [qualified(t.schema, t.table)]);
+    const v = Number(r.rows[0]?.n ?? -1);
+    if (v < 0) return null;
+    n += v;
+  }
+  return n;
+}
+
+interface MappingRun {
+  readonly m: CompiledMapping;
+  readonly ctx: { storeCode: string };
+  readonly source: pg.Client;
+  readonly target: pg.Client;
+  readonly srcInfo: TableInfo;
+  readonly tgtInfo: TableInfo;
+  readonly pk: readonly string[];
+  readonly sink: PgSink | null;
+  readonly run: SideRun;
+  readonly total: number | null;
+}
+
+type Row = Record<string, string | null>;
+type Written = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' }>;
+
+type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target'>;
+
+async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
+  const sides = await hashedSides(a);
+  if (!sides) return mappedReconcile(a);
+  const diff = await hashedDiff(sides.source, sides.target);
+  const scope = truncateScope(a.m, a.ctx);
+  let resent = 0;
+  let removed = 0;
+  if (a.sink) {
+    resent = await resend(a, [...diff.missing, ...diff.different].map((k) => JSON.stringify(sides.sourceKeyOf(k))));
+    removed = await removeExtra(a, diff.extra);
+  }
+  a.run.progress(a.m.name, diff.sourceRows, a.total);
+  return { ...diff, unassociated: 0, extraUnknown: scope === null, method: 'hashed', skipped: null, resent, removed };
+}
+
+/**
+ * Both sides as SQL for hashedDiff, when the mapping's columns are bare
+ * source columns and constants, every source key column is a target key
+ * column, and the source database knows the target's column types (it
+ * casts to them); null otherwise.
+ */
+async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target: HashedSide; sourceKeyOf: (targetKey: readonly string[]) => string[] } | null> {
+  const { m, ctx, pk } = a;
+  const plain = m.plainColumns?.(ctx) ?? null;
+  const scope = truncateScope(m, ctx);
+  if (!plain) return null;
+  const keyIndex = pk.map((p) => m.target.key.findIndex((k) => { const c = plain.get(k); return c !== undefined && 'source' in c && c.source === p; }));
+  if (keyIndex.some((i) => i < 0)) return null;
+  const tgtType = new Map(a.tgtInfo.columns.map((c) => [c.name, c]));
+  const typeOf = (c: string) => {
+    const t = tgtType.get(c);
+    if (!t) throw new Error(`internal: ${c} is not a column of ${formatTable(m.target)}`);
+    return t;
+  };
+  const types = [...new Set(m.columns.map((c) => typeOf(c).type))];
+  const known = await a.source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
+  if (!known.rows[0]?.ok) return null;
+  // json has no canonical text: compared as jsonb, as the mapped comparison does.
+  const asText = (expr: string, c: string) => (typeOf(c).typeName === 'json' ? `(${expr})::jsonb::text` : `(${expr})::text`);
+  const sourceParams: unknown[] = [];
+  const sourceText = (c: string) => {
+    const col = plain.get(c)!;
+    if ('source' in col) return asText(`t.${quoteIdent(col.source)}::text::${typeOf(c).type}`, c);
+    sourceParams.push(col.value);
+    return asText(`$${sourceParams.length}::text::${typeOf(c).type}`, c);
+  };
+  // Key columns are among the compared columns: one placeholder each, used by both.
+  const texts = new Map(m.columns.map((c) => [c, sourceText(c)]));
+  const sourceKeys = m.target.key.map((k) => texts.get(k)!);
+  const sourceRowTexts = m.columns.map((c) => texts.get(c)!);
+  const targetParams: unknown[] = [];
+  const conditions = (scope ?? []).map(([c, v]) => {
+    targetParams.push(v);
+    return `t.${quoteIdent(c)} = $${targetParams.length}::${typeOf(c).type}`;
+  });
+  // No column tells this store's rows apart: only the keys the source has are looked at (extras cannot be found).
+  if (scope === null) return null;
+  return {
+    source: { db: a.source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
+    target: {
+      db: a.target,
+      from: `${qualified(m.target.schema, m.target.table)} t`,
+      conditions,
+      params: targetParams,
+      keyTexts: m.target.key.map((k) => asText(`t.${quoteIdent(k)}`, k)),
+      rowTexts: m.columns.map((c) => asText(`t.${quoteIdent(c)}`, c)),
+    },
+    sourceKeyOf: (k) => keyIndex.map((i) => k[i]!),
+  };
+}
+
+async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
+  const { m, ctx, source, target, pk } = a;
+  const chunkRows = a.run.options.chunkRows ?? a.run.options.config.batch.chunkRows;
+  let keyOnly = false;
+  const expected = new ExpectedTable({ db: target, target: m.target, info: a.tgtInfo, columns: m.columns });
+  await expected.create();
+  const unassociatedKeys: string[] = [];
+  let sourceRows = 0;
+  try {
+    const columns = a.srcInfo.columns.map((c) => c.name);
+    const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
+    const list = columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
+    // Qualified: ORDER BY a bare name would sort by the text output column of that name.
+    const order = pk.map((k) => `t.${quoteIdent(k)}`).join(', ');
+    let last: string[] | null = null;
+    for (;;) {
+      const params = last ?? [];
+      const where = last ? `WHERE (${order}) > (${pk.map((k, i) => `$${i + 1}::${types.get(k)}`).join(', ')})` : '';
+      const res: pg.QueryResult<Row> = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t ${where} ORDER BY ${order} LIMIT ${chunkRows}`, params);
+      if (res.rows.length === 0) break;
+      const written: Written[] = [];
+      const srcKeys: string[] = [];
+      for (const row of res.rows) {
+        for (const op of m.map({ op: 'insert', table: m.source, after: row }, ctx)) {
+          if (op.kind !== 'upsert' && op.kind !== 'insert-missing') continue;
+          if (op.kind === 'insert-missing') keyOnly = true;
+          written.push(op);
+          srcKeys.push(JSON.stringify(pk.map((k) => row[k])));
+        }
+      }
+      const translated = await translateCodes(target, ctx.storeCode, a.run.direction === 'up' && m.associates, written);
+      await expected.add(
+        translated.rows,
+        srcKeys.filter((_, i) => translated.kept[i]),
+      );
+      srcKeys.forEach((k, i) => {
+        if (!translated.kept[i]) unassociatedKeys.push(k);
+      });
+      sourceRows += res.rows.length;
+      a.run.progress(m.name, res.rows.length, a.total);
+      const lastRow = res.rows[res.rows.length - 1]!;
+      last = pk.map((k) => lastRow[k]!);
+      if (res.rows.length < chunkRows) break;
+    }
+    const scope = truncateScope(m, ctx);
+    // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
+    const diff = await expected.diff(scope, keyOnly ? m.target.key : m.columns, softMark(m, ctx));
+    let resent = 0;
+    let removed = 0;
+    if (a.sink) {
+      const keys = [...unassociatedKeys, ...(await expected.sourceKeys([...diff.missing, ...diff.different]))];
+      resent = await resend(a, keys);
+      removed = await removeExtra(a, diff.extra);
+    }
+    return { sourceRows, ...diff, unassociated: unassociatedKeys.length, extraUnknown: scope === null, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, resent, removed };
+  } finally {
+    await expected.drop();
+  }
+}
