@@ -9,6 +9,8 @@ import type { Config, ReportsConfig } from '../src/config/load.js';
 import { isBranchlineError } from '../src/core/errors.js';
 import { silentLogger } from '../src/core/logger.js';
 import { runReport } from '../src/reports/report.js';
+import { recordReconcile } from '../src/reconcile/record.js';
+import { runReconcile } from '../src/reconcile/reconcile.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { createWorld, eventually, type World } from './support/world.js';
 
@@ -104,8 +106,17 @@ describe('scheduled reports', { timeout: 180_000 }, () => {
     await world.stores[1]!.workload.mixed(10);
     await eventually('S002 at HQ', async () => (await upRows('S002')) > firstS002);
     await new Promise((r) => setTimeout(r, 1_000));
+    // A reconciliation of the period: one sale line lost at HQ behind the pipeline's back, found and recorded.
+    await world.hqQuery(`DELETE FROM store_sale_line WHERE ctid = (SELECT ctid FROM store_sale_line WHERE store_code = 'S001' LIMIT 1)`);
+    const rec = await runReconcile({ config, store: config.stores[0]!, logger: silentLogger(), directions: ['up'], tables: ['sale_line'] });
+    assert.equal(rec.differences, 1);
+    await recordReconcile(config.hq.url, rec);
     const r2 = await runReport({ config, reports: reports(), periodEnd: new Date(), logger: silentLogger() });
     assert.ok(r2);
+    assert.equal(line(r2.text, 'S001')[8], '1', r2.text);
+    assert.equal(line(r2.text, 'S002')[8], '-', 'no reconcile of S002 in the period');
+    assert.match(r2.text, /- S001: reconcile found 1 difference \(branchline reconcile --store S001 --fix\)/);
+    assert.equal(line(r1.text, 'S001')[8], '-');
     assert.equal(line(r2.text, 'S001')[3], String((await upRows('S001')) - first), 'only the second period');
     assert.equal(line(r2.text, 'S002')[3], String((await upRows('S002')) - firstS002));
     assert.doesNotMatch(r2.text, /first report/);

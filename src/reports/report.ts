@@ -25,6 +25,8 @@ export interface StoreReport {
   readonly lastApplyAt: string | null;
   /** Settlement checks of the period by answer. */
   readonly settlementChecks: Readonly<Record<string, number>>;
+  /** The period's last `branchline reconcile` of the store (null: none ran). */
+  readonly reconcile: { readonly differences: number; readonly fixed: boolean; readonly at: string } | null;
 }
 
 export interface ReportData {
@@ -48,7 +50,15 @@ export async function collectReport(config: Config, periodEnd: Date, previous: {
   const down = await Promise.all(config.stores.map((s) => downRowsApplied(s.code, s.url, storeRole(s), s.connector)));
   const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 });
   let checks: { store_code: string; status: string; n: number }[];
+  let reconciled: { store_code: string; differences: number; fixed: boolean; run_at: Date }[];
   try {
+    reconciled = (
+      await hq.query<{ store_code: string; differences: number; fixed: boolean; run_at: Date }>(
+        `SELECT DISTINCT ON (store_code) store_code, differences, fixed, run_at FROM branchline.reconcile_runs
+          WHERE run_at <= $2 AND ($1::timestamptz IS NULL OR run_at > $1) ORDER BY store_code, run_at DESC`,
+        [previous?.periodEnd ?? null, periodEnd],
+      )
+    ).rows;
     checks = (
       await hq.query<{ store_code: string; status: string; n: number }>(
         `SELECT store_code, status, count(*)::int AS n FROM branchline.settlement_checks
@@ -69,6 +79,7 @@ export async function collectReport(config: Config, periodEnd: Date, previous: {
     const since = (k: string, now: number | null) => (now === null ? null : now - (previous?.counters[k] ?? 0));
     const byAnswer = Object.fromEntries(SETTLEMENT_ANSWERS.map((a) => [a, 0])) as Record<string, number>;
     for (const c of checks) if (c.store_code === s.code) byAnswer[c.status] = c.n;
+    const rec = reconciled.find((x) => x.store_code === s.code);
     return {
       store: s.code,
       name: s.name,
@@ -79,6 +90,7 @@ export async function collectReport(config: Config, periodEnd: Date, previous: {
       parked: st.parked,
       lastApplyAt: st.lastApplyAt,
       settlementChecks: byAnswer,
+      reconcile: rec ? { differences: rec.differences, fixed: rec.fixed, at: rec.run_at.toISOString() } : null,
     };
   });
   return { periodStart: previous?.periodEnd ?? null, periodEnd, timeZone, stores, counters };
@@ -132,18 +144,22 @@ export function renderText(r: ReportData): string {
     s.lagSeconds === null ? '-' : `${s.lagSeconds.toFixed(1)}s`,
     String(s.parked),
     SETTLEMENT_ANSWERS.map((a) => s.settlementChecks[a] ?? 0).join('/'),
+    s.reconcile ? `${s.reconcile.differences}${s.reconcile.differences && s.reconcile.fixed ? ' (fixed)' : ''}` : '-',
     s.lastApplyAt ? formatInZone(new Date(s.lastApplyAt), r.timeZone) : '-',
   ]);
   const attention = r.stores.flatMap((s) => [
     ...(s.parked > 0 ? [`${s.store}: ${s.parked} change${s.parked === 1 ? '' : 's'} parked (branchline parked --store ${s.store})`] : []),
     ...(s.state !== 'streaming' ? [`${s.store}: up pipeline ${s.state}`] : []),
     ...(s.lagSeconds !== null && s.lagSeconds > 300 ? [`${s.store}: ${Math.round(s.lagSeconds)} s behind`] : []),
+    ...(s.reconcile && s.reconcile.differences > 0 && !s.reconcile.fixed
+      ? [`${s.store}: reconcile found ${s.reconcile.differences} difference${s.reconcile.differences === 1 ? '' : 's'} (branchline reconcile --store ${s.store} --fix)`]
+      : []),
   ]);
   return [
     `branchline synchronization report`,
     `period: ${periodText(r)}`,
     '',
-    table(['STORE', 'NAME', 'STATE', 'ROWS UP', 'ROWS DOWN', 'LAG', 'PARKED', `CHECKS ${SETTLEMENT_ANSWERS.join('/')}`, 'LAST APPLY'], rows).trimEnd(),
+    table(['STORE', 'NAME', 'STATE', 'ROWS UP', 'ROWS DOWN', 'LAG', 'PARKED', `CHECKS ${SETTLEMENT_ANSWERS.join('/')}`, 'RECONCILE', 'LAST APPLY'], rows).trimEnd(),
     '',
     attention.length ? `needs attention:\n${attention.map((a) => `- ${a}`).join('\n')}` : 'nothing needs attention.',
     '',

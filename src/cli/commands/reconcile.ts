@@ -59,6 +59,8 @@ export async function reconcileCommand(args: ReconcileArgs): Promise<number> {
   });
   bar?.stop();
   const seconds = (Date.now() - started) / 1000;
+  // For the scheduled report (docs/reports.md); the comparison itself is done, so a failure here only warns.
+  await (await import('../../reconcile/record.js')).recordReconcile(config.hq.url, result).catch((e: Error) => logger.warn('reconciliation not recorded at HQ', { error: e.message }));
   if (args.json) out(JSON.stringify({ ...result, seconds }, null, 2) + '\n');
   else out(summary(result, seconds));
   return result.differences > 0 && !result.fixed ? EXIT.differences : EXIT.ok;
