@@ -93,7 +93,7 @@ describe('branchline doctor', () => {
     assert.deepEqual(notOk.map((c) => [c.database, c.check, c.status, c.code]), [['store S001', 'max_slot_wal_keep_size', 'warn', 'BL-D009']], lines(r));
     assert.match(notOk[0]!.fix!, /ALTER SYSTEM SET max_slot_wal_keep_size = '20GB'; SELECT pg_reload_conf\(\);/);
     for (const check of ['reachable', 'branchline schema', 'mappings']) assert.equal(find(r, 'HQ', check).status, 'ok');
-    for (const check of ['reachable', 'wal_level', 'replication', 'publication', 'slot', 'replica identity', 'clock', 'mappings'])
+    for (const check of ['reachable', 'wal_level', 'replication', 'replication origin', 'publication', 'slot', 'replica identity', 'clock', 'mappings'])
       assert.equal(find(r, 'store S001', check).status, 'ok', check);
     // The same server's clock, read twice: the skew is within the round trips.
     const clock = find(r, 'store S001', 'clock').message;
@@ -138,8 +138,14 @@ describe('branchline doctor', () => {
     assert.equal(c.fix, 'As a superuser, run ALTER ROLE "doctor_plain" REPLICATION;');
     // The password never reaches the report.
     assert.doesNotMatch(JSON.stringify(r), /plain@/);
-    await logical.query('postgres', c.fix!.replace(/^As a superuser, run /, ''));
-    assert.equal(find(await doctor(file), 'store S001', 'replication').status, 'ok');
+    // The down channel's replication origin: not granted either.
+    const origin = find(r, 'store S001', 'replication origin');
+    assert.deepEqual([origin.status, origin.code], ['fail', 'BL-D004'], lines(r));
+    assert.equal(origin.fix, 'As a superuser, run GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text) TO "doctor_plain";');
+    for (const fixed of [c, origin]) await logical.query(world.stores[0]!.db, fixed.fix!.replace(/^As a superuser, run /, ''));
+    const again = await doctor(file);
+    assert.equal(find(again, 'store S001', 'replication').status, 'ok');
+    assert.equal(find(again, 'store S001', 'replication origin').status, 'ok');
     const cli = await runCli(['doctor', '--config', file]);
     assert.equal(cli.code, 0, show(cli));
   });

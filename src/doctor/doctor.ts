@@ -154,7 +154,7 @@ async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, 
   }
   try {
     out.push(ok(where, 'reachable', `the store at ${describeUrl(store.url)} answers.`));
-    out.push(...(await captureChecks(store, db, sources)));
+    out.push(...(await captureChecks(store, db, sources, hasDown(files))));
     out.push(clockCheck(where, await readClock(db), hq.clock, skewWarnMs));
   } finally {
     await db.end().catch(() => undefined);

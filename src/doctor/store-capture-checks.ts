@@ -15,12 +15,16 @@ interface ServerRow {
   can_replicate: boolean;
 }
 
-/** What a store's connector needs of its PostgreSQL server: wal_level, replication, publication and slot (pg-logical), or the change table (pg-trigger). */
-export async function captureChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[]): Promise<CheckResult[]> {
-  return store.connector === 'pg-logical' ? logicalChecks(store, db, sources) : triggerChecks(store, db, sources);
+/**
+ * What a store's connector needs of its PostgreSQL server: wal_level,
+ * replication, publication and slot (pg-logical; with `down`, the replication
+ * origin that keeps HQ's rows from going back up), or the change table (pg-trigger).
+ */
+export async function captureChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[], down: boolean): Promise<CheckResult[]> {
+  return store.connector === 'pg-logical' ? logicalChecks(store, db, sources, down) : triggerChecks(store, db, sources);
 }
 
-async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[]): Promise<CheckResult[]> {
+async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[], down: boolean): Promise<CheckResult[]> {
   const where = storeRole(store);
   const out: CheckResult[] = [];
   const r = (
@@ -44,6 +48,7 @@ async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonl
     out.push(problem(where, 'replication', 'fail', 'BL-D004', `user ${r.user} lacks the REPLICATION attribute, so it cannot read the slot.`,
       `As a superuser, run ALTER ROLE ${quoteIdent(r.user)} REPLICATION;`));
 
+  if (down) out.push(await originCheck(store, db));
   out.push(await publicationCheck(store, db, sources));
   out.push(await slotCheck(store, db));
 
@@ -55,6 +60,23 @@ async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonl
       "Bound it, e.g. ALTER SYSTEM SET max_slot_wal_keep_size = '20GB'; SELECT pg_reload_conf(); (pick what the disk holds for the longest outage you ride out; a slot past it is invalidated and the store needs a fresh initial load into HQ)."));
   else out.push(ok(where, 'max_slot_wal_keep_size', `max_slot_wal_keep_size is ${keep}: the slot keeps at most that much WAL (beyond it the slot is invalidated, BL-S003).`));
   return out;
+}
+
+/** The down channel marks what it applies at a pg-logical store with a replication origin (superuser, or granted functions). */
+async function originCheck(store: StoreConfig, db: pg.Client): Promise<CheckResult> {
+  const where = storeRole(store);
+  const r = (
+    await db.query<{ user: string; ok: boolean }>(
+      `SELECT current_user AS user,
+              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+              OR (has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')
+                  AND has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE')) AS ok`,
+    )
+  ).rows[0]!;
+  if (r.ok) return ok(where, 'replication origin', `user ${r.user} may mark the down channel's rows with a replication origin (so the slot does not send them back up).`);
+  return problem(where, 'replication origin', 'fail', 'BL-D004',
+    `user ${r.user} may not use replication origins, so the down channel cannot apply here (its rows would go back up to HQ).`,
+    `As a superuser, run GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text) TO ${quoteIdent(r.user)};`);
 }
 
 async function publicationCheck(store: StoreConfig, db: pg.Client, sources: readonly TableId[]): Promise<CheckResult> {
