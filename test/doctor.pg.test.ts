@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +11,7 @@ import { hqSchemaSql, RETAIL_EXAMPLE_DIR, storeSchemaSql } from '../src/demo/ret
 import type { CheckResult } from '../src/doctor/check.js';
 import { clockSkew, skewBeyond } from '../src/doctor/clock.js';
 import { runDoctor, type DoctorReport } from '../src/doctor/doctor.js';
+import { tlsVerdict } from '../src/doctor/tls.js';
 import { runCli } from './support/agent-process.js';
 import { assertNoStack, show } from './support/cli-output.js';
 import { deadPort } from './support/dead-port.js';
@@ -66,8 +68,33 @@ function find(r: DoctorReport, database: string, check: string): CheckResult {
 
 const lines = (r: DoctorReport) => r.checks.map((c) => `${c.status} ${c.database} ${c.check}: ${c.code ?? ''} ${c.message}`).join('\n');
 
+/** A CA and a server certificate for localhost (not for 127.0.0.1), made with openssl; the key readable by the server only. */
+async function makeCertificates(): Promise<{ dir: string; ca: string; settings: Record<string, string> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-doctor-tls-'));
+  temps.push(dir);
+  await chmod(dir, 0o755);
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=branchline doctor test CA');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+  await writeFile(f('san.ext'), 'subjectAltName=DNS:localhost\n');
+  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('san.ext'));
+  await chmod(f('server.key'), 0o600);
+  // As root the server runs as `postgres`, which must own its key.
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+    await chown(f('server.key'), uid, gid);
+  }
+  return { dir, ca: f('ca.pem'), settings: { ssl: 'on', ssl_cert_file: f('server.pem'), ssl_key_file: f('server.key') } };
+}
+
+let ca = '';
+
 before(async () => {
-  logical = await startTestServer('doctor-logical');
+  const certs = await makeCertificates();
+  ca = certs.ca;
+  logical = await startTestServer('doctor-logical', certs.settings);
   if (logical.controllable) replica = await startTestServer('doctor-replica', { wal_level: 'replica' });
   world = await createWorld({ hqServer: logical, storeServer: logical, stores: ['S001'], connector: 'pg-logical', setup: false });
 });
@@ -271,6 +298,31 @@ describe('branchline doctor', () => {
     assert.match(cli.stdout, /^ {8}\S+sale\.yml:\d+:\d+: BL-M001 /m);
   });
 
+  it('HQ over TLS with sslmode=verify-full: the tls check says encrypted; an address the certificate does not name fails to connect, with the reason', async (t) => {
+    if (!logical.controllable) {
+      t.skip('needs its own server with ssl=on and a test certificate, not the shared BRANCHLINE_TEST_PG_URL server');
+      process.stdout.write('# skipped: needs its own server with a test certificate (BRANCHLINE_TEST_PG_URL is set)\n');
+      return;
+    }
+    const plain = find(await doctor(world.configFile), 'HQ', 'tls');
+    assert.equal(plain.status, 'ok');
+    assert.match(plain.message, /^not encrypted, but the database is on this machine/);
+    const u = new URL(world.hq.url);
+    u.hostname = 'localhost';
+    u.search = `?sslmode=verify-full&sslrootcert=${ca}`;
+    const file = await writeConfig({ hqUrl: u.toString(), stores: [{ code: 'S001', url: world.stores[0]!.url }] });
+    const r = await doctor(file);
+    const tls = find(r, 'HQ', 'tls');
+    assert.equal(tls.status, 'ok', lines(r));
+    assert.match(tls.message, /^the link is encrypted \(TLSv1\.[23]\) and the server's certificate and host name are checked\.$/);
+    // The same server by its IP address: the certificate names localhost only, so verify-full refuses.
+    u.hostname = '127.0.0.1';
+    const wrong = await doctor(await writeConfig({ hqUrl: u.toString(), stores: [{ code: 'S001', url: world.stores[0]!.url }] }));
+    const c = find(wrong, 'HQ', 'reachable');
+    assert.deepEqual([c.status, c.code], ['fail', 'BL-D001'], lines(wrong));
+    assert.match(c.message, /IP: 127\.0\.0\.1 is not in the cert's list/);
+  });
+
   it('wal_level=replica: a pg-logical store fails with the ALTER SYSTEM to run (BL-D003); a pg-trigger store there passes and needs neither slot nor publication', async (t) => {
     if (!replica) {
       t.skip('needs its own server with wal_level=replica, which it cannot start with BRANCHLINE_TEST_PG_URL');
@@ -306,6 +358,19 @@ describe('branchline doctor', () => {
     assert.deepEqual([c.status, c.code], ['fail', 'BL-D005']);
     assert.equal(c.message, 'mapped table public.sale_line has no capture trigger: their changes never reach HQ.');
     assert.equal(c.fix, 'Run `branchline install --store S011` (it creates the change table and the capture triggers).');
+  });
+});
+
+describe('tls verdict', () => {
+  it('warns (BL-D011) for a plain link over the network and for sslmode=no-verify; a link on this machine is ok', () => {
+    const plain = tlsVerdict('HQ', { ssl: false, version: null, host: 'hq.example.com', sslmode: null });
+    assert.deepEqual([plain.status, plain.code, plain.message], ['warn', 'BL-D011', 'the link to hq.example.com is not encrypted: passwords and rows cross the network in plain text.']);
+    assert.match(plain.fix!, /sslmode=verify-full&sslrootcert=/);
+    const unchecked = tlsVerdict('HQ', { ssl: true, version: 'TLSv1.3', host: 'hq.example.com', sslmode: 'no-verify' });
+    assert.deepEqual([unchecked.status, unchecked.code], ['warn', 'BL-D011']);
+    for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '[::1]', '/var/run/postgresql', ''])
+      assert.equal(tlsVerdict('HQ', { ssl: false, version: null, host, sslmode: null }).status, 'ok', host);
+    assert.equal(tlsVerdict('HQ', { ssl: false, version: null, host: '10.0.0.7', sslmode: 'disable' }).status, 'warn');
   });
 });
 

@@ -135,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'doctor',
-      'check HQ and each store (wal_level, replication, publication and slot or change table, max_slot_wal_keep_size, replica identity, clock skew, mappings, reachability): one line per check, each problem with its fix',
+      'check HQ and each store (wal_level, replication, publication and slot or change table, max_slot_wal_keep_size, replica identity, clock skew, TLS, mappings, reachability): one line per check, each problem with its fix',
       (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
       handle(async (a: DoctorArgs) => (await import('./commands/doctor.js')).doctorCommand(a)),
     )

@@ -7,7 +7,7 @@ export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export interface CheckResult {
   /** "HQ" or "store S001". */
   readonly database: string;
-  /** What is checked: wal_level, replication, publication, slot, max_slot_wal_keep_size, replica identity, clock, mappings, reachable, branchline schema, change table. */
+  /** What is checked: reachable, tls, branchline schema, wal_level, replication, replication origin, publication, slot, max_slot_wal_keep_size, change table, clock, replica identity, mappings (checks: stopped midway). */
   readonly check: string;
   readonly status: CheckStatus;
   /** Stable code of a warning or failure (docs/errors.md); null when ok or skipped. */

@@ -18,6 +18,7 @@ import { storeCapture } from '../agent/store-capture.js';
 import { ok, problem, skip, type CheckResult } from './check.js';
 import { clockSkew, readClock, skewBeyond, type ClockSample } from './clock.js';
 import { captureChecks } from './store-capture-checks.js';
+import { tlsCheck } from './tls.js';
 
 export interface DoctorOptions {
   readonly config: Config;
@@ -109,6 +110,7 @@ async function hqChecks(config: Config, files: MappingFiles, timeout: number, ou
   let clock: ClockSample;
   try {
     out.push(ok('HQ', 'reachable', `HQ at ${describeUrl(config.hq.url)} answers from this machine.`));
+    out.push(await tlsCheck('HQ', db, config.hq.url));
     clock = await readClock(db);
     const s = await db.query<{ ok: boolean }>(`SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok`);
     out.push(
@@ -154,6 +156,7 @@ async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, 
   }
   try {
     out.push(ok(where, 'reachable', `the store at ${describeUrl(store.url)} answers.`));
+    out.push(await tlsCheck(where, db, store.url));
     out.push(...(await captureChecks(store, db, sources, hasDown(files))));
     out.push(clockCheck(where, await readClock(db), hq.clock, skewWarnMs));
   } finally {
