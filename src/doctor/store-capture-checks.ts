@@ -17,14 +17,17 @@ interface ServerRow {
 
 /**
  * What a store's connector needs of its PostgreSQL server: wal_level,
- * replication, publication and slot (pg-logical; with `down`, the replication
- * origin that keeps HQ's rows from going back up), or the change table (pg-trigger).
+ * replication, publication and slot (pg-logical), or the change table
+ * (pg-trigger); with `down`, the replication origin functions the down
+ * channel marks its rows with.
  */
 export async function captureChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[], down: boolean): Promise<CheckResult[]> {
-  return store.connector === 'pg-logical' ? logicalChecks(store, db, sources, down) : triggerChecks(store, db, sources);
+  const out = store.connector === 'pg-logical' ? await logicalChecks(store, db, sources) : await triggerChecks(store, db, sources);
+  if (down) out.splice(store.connector === 'pg-logical' ? 2 : out.length, 0, await originCheck(store, db));
+  return out;
 }
 
-async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[], down: boolean): Promise<CheckResult[]> {
+async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonly TableId[]): Promise<CheckResult[]> {
   const where = storeRole(store);
   const out: CheckResult[] = [];
   const r = (
@@ -48,7 +51,6 @@ async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonl
     out.push(problem(where, 'replication', 'fail', 'BL-D004', `user ${r.user} lacks the REPLICATION attribute, so it cannot read the slot.`,
       `As a superuser, run ALTER ROLE ${quoteIdent(r.user)} REPLICATION;`));
 
-  if (down) out.push(await originCheck(store, db));
   out.push(await publicationCheck(store, db, sources));
   out.push(await slotCheck(store, db));
 
@@ -62,7 +64,11 @@ async function logicalChecks(store: StoreConfig, db: pg.Client, sources: readonl
   return out;
 }
 
-/** The down channel marks what it applies at a pg-logical store with a replication origin (superuser, or granted functions). */
+/**
+ * The down channel marks what it applies with a replication origin (superuser,
+ * or granted functions): at a pg-logical store always (so the slot does not
+ * send it back up), at a pg-trigger store during its initial load.
+ */
 async function originCheck(store: StoreConfig, db: pg.Client): Promise<CheckResult> {
   const where = storeRole(store);
   const r = (
@@ -73,9 +79,10 @@ async function originCheck(store: StoreConfig, db: pg.Client): Promise<CheckResu
                   AND has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE')) AS ok`,
     )
   ).rows[0]!;
-  if (r.ok) return ok(where, 'replication origin', `user ${r.user} may mark the down channel's rows with a replication origin (so the slot does not send them back up).`);
+  if (r.ok) return ok(where, 'replication origin', `user ${r.user} may mark the down channel's rows with a replication origin (so they do not go back up).`);
+  const what = store.connector === 'pg-logical' ? 'the down channel cannot apply here' : "the down channel's initial load cannot run here";
   return problem(where, 'replication origin', 'fail', 'BL-D004',
-    `user ${r.user} may not use replication origins, so the down channel cannot apply here (its rows would go back up to HQ).`,
+    `user ${r.user} may not use replication origins, so ${what} (it marks HQ's rows with one so they do not go back up).`,
     `As a superuser, run GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text) TO ${quoteIdent(r.user)};`);
 }
 
