@@ -119,7 +119,7 @@ describe('branchline doctor', () => {
     const notOk = r.checks.filter((c) => c.status !== 'ok');
     assert.deepEqual(notOk.map((c) => [c.database, c.check, c.status, c.code]), [['store S001', 'max_slot_wal_keep_size', 'warn', 'BL-D009']], lines(r));
     assert.match(notOk[0]!.fix!, /ALTER SYSTEM SET max_slot_wal_keep_size = '20GB'; SELECT pg_reload_conf\(\);/);
-    for (const check of ['reachable', 'branchline schema', 'mappings']) assert.equal(find(r, 'HQ', check).status, 'ok');
+    for (const check of ['reachable', 'tls', 'branchline schema', 'change table', 'mappings']) assert.equal(find(r, 'HQ', check).status, 'ok');
     for (const check of ['reachable', 'wal_level', 'replication', 'replication origin', 'publication', 'slot', 'replica identity', 'clock', 'mappings'])
       assert.equal(find(r, 'store S001', check).status, 'ok', check);
     // The same server's clock, read twice: the skew is within the round trips.
@@ -204,6 +204,17 @@ describe('branchline doctor', () => {
     assert.equal(find(r, 'store S001', 'publication').status, 'ok', lines(r));
     const cli = await runCli(['doctor', '--config', world.configFile]);
     assert.equal(cli.code, 0, show(cli));
+  });
+
+  it("HQ's change log for the down channel: a down source table without its capture trigger fails (BL-D005); install brings it back", async () => {
+    assert.equal(find(await doctor(world.configFile), 'HQ', 'change table').status, 'ok');
+    await world.hqQuery(`DROP TRIGGER branchline_capture ON product`);
+    const r = await doctor(world.configFile);
+    const c = find(r, 'HQ', 'change table');
+    assert.deepEqual([c.status, c.code, c.message], ['fail', 'BL-D005', 'mapped table public.product has no capture trigger: its changes never reach the stores.'], lines(r));
+    assert.match(c.fix!, /^Run `branchline install`/);
+    await install(await world.config(), (await world.config()).stores, silentLogger());
+    assert.equal(find(await doctor(world.configFile), 'HQ', 'change table').status, 'ok');
   });
 
   it('REPLICA IDENTITY NOTHING on a mapped table, and an aggregate source without FULL, fail the replica identity check with the ALTER TABLE to run', async () => {
@@ -356,7 +367,7 @@ describe('branchline doctor', () => {
     await replica.query(triggerDb, `DROP TRIGGER branchline_capture ON sale_line`);
     const c = find(await doctor(file), 'store S011', 'change table');
     assert.deepEqual([c.status, c.code], ['fail', 'BL-D005']);
-    assert.equal(c.message, 'mapped table public.sale_line has no capture trigger: their changes never reach HQ.');
+    assert.equal(c.message, 'mapped table public.sale_line has no capture trigger: its changes never reach HQ.');
     assert.equal(c.fix, 'Run `branchline install --store S011` (it creates the change table and the capture triggers).');
   });
 });

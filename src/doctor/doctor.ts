@@ -17,7 +17,7 @@ import {
 import { storeCapture } from '../agent/store-capture.js';
 import { ok, problem, skip, type CheckResult } from './check.js';
 import { clockSkew, readClock, skewBeyond, type ClockSample } from './clock.js';
-import { captureChecks } from './store-capture-checks.js';
+import { captureChecks, changeTableCheck } from './store-capture-checks.js';
 import { tlsCheck } from './tls.js';
 
 export interface DoctorOptions {
@@ -118,6 +118,8 @@ async function hqChecks(config: Config, files: MappingFiles, timeout: number, ou
         ? ok('HQ', 'branchline schema', "branchline's schema is installed.")
         : problem('HQ', 'branchline schema', 'fail', 'BL-D005', "branchline's schema (positions, status, parked changes) is not installed at HQ.", 'Run `branchline install`.'),
     );
+    // The down channel reads HQ's change log, which capture triggers on the down files' source tables fill.
+    if (hasDown(files)) out.push(await changeTableCheck('HQ', db, downTablesOf(files).hqSources, 'Run `branchline install` (it creates the change log and the capture triggers on the down mappings\' source tables).'));
   } finally {
     await db.end().catch(() => undefined);
   }

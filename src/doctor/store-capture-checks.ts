@@ -97,7 +97,7 @@ async function publicationCheck(store: StoreConfig, db: pg.Client, sources: read
   );
   const missing = sources.map(formatTable).filter((t) => !have.has(t));
   if (missing.length)
-    return problem(where, 'publication', 'fail', 'BL-S004', `the publication "${store.publication}" lacks mapped table${missing.length === 1 ? '' : 's'} ${missing.join(', ')}: their changes never reach HQ.`, fix);
+    return problem(where, 'publication', 'fail', 'BL-S004', `the publication "${store.publication}" lacks mapped table${missing.length === 1 ? '' : 's'} ${missing.join(', ')}: ${missing.length === 1 ? 'its' : 'their'} changes never reach HQ.`, fix);
   return ok(where, 'publication', `the publication "${store.publication}" holds the ${sources.length} mapped tables.`);
 }
 
@@ -126,19 +126,20 @@ async function triggerChecks(store: StoreConfig, db: pg.Client, sources: readonl
     ok(where, 'wal_level', 'not needed: connector pg-trigger reads a change table that triggers fill (any wal_level, no slot, no publication).'),
     ok(where, 'replication', 'not needed: connector pg-trigger reads the change table with ordinary queries (no REPLICATION attribute).'),
   ];
-  const fix = `Run \`branchline install --store ${store.code}\` (it creates the change table and the capture triggers).`;
+  out.push(await changeTableCheck(where, db, sources, `Run \`branchline install --store ${store.code}\` (it creates the change table and the capture triggers).`));
+  return out;
+}
+
+/** A change table and the capture triggers on `tables` (a pg-trigger store's, or HQ's for the down channel). */
+export async function changeTableCheck(where: string, db: pg.Client, tables: readonly TableId[], fix: string): Promise<CheckResult> {
   const log = await db.query<{ ok: boolean }>(`SELECT to_regclass(${quoteLiteral(LOG_TABLE)}) IS NOT NULL AS ok`);
-  if (!log.rows[0]?.ok) {
-    out.push(problem(where, 'change table', 'fail', 'BL-D005', `the change table ${LOG_TABLE} does not exist.`, fix));
-    return out;
-  }
+  if (!log.rows[0]?.ok) return problem(where, 'change table', 'fail', 'BL-D005', `the change table ${LOG_TABLE} does not exist.`, fix);
   const missing: string[] = [];
-  for (const t of sources) {
+  for (const t of tables) {
     const r = await db.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'branchline_capture'`, [qualified(t.schema, t.table)]);
     if (r.rowCount === 0) missing.push(formatTable(t));
   }
   if (missing.length)
-    out.push(problem(where, 'change table', 'fail', 'BL-D005', `mapped table${missing.length === 1 ? '' : 's'} ${missing.join(', ')} ${missing.length === 1 ? 'has' : 'have'} no capture trigger: their changes never reach HQ.`, fix));
-  else out.push(ok(where, 'change table', `${LOG_TABLE} exists and the ${sources.length} mapped tables have their capture triggers.`));
-  return out;
+    return problem(where, 'change table', 'fail', 'BL-D005', `mapped table${missing.length === 1 ? '' : 's'} ${missing.join(', ')} ${missing.length === 1 ? 'has no capture trigger: its' : 'have no capture trigger: their'} changes never reach ${where === 'HQ' ? 'the stores' : 'HQ'}.`, fix);
+  return ok(where, 'change table', `${LOG_TABLE} exists and the ${tables.length} mapped tables have their capture triggers.`);
 }
