@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatProblem, isBranchlineError, type Problem } from '../core/errors.js';
-import { connect, describeUrl } from '../db/connect.js';
+import { connect, describeUrl, isConnectionError } from '../db/connect.js';
+import { redact } from '../core/logger.js';
 import {
   downMappingProblems,
   downTablesOf,
@@ -76,8 +77,13 @@ async function guarded<T>(database: string, out: CheckResult[], fn: (out: CheckR
   try {
     return await fn(out);
   } catch (e) {
-    if (!isBranchlineError(e)) throw e;
-    out.push(problem(database, 'checks', 'fail', e.code, `checking stopped midway: ${e.problem.message}`, e.hint ?? null));
+    const err = e as { code?: string; message?: string };
+    if (isBranchlineError(e)) out.push(problem(database, 'checks', 'fail', e.code, `checking stopped midway: ${e.problem.message}`, e.hint ?? null));
+    else if (isConnectionError(e))
+      out.push(problem(database, 'checks', 'fail', 'BL-D001', `checking stopped midway: the connection was lost (${redact(err.message ?? '')}).`, 'Check the server and the network, then run doctor again.'));
+    else if (err?.code === '42501')
+      out.push(problem(database, 'checks', 'fail', 'BL-D004', `checking stopped midway: the user may not read what doctor reads (${redact(err.message ?? '')}).`, 'Grant the privilege named, or run doctor with the role the agent uses.'));
+    else throw e;
     return otherwise;
   }
 }
