@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +8,7 @@ import { Lsn } from '../src/core/lsn.js';
 import { RETAIL_EXAMPLE_DIR } from '../src/demo/retail-example.js';
 import { AgentProcess, CLI, runCli } from './support/agent-process.js';
 import { assertNoStack, show, type CliResult } from './support/cli-output.js';
+import { deadPort } from './support/dead-port.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { createWorld, eventually, type World } from './support/world.js';
 
@@ -36,15 +36,6 @@ async function runCliWithin(ms: number, args: readonly string[], env: NodeJS.Pro
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
   return { code, stdout, stderr, timedOut };
-}
-
-/** A port on this machine that nobody listens on. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const temps: string[] = [];

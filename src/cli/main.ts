@@ -12,6 +12,7 @@ import type { ReconcileArgs } from './commands/reconcile.js';
 import type { SettlementArgs } from './commands/settlement.js';
 import type { ReportArgs } from './commands/report.js';
 import type { QueryArgs } from './commands/queries.js';
+import type { DoctorArgs } from './commands/doctor.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
 const configCommands = () => import('./commands/config-cmd.js');
@@ -145,6 +146,12 @@ export async function main(argv: string[]): Promise<void> {
       'run the pipelines until stopped (SIGINT/SIGTERM)',
       (y) => centralOptions(storeOption(y)),
       handle<CentralStoreArgs>(async (a) => (await commands()).runCommand(a)),
+    )
+    .command(
+      'doctor',
+      'check HQ and each store (wal_level, replication, publication and slot or change table, max_slot_wal_keep_size, replica identity, clock skew, TLS, mappings, reachability): one line per check, each problem with its fix',
+      (y) => storeOption(y).option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+      handle(async (a: DoctorArgs) => (await import('./commands/doctor.js')).doctorCommand(a)),
     )
     .command(
       'status',

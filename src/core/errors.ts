@@ -52,6 +52,9 @@ export const ERROR_CODES = {
   'BL-D006': 'an embedded PostgreSQL server could not start',
   'BL-D007': 'a SQL Server column has a type branchline cannot capture',
   'BL-D008': 'the SQL Server is older than 2016 SP1',
+  'BL-D009': 'max_slot_wal_keep_size is unbounded: a slot can fill the store\'s disk',
+  'BL-D010': 'a store\'s clock differs from HQ\'s by more than the doctor allows',
+  'BL-D011': 'a database link crosses the network without TLS, or without checking the certificate',
   // sources (BL-S)
   'BL-S001': 'replication slot is missing',
   'BL-S002': 'replication slot is in use by another connection',
