@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { AgentProcess, runCli } from './support/agent-process.js';
 import { show } from './support/cli-output.js';
 import { startTestServer, type TestServer } from './support/pg.js';
@@ -61,6 +62,39 @@ describe('a pg-trigger store through the CLI', { timeout: 240_000 }, () => {
     assert.match(again.stdout, /refreshed the capture triggers on public\.sale /);
     assert.doesNotMatch(again.stdout, /created the change log/);
     assert.deepEqual(await objects(), made, 'the same objects, none added');
+  });
+
+  it('an ERP role with rights on its own tables only can still write them after install (the capture runs with the installer\'s rights), at the store and at HQ', async () => {
+    const asRole = async (server: TestServer, db: string, role: string, sql: string) => {
+      const url = new URL(server.url(db));
+      url.username = role;
+      url.password = 'clerk-pw';
+      const c = new pg.Client({ connectionString: url.toString() });
+      await c.connect();
+      try {
+        await c.query(sql);
+      } finally {
+        await c.end();
+      }
+    };
+    await sq(`DROP ROLE IF EXISTS erp_clerk; CREATE ROLE erp_clerk LOGIN PASSWORD 'clerk-pw';
+              GRANT INSERT, UPDATE, DELETE, SELECT ON sale TO erp_clerk; GRANT USAGE ON SEQUENCE sale_id_seq, sale_number_seq TO erp_clerk`);
+    const before = await logRows();
+    await asRole(storeServer, store().db, 'erp_clerk', `INSERT INTO sale (seller, total) VALUES ('clerk', 1.50)`);
+    assert.equal(await logRows(), before + 1, 'the write is captured');
+    const [row] = await sq<{ who: string }>(`SELECT after->>'seller' AS who FROM branchline.change_log ORDER BY id DESC LIMIT 1`);
+    assert.equal(row?.who, 'clerk');
+    await sq(`DELETE FROM sale WHERE seller = 'clerk'`);
+    // HQ: a role that may only update products (a down table) still can.
+    await w.hqQuery(`DROP ROLE IF EXISTS hq_clerk; CREATE ROLE hq_clerk LOGIN PASSWORD 'clerk-pw'; GRANT SELECT, INSERT, UPDATE ON product TO hq_clerk; GRANT USAGE ON SEQUENCE product_id_seq TO hq_clerk`);
+    const hqLog = async () => Number((await w.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM branchline.change_log WHERE table_name = 'product'`))[0]!.n);
+    const hqBefore = await hqLog();
+    await asRole(hqServer, w.hq.db, 'hq_clerk', `INSERT INTO product (sku, description, unit, price) VALUES ('7890000999999', 'Clerk product', 'UN', 3.00)`);
+    assert.equal(await hqLog(), hqBefore + 1);
+    await w.hqQuery(`DELETE FROM product WHERE sku = '7890000999999'`);
+    // The search path of the capture functions is pinned (SECURITY DEFINER): no schema of the caller is searched.
+    const fns = await sq<{ def: boolean; path: string[] | null }>(`SELECT prosecdef AS def, proconfig AS path FROM pg_proc WHERE pronamespace = 'branchline'::regnamespace AND proname LIKE 'capture%'`);
+    assert.ok(fns.length > 0 && fns.every((f) => f.def && (f.path ?? []).includes('search_path=pg_catalog, pg_temp')), JSON.stringify(fns));
   });
 
   it('status counts what HQ lacks; the agent applies it and then purges the store\'s change table', async () => {

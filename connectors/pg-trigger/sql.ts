@@ -65,13 +65,25 @@ export function createLogSql(options: CaptureOptions = { notify: true }): string
        purged_below xid8 NOT NULL,
        purged_at    timestamptz NOT NULL DEFAULT clock_timestamp()
      )`,
-    `CREATE OR REPLACE FUNCTION branchline.capture_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
+    `CREATE OR REPLACE FUNCTION branchline.capture_truncate() RETURNS trigger LANGUAGE plpgsql
+       ${DEFINER}
+     AS $f$
      BEGIN
        INSERT INTO ${LOG_TABLE} (schema_name, table_name, op) VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 't');${notifySql(options)}
        RETURN NULL;
      END $f$`,
   ];
 }
+
+/**
+ * The capture functions run with their owner's rights (the user who ran
+ * `install`), so an ERP role that may write a captured table needs no grant
+ * on branchline's schema: writing the table is enough, and installing
+ * branchline never makes the ERP's writes fail. The search path is fixed
+ * (every name in them is schema-qualified or pg_catalog's), as a
+ * SECURITY DEFINER function must have it.
+ */
+const DEFINER = 'SECURITY DEFINER SET search_path = pg_catalog, pg_temp';
 
 /** The name of a table's capture function (unique, within PostgreSQL's 63 bytes). */
 export function captureFunctionName(t: TableId, oid: number): string {
@@ -94,6 +106,7 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[], o
   const table = qualified(t.schema, t.table);
   return [
     `CREATE OR REPLACE FUNCTION branchline.${quoteIdent(fn)}() RETURNS trigger LANGUAGE plpgsql
+       ${DEFINER}
        SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' SET timezone = 'UTC'
        SET bytea_output = 'hex' SET extra_float_digits = 3
      AS $f$
