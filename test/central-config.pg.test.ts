@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -17,6 +16,7 @@ import { createLogger, type Logger } from '../src/core/logger.js';
 import { RETAIL_EXAMPLE_DIR } from '../src/demo/retail-example.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { deadPort } from './support/dead-port.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { eventually } from './support/world.js';
 
@@ -62,11 +62,7 @@ function captureLogger(): { logger: Logger; lines: () => Record<string, unknown>
 
 /** A URL nobody listens on (a port just released). */
 async function deadUrl(): Promise<string> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return `postgres://branchline:secret@127.0.0.1:${port}/hq`;
+  return `postgres://branchline:secret@127.0.0.1:${await deadPort()}/hq`;
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<BranchlineError> {

@@ -5,7 +5,8 @@ import { runInitialLoad } from '../src/load/initial-load.js';
 import { METRIC } from '../src/metrics/metrics.js';
 import { startInProcess, type InProcess } from './support/in-process.js';
 import { parsePromText, sampleValue, type PromSample } from './support/prom-text.js';
-import { freePort, startPrometheus, type PrometheusServer } from './support/prometheus-server.js';
+import { deadPort } from './support/dead-port.js';
+import { startPrometheus, type PrometheusServer } from './support/prometheus-server.js';
 import { eventually } from './support/world.js';
 
 /**
@@ -54,7 +55,7 @@ describe('metrics at /metrics', { timeout: 180_000 }, () => {
   const M2 = { store: 'M2', direction: 'up' };
 
   before(async () => {
-    port = await freePort();
+    port = await deadPort();
     env = await startInProcess({
       name: 'metrics',
       stores: ['M1', 'M2'],

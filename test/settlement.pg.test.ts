@@ -12,6 +12,7 @@ import { SettlementService } from '../src/settlement/service.js';
 import { runCli } from './support/agent-process.js';
 import { assertNoStack, show } from './support/cli-output.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { deadPort } from './support/dead-port.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createWorld, eventually, type World } from './support/world.js';
 
@@ -360,13 +361,7 @@ describe('settlement checks', { timeout: 240_000 }, () => {
   });
 
   it('the running agent serves it: /health, /metrics with the counts, POST /settlement-checks; closed when the agent stops', async () => {
-    const net = await import('node:net');
-    const port = await new Promise<number>((resolve) => {
-      const probe = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (probe.address() as import('node:net').AddressInfo).port;
-        probe.close(() => resolve(p));
-      });
-    });
+    const port = await deadPort();
     const token = 'agent-token-0123456789abcdef';
     const agentConfig: Config = { ...config, http: { host: '127.0.0.1', port, tokens: [{ name: 'hq-erp', token }], maxBodyBytes: 1_048_576 } };
     const agent = new Agent({ config: agentConfig, logger: silentLogger() });

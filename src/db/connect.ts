@@ -28,6 +28,9 @@ export function describeUrl(url: string): string {
  */
 const SESSION_OPTIONS = '-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c TimeZone=UTC';
 
+/** Every value as PostgreSQL prints it (no parsing into JS numbers or dates): what mappings read and compare. */
+export const TEXT_VALUES = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
+
 export function clientConfig(url: string, options: ConnectOptions): pg.ClientConfig {
   const cfg: pg.ClientConfig & { replication?: string } = {
     connectionString: url,

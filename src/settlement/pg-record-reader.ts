@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { BranchlineError } from '../core/errors.js';
-import { clientConfig, connectionError, describeUrl, isConnectionError, qualified, quoteIdent } from '../db/connect.js';
+import { clientConfig, connectionError, describeUrl, isConnectionError, qualified, quoteIdent, TEXT_VALUES } from '../db/connect.js';
 import { redact } from '../core/logger.js';
 import { byReference, RoundFailure, withDeadline, type LookupResult, type RecordLookup, type RecordReader } from './record-reader.js';
 
@@ -13,8 +13,6 @@ export interface PgRecordReaderOptions {
   readonly applicationName?: string;
 }
 
-/** Every value as PostgreSQL prints it: the expressions read text, as they do from a replication stream. */
-const TEXT_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
 
 /**
  * Reads records at one PostgreSQL database for settlement checks: one
@@ -37,7 +35,7 @@ export class PgRecordReader implements RecordReader {
     this.pool = new pg.Pool({
       ...base,
       options: `${base.options ?? ''} -c default_transaction_read_only=on`,
-      types: TEXT_TYPES,
+      types: TEXT_VALUES,
       max: 4,
       idleTimeoutMillis: 30_000,
       keepAliveInitialDelayMillis: 5_000,

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { describeTables } from '../catalog/pg-catalog.js';
 import { formatTable } from '../core/change.js';
 import type { RowValues } from '../core/change.js';
-import { clientConfig, qualified, quoteIdent } from '../db/connect.js';
+import { clientConfig, qualified, quoteIdent, TEXT_VALUES } from '../db/connect.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import type { TargetOp } from '../core/target-op.js';
 import { lookupHqKeys } from '../associate/association-store.js';
@@ -21,7 +21,6 @@ export interface TableComparison {
   readonly extra: number;
 }
 
-const TEXT_TYPES = { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig;
 
 /**
  * Checks that HQ holds exactly what a store holds, through the mappings:
@@ -35,8 +34,8 @@ export async function compareStore(options: {
   storeCode: string;
   mappings: MappingSet;
 }): Promise<TableComparison[]> {
-  const store = new pg.Client({ ...clientConfig(options.storeUrl, { role: 'store' }), types: TEXT_TYPES });
-  const hq = new pg.Client({ ...clientConfig(options.hqUrl, { role: 'HQ' }), types: TEXT_TYPES });
+  const store = new pg.Client({ ...clientConfig(options.storeUrl, { role: 'store' }), types: TEXT_VALUES });
+  const hq = new pg.Client({ ...clientConfig(options.hqUrl, { role: 'HQ' }), types: TEXT_VALUES });
   await store.connect();
   await hq.connect();
   try {

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { deadPort } from './dead-port.js';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 
@@ -11,17 +11,6 @@ export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 export function requirePrometheus(binary: string): void {
   if (!existsSync(binary))
     throw new Error(`${binary} is missing: install Debian's prometheus package (\`apt-get install -y prometheus\`, as .ci/run does); this test needs the real Prometheus server and promtool.`);
-}
-
-/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (probe.address() as net.AddressInfo).port;
-      probe.close(() => resolve(p));
-    });
-    probe.on('error', reject);
-  });
 }
 
 export interface PrometheusServer {
@@ -37,7 +26,7 @@ export async function startPrometheus(options: { target: string; token: string }
   requirePrometheus(PROMETHEUS_BIN);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-prometheus-'));
   await chmod(dir, 0o755);
-  const port = await freePort();
+  const port = await deadPort();
   const config = path.join(dir, 'prometheus.yml');
   await writeFile(
     config,
