@@ -1,3 +1,5 @@
+import { StoreZone } from '../schedule/effective-time.js';
+
 /**
  * Cron expressions for the scheduled report: five fields, `minute hour
  * day-of-month month day-of-week`, each `*`, a number, a range `a-b`, a step
@@ -57,6 +59,7 @@ function parseField(text: string, f: (typeof FIELDS)[number]): { values: Set<num
 
 /** Parses `text`; throws a CronError with a sentence naming the field. */
 export function parseCron(text: string, timeZone: string): CronSchedule {
+  const zone = new StoreZone(timeZone);
   const parts = text.trim().split(/\s+/);
   if (parts.length !== 5) throw new CronError(`"${text}" has ${parts.length} fields, not 5 (minute hour day-of-month month day-of-week, e.g. "0 7 * * *")`);
   const [minute, hour, dom, month, dow] = parts.map((p, i) => parseField(p, FIELDS[i]!)) as [ReturnType<typeof parseField>, ReturnType<typeof parseField>, ReturnType<typeof parseField>, ReturnType<typeof parseField>, ReturnType<typeof parseField>];
@@ -73,7 +76,7 @@ export function parseCron(text: string, timeZone: string): CronSchedule {
   return {
     text,
     next(after: Date): Date {
-      const start = wallTime(after, timeZone);
+      const start = wallTime(after, zone);
       // Up to eight years ahead: "0 0 29 2 *" waits for a leap year.
       for (let day = 0; day < 366 * 8; day++) {
         const date = new Date(Date.UTC(start.y, start.m - 1, start.d + day));
@@ -81,7 +84,7 @@ export function parseCron(text: string, timeZone: string): CronSchedule {
         if (!dayMatches(y, m, d)) continue;
         for (const h of hours)
           for (const mi of minutes) {
-            const t = fromWallTime(y, m, d, h, mi, timeZone);
+            const t = fromWallTime(y, m, d, h, mi, zone);
             if (t !== null && t.getTime() > after.getTime()) return t;
           }
       }
@@ -90,40 +93,17 @@ export function parseCron(text: string, timeZone: string): CronSchedule {
   };
 }
 
-interface Wall {
-  y: number;
-  m: number;
-  d: number;
-  h: number;
-  mi: number;
+/** Wall-clock fields of an instant in a zone. */
+function wallTime(t: Date, zone: StoreZone): { y: number; m: number; d: number; h: number; mi: number } {
+  const w = new Date(t.getTime() + zone.offsetAt(t.getTime()));
+  return { y: w.getUTCFullYear(), m: w.getUTCMonth() + 1, d: w.getUTCDate(), h: w.getUTCHours(), mi: w.getUTCMinutes() };
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function wallTime(t: Date, timeZone: string): Wall {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric' });
-    formatters.set(timeZone, f);
-  }
-  const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, x.value]));
-  return { y: Number(p['year']), m: Number(p['month']), d: Number(p['day']), h: Number(p['hour']), mi: Number(p['minute']) };
-}
-
-/** The instant whose wall time in `timeZone` is the one given (the first of two in a repeated hour), or null when the zone skips it. */
-function fromWallTime(y: number, m: number, d: number, h: number, mi: number, timeZone: string): Date | null {
-  const asUtc = Date.UTC(y, m - 1, d, h, mi);
-  // Offsets around the guess: the earlier candidate first (a repeated hour runs once, at its first occurrence).
-  const candidates = [asUtc - offsetAt(asUtc - 86_400_000, timeZone), asUtc - offsetAt(asUtc, timeZone), asUtc - offsetAt(asUtc + 86_400_000, timeZone)].sort((a, b) => a - b);
-  for (const c of candidates) {
-    const w = wallTime(new Date(c), timeZone);
-    if (w.y === y && w.m === m && w.d === d && w.h === h && w.mi === mi) return new Date(c);
-  }
+/** The instant whose wall time in the zone is the one given (the first of two in a repeated hour), or null when the zone skips it. */
+function fromWallTime(y: number, m: number, d: number, h: number, mi: number, zone: StoreZone): Date | null {
+  const wall = Date.UTC(y, m - 1, d, h, mi);
+  // The offsets a day either side bracket any change; the earlier instant first.
+  const candidates = [wall - zone.offsetAt(wall - 86_400_000), wall - zone.offsetAt(wall + 86_400_000)].sort((a, b) => a - b);
+  for (const c of candidates) if (c + zone.offsetAt(c) === wall) return new Date(c);
   return null;
-}
-
-/** The zone's offset from UTC at `t` (ms), at minute precision. */
-function offsetAt(t: number, timeZone: string): number {
-  const w = wallTime(new Date(t), timeZone);
-  return Date.UTC(w.y, w.m - 1, w.d, w.h, w.mi) - Math.floor(t / 60_000) * 60_000;
 }
