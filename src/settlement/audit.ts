@@ -3,6 +3,7 @@ import { BranchlineError } from '../core/errors.js';
 import { clientConfig, connectionError, describeUrl, isConnectionError } from '../db/connect.js';
 import { redact } from '../core/logger.js';
 import type { Status, UnavailableReason } from './answer.js';
+import { withDeadline } from './record-reader.js';
 
 /** One check as the audit keeps it. */
 export interface AuditEntry {
@@ -46,7 +47,6 @@ export class AuditLog {
 
   async record(entries: readonly AuditEntry[]): Promise<{ ids: string[]; at: Date }> {
     const col = <K extends keyof AuditEntry>(k: K) => entries.map((e) => e[k]);
-    let timer: NodeJS.Timeout | undefined;
     const insert = this.pool.query<{ id: string; checked_at: Date }>(
       `INSERT INTO branchline.settlement_checks
          (caller, asked, store_code, kind, ref, amount, status, origin_amount, reason, detail, duration_ms)
@@ -58,17 +58,11 @@ export class AuditLog {
       [col('caller'), col('asked'), col('store'), col('kind'), col('ref'), col('amount'), col('status'), col('originAmount'), col('reason'), col('detail'), col('durationMs')],
     );
     try {
-      const r = await Promise.race([
-        insert,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(Object.assign(new Error('timeout expired'), { code: 'ETIMEDOUT' })), this.options.timeoutMs);
-        }),
-      ]);
+      const r = await withDeadline(insert, this.options.timeoutMs, () => Object.assign(new Error('timeout expired'), { code: 'ETIMEDOUT' }));
       // Ids are drawn in insertion order, which is the entries' order (ORDER BY ord).
       const ids = r.rows.map((x) => x.id).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
       return { ids, at: r.rows[0]?.checked_at ?? new Date() };
     } catch (e) {
-      insert.catch(() => undefined);
       const where = `${this.options.role} database at ${describeUrl(this.options.url)}`;
       if ((e as { code?: string }).code === '42P01')
         throw new BranchlineError({
@@ -85,8 +79,6 @@ export class AuditLog {
         message: `the ${where} refused to record the settlement checks (${redact((e as Error).message)}); no answer was given.`,
         hint: 'Check that the agent\'s role may INSERT into branchline.settlement_checks.',
       });
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -45,12 +45,11 @@ export class RoundFailure extends Error {
   }
 }
 
-
 /**
  * `work`, or `late()` thrown once `ms` have passed (then `abandon` runs, to
  * drop what the round holds: a hung connection must not be reused).
  */
-export async function withDeadline<T>(work: Promise<T>, ms: number, late: () => RoundFailure, abandon: () => void): Promise<T> {
+export async function withDeadline<T>(work: Promise<T>, ms: number, late: () => Error, abandon: () => void = () => undefined): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

@@ -7,6 +7,7 @@ import type { EntitySet } from '../mapping/entities.js';
 import type { SettlementMetrics } from '../metrics/metrics.js';
 import { checkRequest, type CheckRequest, type SettlementAnswer, type Verdict } from './answer.js';
 import { SettlementChecker } from './checker.js';
+import { withDeadline } from './record-reader.js';
 import { settlementRules } from './rules.js';
 
 export interface SettlementServiceOptions {
@@ -111,18 +112,11 @@ export class SettlementService {
       const { files, entities } = await this.mappingFiles();
       const targets = files.filter((f) => f.spec.enabled && f.spec.direction === 'up' && f.spec.settlement).map((f) => f.spec.target);
       const hq = this.options.config.hq;
-      let timer: NodeJS.Timeout | undefined;
-      const reading = readCatalog(hq.readUrl, 'HQ', targets, hq.settlementTimeoutMs);
-      reading.catch(() => undefined);
-      const catalog = await Promise.race([
-        reading,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new BranchlineError({ code: 'BL-D001', message: `HQ did not answer within ${hq.settlementTimeoutMs} ms.`, hint: 'Check the link to HQ; branchline asks again at the next check.' })),
-            hq.settlementTimeoutMs,
-          );
-        }),
-      ]).finally(() => clearTimeout(timer));
+      const catalog = await withDeadline(
+        readCatalog(hq.readUrl, 'HQ', targets, hq.settlementTimeoutMs),
+        hq.settlementTimeoutMs,
+        () => new BranchlineError({ code: 'BL-D001', message: `HQ did not answer within ${hq.settlementTimeoutMs} ms.`, hint: 'Check the link to HQ; branchline asks again at the next check.' }),
+      );
       const rules = settlementRules(files, { target: catalog.tables, targetTables: catalog.all, entities });
       this.checker = new SettlementChecker({ ...this.options, rules });
       return this.checker;
