@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import type pg from 'pg';
 import os from 'node:os';
 import path from 'node:path';
 import { readStatus } from '../agent/status.js';
@@ -45,7 +46,7 @@ export interface ReportData {
  * lag, state and parked changes now; settlement checks of the period. A
  * store that does not answer has no down figure; nothing waits long.
  */
-export async function collectReport(config: Config, periodEnd: Date, previous: { periodEnd: Date; counters: Record<string, number> } | null, timeZone: string): Promise<ReportData> {
+export async function collectReport(config: Config, periodEnd: Date, previous: PreviousReport | null, timeZone: string): Promise<ReportData> {
   const status = await readStatus(config, config.stores);
   const down = await Promise.all(config.stores.map((s) => downRowsApplied(s.code, s.url, storeRole(s), s.connector)));
   const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 });
@@ -166,18 +167,25 @@ export function renderText(r: ReportData): string {
   ].join('\n');
 }
 
+export type PreviousReport = { periodEnd: Date; counters: Record<string, number> };
+
+/** The last report recorded at HQ before `before`: where the next period starts, and its counters. */
+export async function previousReport(hq: pg.Client, before: Date): Promise<PreviousReport | null> {
+  const r = await hq.query<{ period_end: Date; counters: Record<string, number> }>(
+    `SELECT period_end, counters FROM branchline.report_runs WHERE period_end < $1 ORDER BY period_end DESC LIMIT 1`,
+    [before],
+  );
+  return r.rows[0] ? { periodEnd: r.rows[0].period_end, counters: r.rows[0].counters } : null;
+}
+
 /** Writes the report, records it at HQ (once per period end: the claim) and emails it; returns the file. */
 export async function runReport(options: { config: Config; reports: ReportsConfig; periodEnd: Date; logger: Logger }): Promise<{ file: string; text: string; emailed: boolean } | null> {
   const { config, reports, periodEnd, logger } = options;
   const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 });
   let claimed: string | null;
-  let previous: { periodEnd: Date; counters: Record<string, number> } | null;
+  let previous: PreviousReport | null;
   try {
-    const prev = await hq.query<{ period_end: Date; counters: Record<string, number> }>(
-      `SELECT period_end, counters FROM branchline.report_runs WHERE period_end < $1 ORDER BY period_end DESC LIMIT 1`,
-      [periodEnd],
-    );
-    previous = prev.rows[0] ? { periodEnd: prev.rows[0].period_end, counters: prev.rows[0].counters } : null;
+    previous = await previousReport(hq, periodEnd);
     // The claim: a second agent with the same schedule finds the row and sends nothing.
     const claim = await hq.query<{ id: string }>(
       `INSERT INTO branchline.report_runs (period_start, period_end, counters, agent) VALUES ($1, $2, '{}', $3)

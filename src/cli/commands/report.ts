@@ -2,7 +2,7 @@ import { loadConfig } from '../../config/load.js';
 import { BranchlineError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { connect } from '../../db/connect.js';
-import { collectReport, renderText, runReport } from '../../reports/report.js';
+import { collectReport, previousReport, renderText, runReport } from '../../reports/report.js';
 import type { GlobalArgs } from './basic.js';
 import { out } from './hq-commands.js';
 
@@ -30,10 +30,9 @@ export async function reportCommand(args: ReportArgs): Promise<number> {
     return 0;
   }
   const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report' });
-  let previous = null;
+  let previous;
   try {
-    const prev = await hq.query<{ period_end: Date; counters: Record<string, number> }>(`SELECT period_end, counters FROM branchline.report_runs ORDER BY period_end DESC LIMIT 1`);
-    previous = prev.rows[0] ? { periodEnd: prev.rows[0].period_end, counters: prev.rows[0].counters } : null;
+    previous = await previousReport(hq, now);
   } finally {
     await hq.end().catch(() => undefined);
   }
