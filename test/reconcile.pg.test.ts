@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
-import { runInitialLoad } from '../src/load/initial-load.js';
-import { runInitialLoadUp } from '../src/load/initial-load-up.js';
 import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../src/agent/prepare.js';
 import { storeCapture } from '../src/agent/store-capture.js';
 import { upSink } from '../src/load/initial-load-up.js';
-import { runReconcile, type ReconcileResult, type TableReconciliation } from '../src/reconcile/reconcile.js';
+import { runReconcile, type ReconcileResult } from '../src/reconcile/reconcile.js';
 import { runCli } from './support/agent-process.js';
-import { startTestServer, type TestServer } from './support/pg.js';
-import { createWorld, type World } from './support/world.js';
+import { byTarget, reconcileWorld, type ReconcileWorld } from './support/reconcile-world.js';
+import type { World } from './support/world.js';
 
 /**
  * `branchline reconcile`: a store's sales (100,000 rows, mapped with an
@@ -72,35 +67,17 @@ columns:
   price: price
 `;
 
-const byTarget = (r: ReconcileResult, target: string): TableReconciliation => {
-  const t = r.tables.find((x) => x.target === target);
-  assert.ok(t, `no result for ${target}: ${r.tables.map((x) => x.target).join(', ')}`);
-  return t;
-};
 
 describe('reconcile: counts, the exact differing keys, and --fix', { timeout: 300_000 }, () => {
-  let server: TestServer;
+  let env: ReconcileWorld;
   let world: World;
-  let mappingsDir: string;
   const store = <R extends Record<string, unknown>>(sql: string, params?: unknown[]) => world.stores[0]!.server.query(world.stores[0]!.db, sql, params) as Promise<R[]>;
 
   before(async () => {
-    server = await startTestServer('reconcile');
-    mappingsDir = await mkdtemp(path.join(os.tmpdir(), 'branchline-maps-'));
-    await chmod(mappingsDir, 0o755);
-    await writeFile(path.join(mappingsDir, 'sale-up.yml'), SALE_UP);
-    await writeFile(path.join(mappingsDir, 'customer-up.yml'), CUSTOMER_UP);
-    await writeFile(path.join(mappingsDir, 'product-down.yml'), PRODUCT_DOWN);
-    world = await createWorld({ hqServer: server, storeServer: server, stores: ['S1'], hqSql: HQ_SQL, storeSql: STORE_SQL, mappingsDir, setup: false });
-    const config = await world.config();
-    await runInitialLoadUp({ config, store: config.stores[0]!, logger: silentLogger() });
-    await runInitialLoad({ config, store: config.stores[0]!, logger: silentLogger() });
+    env = await reconcileWorld({ name: 'reconcile', hqSql: HQ_SQL, storeSql: STORE_SQL, mappings: { 'sale-up.yml': SALE_UP, 'customer-up.yml': CUSTOMER_UP, 'product-down.yml': PRODUCT_DOWN } });
+    world = env.world;
   });
-  after(async () => {
-    await world?.dispose();
-    if (mappingsDir) await rm(mappingsDir, { recursive: true, force: true });
-    await server?.dispose();
-  });
+  after(async () => env?.dispose());
 
   it('a table loaded through the mappings is equal', async () => {
     const config = await world.config();

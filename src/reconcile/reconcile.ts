@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { XID8_CODEC } from '../../connectors/pg-trigger/index.js';
 import { PgSink } from '../apply/pg-sink.js';
+import { DownAssociationResolver } from '../associate/down-resolver.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatTable, tableKey, type TableId } from '../core/change.js';
@@ -15,6 +16,8 @@ import { storeCapture } from '../agent/store-capture.js';
 import { chooseTables, COPY_SESSION } from '../load/initial-load.js';
 import { upSink } from '../load/initial-load-up.js';
 import { ExpectedTable } from './table-diff.js';
+import { ExpectedTotals } from './aggregate-diff.js';
+import { effectiveInstant, StoreZone } from '../schedule/effective-time.js';
 import { hashedDiff, type HashedSide } from './hashed-diff.js';
 import { removeExtra, resend, softMark } from './repair.js';
 
@@ -71,6 +74,10 @@ export interface TableReconciliation {
   readonly rowsFetched: number;
   /** Why the mapping was not compared (aggregates, ...); null when compared. */
   readonly skipped: string | null;
+  /** down with effective_at: source rows due later by the store's clock, left out of the comparison (the store holds them as scheduled). */
+  readonly held: number;
+  /** With --fix: why this table's differences were left as they are (aggregate totals); null otherwise. */
+  readonly notFixed: string | null;
   /** With --fix: rows re-sent and rows removed. */
   readonly resent: number;
   readonly removed: number;
@@ -206,6 +213,8 @@ async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof lo
         catalog: storeCatalog.tables,
         targetOrder: mappings.targetOrder,
         statementTimeoutMs: config.apply.statementTimeoutMs,
+        // HQ keys become the store's codes as in the stream (allocated, or parked until associated).
+        associations: new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url }),
         // Marked as HQ's writes: the store's capture does not send them back up.
         origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
         logger,
@@ -235,13 +244,8 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
     const chosen = new Set(s.chosen.map(tableKey));
     const mappings = s.mappings.mappings.filter((m) => chosen.has(tableKey(m.source)));
     const total = await estimate(source, s.chosen);
-    for (const m of mappings) {
-      const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
-      const skip = skipReason(m, direction);
-      if (skip) {
-        out.push({ ...base, ...NOT_COMPARED, skipped: skip });
-        continue;
-      }
+    const storeNowMs = direction === 'down' && mappings.some((m) => m.effectiveAt) ? await clockOf(target) : null;
+    const runOf = (m: CompiledMapping): MappingRun => {
       const srcInfo = s.sourceCatalog.get(tableKey(m.source));
       const tgtInfo = s.targetCatalog.get(tableKey(m.target));
       if (!srcInfo || !tgtInfo) throw new Error(`internal: ${m.file} is not described`);
@@ -252,8 +256,27 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
           message: `${formatTable(m.source)} at ${s.sourceRole} has no primary key, so reconcile cannot read it in key ranges nor find a row again to re-send it.`,
           hint: `Give the table a primary key at ${s.sourceRole}, or leave it out with --tables.`,
         });
-      const r = await reconcileMapping({ m, ctx, source, target, srcInfo, tgtInfo, pk, sink, run: s, total });
-      out.push({ ...base, ...r });
+      return { m, ctx, source, target, srcInfo, tgtInfo, pk, sink, run: s, total, storeNowMs };
+    };
+    const totalsDone = new Set<string>();
+    for (const m of mappings) {
+      if (m.aggregate) {
+        // A table of totals may be written by several aggregate mappings: compared once, as the sum of all.
+        const t = tableKey(m.target);
+        if (totalsDone.has(t)) continue;
+        totalsDone.add(t);
+        const group = s.mappings.mappings.filter((g) => g.aggregate && tableKey(g.target) === t);
+        const base = { direction, mapping: group.map((g) => g.name).join(', '), source: group.map((g) => formatTable(g.source)).join(', '), target: formatTable(m.target) };
+        const left = group.filter((g) => !chosen.has(tableKey(g.source)));
+        if (left.length > 0) {
+          out.push({ ...base, ...NOT_COMPARED, skipped: `its totals are also added from ${left.map((g) => formatTable(g.source)).join(', ')}: name those tables too` });
+          continue;
+        }
+        out.push({ ...base, ...(await reconcileTotals(group.map(runOf))) });
+        continue;
+      }
+      const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
+      out.push({ ...base, ...(await reconcileMapping(runOf(m))) });
     }
     await source.query('COMMIT');
     return out;
@@ -276,16 +299,16 @@ const NOT_COMPARED = {
   buckets: 0,
   bucketsDiffering: 0,
   rowsFetched: 0,
+  held: 0,
+  notFixed: null,
   resent: 0,
   removed: 0,
 } as const;
 
-/** What reconcile does not compare (yet), and why. */
-function skipReason(m: CompiledMapping, direction: Direction): string | null {
-  if (m.aggregate) return 'aggregate: its rows are totals of many store rows';
-  if (direction === 'down' && m.associates) return 'associate(...) in a down mapping: not compared yet';
-  if (m.effectiveAt) return 'effective_at: scheduled rows are not compared yet';
-  return null;
+/** A database's clock (clock_timestamp()), in ms since 1970: the store decides what is due by it. */
+async function clockOf(db: pg.Client): Promise<number> {
+  const r = await db.query<{ ms: string }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8::text AS ms`);
+  return Number(r.rows[0]!.ms);
 }
 
 /** The sink --fix writes with: the pipeline's own lock, so a running agent's pipeline is refused (stop it first). */
@@ -330,6 +353,8 @@ interface MappingRun {
   readonly sink: PgSink | null;
   readonly run: SideRun;
   readonly total: number | null;
+  /** down with effective_at: the store's clock when the comparison began (rows due later are held, not compared). */
+  readonly storeNowMs: number | null;
 }
 
 type Row = Record<string, string | null>;
@@ -349,7 +374,7 @@ async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
     removed = await removeExtra(a, diff.extra);
   }
   a.run.progress(a.m.name, diff.sourceRows, a.total);
-  return { ...diff, unassociated: 0, extraUnknown: scope === null, method: 'hashed', skipped: null, resent, removed };
+  return { ...diff, unassociated: 0, extraUnknown: scope === null, method: 'hashed', held: 0, skipped: null, notFixed: null, resent, removed };
 }
 
 /**
@@ -408,50 +433,88 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
   };
 }
 
-async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
-  const { m, ctx, source, target, pk } = a;
+/** Reads the source table in keyset chunks (inside the source's snapshot), in key order. */
+async function readSource(a: MappingRun, onChunk: (rows: readonly Row[]) => Promise<void>): Promise<number> {
+  const { m, source, pk } = a;
   const chunkRows = a.run.options.chunkRows ?? a.run.options.config.batch.chunkRows;
+  const columns = a.srcInfo.columns.map((c) => c.name);
+  const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
+  const list = columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
+  // Qualified: ORDER BY a bare name would sort by the text output column of that name.
+  const order = pk.map((k) => `t.${quoteIdent(k)}`).join(', ');
+  let last: string[] | null = null;
+  let n = 0;
+  for (;;) {
+    const params = last ?? [];
+    const where = last ? `WHERE (${order}) > (${pk.map((k, i) => `$${i + 1}::${types.get(k)}`).join(', ')})` : '';
+    const res: pg.QueryResult<Row> = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t ${where} ORDER BY ${order} LIMIT ${chunkRows}`, params);
+    if (res.rows.length === 0) break;
+    await onChunk(res.rows);
+    n += res.rows.length;
+    a.run.progress(m.name, res.rows.length, a.total);
+    const lastRow = res.rows[res.rows.length - 1]!;
+    last = pk.map((k) => lastRow[k]!);
+    if (res.rows.length < chunkRows) break;
+  }
+  return n;
+}
+
+/**
+ * Replaces the codes of `associate(...)` columns as the stream does: up, the
+ * store's codes by HQ's keys; down, HQ's keys by the store's codes (both
+ * kept at HQ: the target for up, the source for down). Rows with a code not
+ * associated yet are left out (`kept` false): the target lacks them.
+ */
+function translate(a: MappingRun, written: Parameters<typeof translateCodes>[3]): ReturnType<typeof translateCodes> {
+  const up = a.run.direction === 'up';
+  return translateCodes(up ? a.target : a.source, a.ctx.storeCode, a.m.associates, written, up ? 'hq-keys' : 'branch-codes');
+}
+
+async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
+  const { m, ctx, target, pk } = a;
   let keyOnly = false;
   const expected = new ExpectedTable({ db: target, target: m.target, info: a.tgtInfo, columns: m.columns });
   await expected.create();
   const unassociatedKeys: string[] = [];
-  let sourceRows = 0;
+  let held = 0;
+  const zone = m.effectiveAt && a.storeNowMs !== null ? new StoreZone(a.run.options.store.timeZone) : null;
+  // Due later by the store's clock: the store holds it in branchline.scheduled, not in its table yet.
+  const dueLater = (row: Row): boolean => {
+    if (!zone || !m.effectiveAt) return false;
+    try {
+      const at = effectiveInstant(row[m.effectiveAt.column], m.effectiveAt, zone, m.name);
+      return at !== null && at > a.storeNowMs!;
+    } catch {
+      return false; // unreadable: the stream parks it, so the store lacks it
+    }
+  };
   try {
-    const columns = a.srcInfo.columns.map((c) => c.name);
-    const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
-    const list = columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
-    // Qualified: ORDER BY a bare name would sort by the text output column of that name.
-    const order = pk.map((k) => `t.${quoteIdent(k)}`).join(', ');
-    let last: string[] | null = null;
-    for (;;) {
-      const params = last ?? [];
-      const where = last ? `WHERE (${order}) > (${pk.map((k, i) => `$${i + 1}::${types.get(k)}`).join(', ')})` : '';
-      const res: pg.QueryResult<Row> = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t ${where} ORDER BY ${order} LIMIT ${chunkRows}`, params);
-      if (res.rows.length === 0) break;
+    const sourceRows = await readSource(a, async (rows) => {
       const written: Written[] = [];
       const srcKeys: string[] = [];
-      for (const row of res.rows) {
+      const later: boolean[] = [];
+      for (const row of rows) {
+        const isLater = dueLater(row);
         for (const op of m.map({ op: 'insert', table: m.source, after: row }, ctx)) {
           if (op.kind !== 'upsert' && op.kind !== 'insert-missing') continue;
           if (op.kind === 'insert-missing') keyOnly = true;
           written.push(op);
           srcKeys.push(JSON.stringify(pk.map((k) => row[k])));
+          later.push(isLater);
         }
       }
-      const translated = await translateCodes(target, ctx.storeCode, a.run.direction === 'up' && m.associates, written);
-      await expected.add(
-        translated.rows,
-        srcKeys.filter((_, i) => translated.kept[i]),
-      );
-      srcKeys.forEach((k, i) => {
-        if (!translated.kept[i]) unassociatedKeys.push(k);
+      const translated = await translate(a, written);
+      const keptKeys: string[] = [];
+      const keptLater: boolean[] = [];
+      translated.kept.forEach((ok, i) => {
+        if (ok) {
+          keptKeys.push(srcKeys[i]!);
+          keptLater.push(later[i]!);
+          if (later[i]) held++;
+        } else if (!later[i]) unassociatedKeys.push(srcKeys[i]!);
       });
-      sourceRows += res.rows.length;
-      a.run.progress(m.name, res.rows.length, a.total);
-      const lastRow = res.rows[res.rows.length - 1]!;
-      last = pk.map((k) => lastRow[k]!);
-      if (res.rows.length < chunkRows) break;
-    }
+      await expected.add(translated.rows, keptKeys, keptLater);
+    });
     const scope = truncateScope(m, ctx);
     // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
     const diff = await expected.diff(scope, keyOnly ? m.target.key : m.columns, softMark(m, ctx));
@@ -462,8 +525,44 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
       resent = await resend(a, keys);
       removed = await removeExtra(a, diff.extra);
     }
-    return { sourceRows, ...diff, unassociated: unassociatedKeys.length, extraUnknown: scope === null, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, resent, removed };
+    return { sourceRows, ...diff, unassociated: unassociatedKeys.length, held, extraUnknown: scope === null, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, notFixed: null, resent, removed };
   } finally {
     await expected.drop();
+  }
+}
+
+/**
+ * Aggregate targets: the totals HQ holds of this store against the sums of
+ * the store's rows, through every aggregate mapping that adds to that
+ * table (each source read in the same snapshot). --fix leaves totals as they
+ * are (see notFixed).
+ */
+async function reconcileTotals(runs: readonly MappingRun[]): Promise<MappingResult> {
+  const first = runs[0]!;
+  const measures = [...new Set(runs.flatMap((r) => r.m.columns.filter((c) => !r.m.target.key.includes(c))))];
+  const totals = new ExpectedTotals({ db: first.target, target: first.m.target, info: first.tgtInfo, measures });
+  await totals.create();
+  try {
+    let sourceRows = 0;
+    let unassociated = 0;
+    for (const a of runs) {
+      sourceRows += await readSource(a, async (rows) => {
+        const adds: Extract<TargetOp, { kind: 'add' }>[] = [];
+        for (const row of rows) for (const op of a.m.map({ op: 'insert', table: a.m.source, after: row }, a.ctx)) if (op.kind === 'add') adds.push(op);
+        const translated = await translate(a, adds);
+        unassociated += translated.unassociated;
+        await totals.add(translated.rows);
+      });
+    }
+    const scope = truncateScope(first.m, first.ctx) ?? [];
+    const diff = await totals.diff(scope);
+    const differs = diff.missing.length + diff.different.length + diff.extra.length > 0;
+    const notFixed =
+      first.sink && (differs || unassociated > 0)
+        ? 'totals are not rewritten by --fix: the store\'s changes the stream has not delivered yet would then be added a second time'
+        : null;
+    return { sourceRows, ...diff, unassociated, held: 0, extraUnknown: false, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, notFixed, resent: 0, removed: 0 };
+  } finally {
+    await totals.drop();
   }
 }

@@ -52,19 +52,23 @@ export class ExpectedTable {
     const { db, target, columns } = this.o;
     await db.query(`DROP TABLE IF EXISTS pg_temp.${EXPECTED}`);
     await db.query(
-      `CREATE TEMPORARY TABLE ${EXPECTED} AS SELECT ${columns.map(quoteIdent).join(', ')}, NULL::text AS branchline_source_key FROM ${qualified(target.schema, target.table)} WITH NO DATA`,
+      `CREATE TEMPORARY TABLE ${EXPECTED} AS SELECT ${columns.map(quoteIdent).join(', ')}, NULL::text AS branchline_source_key, false AS branchline_held FROM ${qualified(target.schema, target.table)} WITH NO DATA`,
     );
   }
 
-  /** Adds mapped rows (target column values in text form) with their source keys (JSON arrays). */
-  async add(rows: readonly Readonly<Record<string, string | null>>[], sourceKeys: readonly string[]): Promise<void> {
+  /**
+   * Adds mapped rows (target column values in text form) with their source
+   * keys (JSON arrays). `held[i]`: row i is not compared (a scheduled row,
+   * due later), though a target row with its key is not extra either.
+   */
+  async add(rows: readonly Readonly<Record<string, string | null>>[], sourceKeys: readonly string[], held?: readonly boolean[]): Promise<void> {
     if (rows.length === 0) return;
     const { db, columns } = this.o;
     const n = columns.length;
     const casts = columns.map((c, i) => `$${i + 1}::text[]::${this.typeOf(c)}[]`);
     await db.query(
-      `INSERT INTO ${EXPECTED} (${columns.map(quoteIdent).join(', ')}, branchline_source_key) SELECT * FROM unnest(${casts.join(', ')}, $${n + 1}::text[])`,
-      [...columns.map((c) => rows.map((r) => r[c] ?? null)), sourceKeys],
+      `INSERT INTO ${EXPECTED} (${columns.map(quoteIdent).join(', ')}, branchline_source_key, branchline_held) SELECT * FROM unnest(${casts.join(', ')}, $${n + 1}::text[], $${n + 2}::boolean[])`,
+      [...columns.map((c) => rows.map((r) => r[c] ?? null)), sourceKeys, held ?? rows.map(() => false)],
     );
   }
 
@@ -108,9 +112,9 @@ export class ExpectedTable {
     const soft = marked.length > 0 ? ` AND NOT (${marked.join(' AND ')})` : '';
     const res = await db.query<{ kind: 'missing' | 'different' | 'extra'; k: string[] }>(
       `SELECT kind, k FROM (
-         SELECT 'missing' AS kind, ${keyText('e')} AS k FROM ${EXPECTED} e WHERE NOT EXISTS (SELECT 1 FROM ${actual} a WHERE ${on})
+         SELECT 'missing' AS kind, ${keyText('e')} AS k FROM ${EXPECTED} e WHERE NOT e.branchline_held AND NOT EXISTS (SELECT 1 FROM ${actual} a WHERE ${on})
          UNION ALL
-         SELECT 'different', ${keyText('e')} FROM ${EXPECTED} e JOIN ${actual} a ON ${on} WHERE ${differs}
+         SELECT 'different', ${keyText('e')} FROM ${EXPECTED} e JOIN ${actual} a ON ${on} WHERE NOT e.branchline_held AND ${differs}
          UNION ALL
          SELECT 'extra', ${keyText('a')} FROM ${actual} a WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} e WHERE ${on})${soft}
        ) d ORDER BY kind, ${order}`,

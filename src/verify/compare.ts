@@ -5,7 +5,7 @@ import type { RowValues } from '../core/change.js';
 import { clientConfig, qualified, quoteIdent, TEXT_VALUES } from '../db/connect.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import type { TargetOp } from '../core/target-op.js';
-import { lookupHqKeys } from '../associate/association-store.js';
+import { lookupBranchCodes, lookupHqKeys } from '../associate/association-store.js';
 
 export interface TableComparison {
   readonly file: string;
@@ -129,19 +129,23 @@ export function truncateScope(m: CompiledMapping, ctx: MappingContext): [string,
 
 /**
  * Replaces the store codes in mapped rows by the HQ keys associated with
- * them (one look-up per entity); rows with a code not associated yet are
- * left out and counted (they wait at the store, so HQ lacks them).
+ * them (or, `branch-codes`, HQ keys by the store's codes; one look-up per
+ * entity); rows with a code not associated yet are left out and counted
+ * (they wait where they are, so the other side lacks them).
  */
 export async function translateCodes(
   hq: pg.Client,
   storeCode: string,
   associates: boolean,
   written: readonly { readonly row: Readonly<Record<string, string | null>>; readonly assoc?: readonly { readonly column: string; readonly entity: string }[] }[],
+  /** hq-keys: the rows hold the store's codes (up); branch-codes: they hold HQ keys, to become the store's codes (down). */
+  into: 'hq-keys' | 'branch-codes' = 'hq-keys',
 ): Promise<{ rows: Record<string, string | null>[]; unassociated: number; kept: boolean[] }> {
   const keysOf = new Map<string, Map<string, string>>();
+  const lookup = into === 'hq-keys' ? lookupHqKeys : lookupBranchCodes;
   for (const ref of associates ? (written[0]?.assoc ?? []) : []) {
     const codes = [...new Set(written.map((op) => op.row[ref.column]).filter((v): v is string => typeof v === 'string'))];
-    keysOf.set(ref.column, await lookupHqKeys(hq, storeCode, ref.entity, codes));
+    keysOf.set(ref.column, await lookup(hq, storeCode, ref.entity, codes));
   }
   const rows: Record<string, string | null>[] = [];
   const kept: boolean[] = [];

@@ -63,7 +63,12 @@ export async function reconcileCommand(args: ReconcileArgs): Promise<number> {
   await (await import('../../reconcile/record.js')).recordReconcile(config.hq.url, result).catch((e: Error) => logger.warn('reconciliation not recorded at HQ', { error: e.message }));
   if (args.json) out(JSON.stringify({ ...result, seconds }, null, 2) + '\n');
   else out(summary(result, seconds));
-  return result.differences > 0 && !result.fixed ? EXIT.differences : EXIT.ok;
+  return result.differences > 0 && (!result.fixed || unfixed(result) > 0) ? EXIT.differences : EXIT.ok;
+}
+
+/** Differences --fix left as they are (aggregate totals). */
+function unfixed(r: ReconcileResult): number {
+  return r.tables.reduce((n, t) => n + (t.notFixed ? differencesOf(t) : 0), 0);
 }
 
 function summary(r: ReconcileResult, seconds: number): string {
@@ -77,14 +82,24 @@ function summary(r: ReconcileResult, seconds: number): string {
     t.skipped ? '-' : String(t.different.length),
     t.skipped ? '-' : t.extraUnknown ? '?' : String(t.extra.length),
     t.method === 'hashed' ? `hashed (${t.bucketsDiffering}/${t.buckets} buckets)` : (t.method ?? '-'),
-    t.skipped ? `skipped: ${t.skipped}` : r.fixed && differencesOf(t) > 0 ? `fixed: ${t.resent} re-sent, ${t.removed} removed` : differencesOf(t) > 0 ? 'differs' : 'equal',
+    t.skipped
+      ? `skipped: ${t.skipped}`
+      : t.notFixed && differencesOf(t) > 0
+        ? 'differs (not fixed)'
+        : r.fixed && differencesOf(t) > 0
+          ? `fixed: ${t.resent} re-sent, ${t.removed} removed`
+          : differencesOf(t) > 0
+            ? 'differs'
+            : 'equal',
   ]);
   let text = table(['dir', 'mapping', 'target', 'source rows', 'target rows', 'missing', 'different', 'extra', 'compared', 'result'], rows);
   for (const t of r.tables) text += keyLines(t);
   const verdict =
     r.differences === 0
       ? `store ${r.store} and HQ are equal`
-      : r.fixed
+      : r.fixed && unfixed(r) > 0
+        ? `store ${r.store}: ${r.differences - unfixed(r)} differences repaired, ${unfixed(r)} left as they are (see above)`
+        : r.fixed
         ? `store ${r.store}: ${r.differences} differences repaired (run reconcile again to check)`
         : `store ${r.store}: ${r.differences} differences (repair them with --fix)`;
   return `${text}${verdict} (${seconds.toFixed(1)} s)\n`;
@@ -100,6 +115,9 @@ function keyLines(t: TableReconciliation): string {
   list('missing', t.missing);
   list('different', t.different);
   list('extra', t.extra);
-  if (t.unassociated > 0) s += `  ${t.target}: ${t.unassociated} store rows wait for an association\n`;
+  if (t.unassociated > 0)
+    s += t.direction === 'up' ? `  ${t.target}: ${t.unassociated} store rows wait for an association\n` : `  ${t.target}: ${t.unassociated} HQ rows have no code at this store yet\n`;
+  if (t.held > 0) s += `  ${t.target}: ${t.held} rows take effect later (effective_at), not compared\n`;
+  if (t.notFixed && differencesOf(t) > 0) s += `  ${t.target}: ${t.notFixed}; see docs/cli.md#reconcile\n`;
   return s;
 }
