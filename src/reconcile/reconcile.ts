@@ -8,6 +8,8 @@ import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp } from '../core/target-op.js';
 import { connect, qualified, quoteIdent } from '../db/connect.js';
+import { PgSourceRows } from './pg-source-rows.js';
+import type { SourceIsolation, SourceRowsReader, SourceTable } from './source-rows.js';
 import type { CompiledMapping, MappingSet } from '../mapping/mapping.js';
 import { translateCodes, truncateScope } from '../verify/compare.js';
 import { checkAndCompile, checkAndCompileDown, downOriginName, downTablesOf, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
@@ -71,6 +73,13 @@ export interface TableReconciliation {
   readonly rowsFetched: number;
   /** Why the mapping was not compared (aggregates, ...); null when compared. */
   readonly skipped: string | null;
+  /**
+   * How the source was read: one snapshot for the run (`repeatable read`,
+   * `snapshot`), or each statement its own (`read committed`: a SQL Server
+   * store without snapshot isolation, where rows written during the run may
+   * show as differences and a second run settles them); null when skipped.
+   */
+  readonly isolation: SourceIsolation | null;
   /** With --fix: rows re-sent and rows removed. */
   readonly resent: number;
   readonly removed: number;
@@ -104,15 +113,17 @@ export function differencesOf(t: TableReconciliation): number {
  */
 export async function runReconcile(options: ReconcileOptions): Promise<ReconcileResult> {
   const { config, store } = options;
-  if (!storeCapture(store).postgres)
+  const wanted = options.directions ?? ['up', 'down'];
+  // A SQL Server store has the up channel only (HQ writes to PostgreSQL stores): its up tables are compared, down is not.
+  const postgres = storeCapture(store).postgres;
+  if (!postgres && !wanted.includes('up'))
     throw new BranchlineError({
       code: 'BL-R001',
-      message: `store ${store.code} is a SQL Server store (mssql-trigger): reconcile reads PostgreSQL stores only.`,
-      hint: 'Compare a SQL Server store by hand for now (see docs/cli.md#reconcile).',
+      message: `store ${store.code} is a SQL Server store (mssql-trigger): it has no down channel (HQ -> store), so there is nothing to reconcile down.`,
+      hint: `Compare its up tables: branchline reconcile --store ${store.code} --direction up.`,
     });
   const files = await loadMappings(config);
   requireReadable(files);
-  const wanted = options.directions ?? ['up', 'down'];
   const tables: TableReconciliation[] = [];
   let rowsRead = 0;
   const progress = (mapping: string, n: number, total: number | null) => {
@@ -121,6 +132,7 @@ export async function runReconcile(options: ReconcileOptions): Promise<Reconcile
   };
   const sides: { direction: Direction; side: Side }[] = [];
   for (const direction of wanted) {
+    if (direction === 'down' && !postgres) continue;
     const side = direction === 'up' ? await upSide(options, files) : await downSide(options, files);
     if (side) sides.push({ direction, side });
   }
@@ -154,8 +166,9 @@ export async function runReconcile(options: ReconcileOptions): Promise<Reconcile
 
 interface Side {
   readonly mappings: MappingSet;
-  readonly sourceUrl: string;
   readonly sourceRole: string;
+  /** The source's rows, read through the seam (PostgreSQL or SQL Server). */
+  readonly reader: () => Promise<SourceRowsReader>;
   readonly sourceCatalog: ReadonlyMap<string, TableInfo>;
   readonly targetUrl: string;
   readonly targetRole: string;
@@ -172,8 +185,8 @@ async function upSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof load
   const mappings = checkAndCompile(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
   return {
     mappings,
-    sourceUrl: store.url,
     sourceRole: storeRole(store),
+    reader: () => storeRows(store),
     sourceCatalog: storeCatalog.tables,
     targetUrl: config.hq.url,
     targetRole: 'HQ',
@@ -191,8 +204,8 @@ async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof lo
   const mappings = checkAndCompileDown(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
   return {
     mappings,
-    sourceUrl: config.hq.url,
     sourceRole: 'HQ',
+    reader: async () => new PgSourceRows({ url: config.hq.url, role: 'HQ', applicationName: `branchline-reconcile-${store.code}` }),
     sourceCatalog: hqCatalog.tables,
     targetUrl: store.url,
     targetRole: storeRole(store),
@@ -220,21 +233,28 @@ interface SideRun extends Side {
   readonly progress: (mapping: string, n: number, total: number | null) => void;
 }
 
+/** A store's source rows: its own database's reader (SQL Server's driver loaded only for a SQL Server store). */
+async function storeRows(store: StoreConfig): Promise<SourceRowsReader> {
+  const options = { url: store.url, role: storeRole(store), applicationName: `branchline-reconcile-${store.code}` };
+  if (storeCapture(store).postgres) return new PgSourceRows(options);
+  return new (await import('./mssql-source-rows.js')).MssqlSourceRows(options);
+}
+
 async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
   const { options, direction } = s;
   const ctx = { storeCode: options.store.code };
-  const source = await connect(s.sourceUrl, { role: s.sourceRole, applicationName: `branchline-reconcile-${options.store.code}` });
-  const target = await connect(s.targetUrl, { role: s.targetRole, applicationName: `branchline-reconcile-${options.store.code}` });
+  const reader = await s.reader();
+  let target: pg.Client | null = null;
   let sink: PgSink | null = null;
   try {
-    for (const q of COPY_SESSION) await source.query(q);
+    target = await connect(s.targetUrl, { role: s.targetRole, applicationName: `branchline-reconcile-${options.store.code}` });
     for (const q of COPY_SESSION) await target.query(q);
     if (options.fix) sink = await openSink(s);
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await reader.begin();
     const out: TableReconciliation[] = [];
     const chosen = new Set(s.chosen.map(tableKey));
     const mappings = s.mappings.mappings.filter((m) => chosen.has(tableKey(m.source)));
-    const total = await estimate(source, s.chosen);
+    const total = await reader.estimate(s.chosen);
     for (const m of mappings) {
       const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
       const skip = skipReason(m, direction);
@@ -252,14 +272,15 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
           message: `${formatTable(m.source)} at ${s.sourceRole} has no primary key, so reconcile cannot read it in key ranges nor find a row again to re-send it.`,
           hint: `Give the table a primary key at ${s.sourceRole}, or leave it out with --tables.`,
         });
-      const r = await reconcileMapping({ m, ctx, source, target, srcInfo, tgtInfo, pk, sink, run: s, total });
-      out.push({ ...base, ...r });
+      const table: SourceTable = { id: m.source, info: srcInfo, primaryKey: pk };
+      const r = await reconcileMapping({ m, ctx, reader, target, table, tgtInfo, sink, run: s, total });
+      out.push({ ...base, ...r, isolation: reader.isolation });
     }
-    await source.query('COMMIT');
+    await reader.end();
     return out;
   } finally {
-    await source.end().catch(() => undefined);
-    await target.end().catch(() => undefined);
+    await reader.close();
+    await target?.end().catch(() => undefined);
     await sink?.close();
   }
 }
@@ -278,6 +299,7 @@ const NOT_COMPARED = {
   rowsFetched: 0,
   resent: 0,
   removed: 0,
+  isolation: null,
 } as const;
 
 /** What reconcile does not compare (yet), and why. */
@@ -308,34 +330,21 @@ async function openSink(s: SideRun): Promise<PgSink> {
   return sink;
 }
 
-async function estimate(db: pg.Client, tables: readonly TableId[]): Promise<number | null> {
-  let n = 0;
-  for (const t of tables) {
-    const r = await db.query<{ n: string | null }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`, [qualified(t.schema, t.table)]);
-    const v = Number(r.rows[0]?.n ?? -1);
-    if (v < 0) return null;
-    n += v;
-  }
-  return n;
-}
-
 interface MappingRun {
   readonly m: CompiledMapping;
   readonly ctx: { storeCode: string };
-  readonly source: pg.Client;
+  readonly reader: SourceRowsReader;
   readonly target: pg.Client;
-  readonly srcInfo: TableInfo;
+  readonly table: SourceTable;
   readonly tgtInfo: TableInfo;
-  readonly pk: readonly string[];
   readonly sink: PgSink | null;
   readonly run: SideRun;
   readonly total: number | null;
 }
 
-type Row = Record<string, string | null>;
 type Written = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' }>;
 
-type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target'>;
+type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target' | 'isolation'>;
 
 async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
   const sides = await hashedSides(a);
@@ -359,10 +368,13 @@ async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
  * casts to them); null otherwise.
  */
 async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target: HashedSide; sourceKeyOf: (targetKey: readonly string[]) => string[] } | null> {
-  const { m, ctx, pk } = a;
+  const { m, ctx } = a;
+  const pk = a.table.primaryKey;
+  const source = a.reader.postgres;
   const plain = m.plainColumns?.(ctx) ?? null;
   const scope = truncateScope(m, ctx);
-  if (!plain) return null;
+  // Hashing needs the source database to compute the mapped rows itself: PostgreSQL sources only.
+  if (!plain || !source) return null;
   const keyIndex = pk.map((p) => m.target.key.findIndex((k) => { const c = plain.get(k); return c !== undefined && 'source' in c && c.source === p; }));
   if (keyIndex.some((i) => i < 0)) return null;
   const tgtType = new Map(a.tgtInfo.columns.map((c) => [c.name, c]));
@@ -372,7 +384,7 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
     return t;
   };
   const types = [...new Set(m.columns.map((c) => typeOf(c).type))];
-  const known = await a.source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
+  const known = await source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
   if (!known.rows[0]?.ok) return null;
   // json has no canonical text: compared as jsonb, as the mapped comparison does.
   const asText = (expr: string, c: string) => (typeOf(c).typeName === 'json' ? `(${expr})::jsonb::text` : `(${expr})::text`);
@@ -395,7 +407,7 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
   // No column tells this store's rows apart: only the keys the source has are looked at (extras cannot be found).
   if (scope === null) return null;
   return {
-    source: { db: a.source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
+    source: { db: source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
     target: {
       db: a.target,
       from: `${qualified(m.target.schema, m.target.table)} t`,
@@ -409,7 +421,7 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
 }
 
 async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
-  const { m, ctx, source, target, pk } = a;
+  const { m, ctx, reader, target, table } = a;
   const chunkRows = a.run.options.chunkRows ?? a.run.options.config.batch.chunkRows;
   let keyOnly = false;
   const expected = new ExpectedTable({ db: target, target: m.target, info: a.tgtInfo, columns: m.columns });
@@ -417,25 +429,18 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
   const unassociatedKeys: string[] = [];
   let sourceRows = 0;
   try {
-    const columns = a.srcInfo.columns.map((c) => c.name);
-    const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
-    const list = columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
-    // Qualified: ORDER BY a bare name would sort by the text output column of that name.
-    const order = pk.map((k) => `t.${quoteIdent(k)}`).join(', ');
-    let last: string[] | null = null;
+    let last: string | null = null;
     for (;;) {
-      const params = last ?? [];
-      const where = last ? `WHERE (${order}) > (${pk.map((k, i) => `$${i + 1}::${types.get(k)}`).join(', ')})` : '';
-      const res: pg.QueryResult<Row> = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t ${where} ORDER BY ${order} LIMIT ${chunkRows}`, params);
-      if (res.rows.length === 0) break;
+      const rows = await reader.chunk(table, last, chunkRows);
+      if (rows.length === 0) break;
       const written: Written[] = [];
       const srcKeys: string[] = [];
-      for (const row of res.rows) {
-        for (const op of m.map({ op: 'insert', table: m.source, after: row }, ctx)) {
+      for (const row of rows) {
+        for (const op of m.map({ op: 'insert', table: m.source, after: row.values }, ctx)) {
           if (op.kind !== 'upsert' && op.kind !== 'insert-missing') continue;
           if (op.kind === 'insert-missing') keyOnly = true;
           written.push(op);
-          srcKeys.push(JSON.stringify(pk.map((k) => row[k])));
+          srcKeys.push(row.key);
         }
       }
       const translated = await translateCodes(target, ctx.storeCode, a.run.direction === 'up' && m.associates, written);
@@ -446,11 +451,10 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
       srcKeys.forEach((k, i) => {
         if (!translated.kept[i]) unassociatedKeys.push(k);
       });
-      sourceRows += res.rows.length;
-      a.run.progress(m.name, res.rows.length, a.total);
-      const lastRow = res.rows[res.rows.length - 1]!;
-      last = pk.map((k) => lastRow[k]!);
-      if (res.rows.length < chunkRows) break;
+      sourceRows += rows.length;
+      a.run.progress(m.name, rows.length, a.total);
+      last = rows[rows.length - 1]!.key;
+      if (rows.length < chunkRows) break;
     }
     const scope = truncateScope(m, ctx);
     // insert_only: HQ keeps the row as first created and ignores later changes, so only its presence is compared.
