@@ -16,6 +16,7 @@ import {
   isolationLevel,
   keysPerRead,
   MSSQL_MAX_PARAMS,
+  readRefusal,
   SNAPSHOT_STATE_SQL,
   sourceRow,
   type MssqlSourceTable,
@@ -152,6 +153,17 @@ describe('reconcile at a SQL Server store: rows by key (--fix), counts, isolatio
     for (const state of [0, 2, 3, null, undefined]) assert.equal(isolationFor(state), 'read committed', `state ${state}`);
     assert.equal(isolationLevel('snapshot'), sql.ISOLATION_LEVEL.SNAPSHOT);
     assert.equal(isolationLevel('read committed'), sql.ISOLATION_LEVEL.READ_COMMITTED);
+  });
+
+  test('a read SQL Server refuses (no SELECT permission, or the table unseen) is BL-R004 naming the table; other errors pass', () => {
+    const denied = Object.assign(new Error(`The SELECT permission was denied on the object 'sale', database 'erp', schema 'dbo'.`), { name: 'RequestError', number: 229 });
+    const err = readRefusal(denied, 'store S1', { schema: 'dbo', table: 'sale' });
+    assert.equal(err?.code, 'BL-R004');
+    assert.match(err!.message, /store S1 SQL Server database refused reconcile's read of dbo\.sale \(SQL Server error 229: The SELECT permission was denied/);
+    assert.match(err!.problem.hint ?? '', /db_datareader/);
+    assert.equal(readRefusal(Object.assign(new Error('Invalid object name'), { name: 'RequestError', number: 208 }), 'store S1', { schema: 'dbo', table: 'sale' })?.code, 'BL-R004');
+    assert.equal(readRefusal(Object.assign(new Error('Arithmetic overflow'), { name: 'RequestError', number: 8115 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
+    assert.equal(readRefusal(Object.assign(new Error('socket'), { name: 'ConnectionError', number: 229 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
   });
 
   test('values are bound, never spliced', () => {

@@ -13,6 +13,7 @@ import {
   isolationFor,
   isolationLevel,
   keysPerRead,
+  readRefusal,
   SNAPSHOT_STATE_SQL,
   sourceRow,
   type MssqlSourceTable,
@@ -50,7 +51,7 @@ export class MssqlSourceRows implements SourceRowsReader {
 
   async begin(): Promise<void> {
     this.pool = await mssqlConnect(this.options.url, this.options.role, { applicationName: this.options.applicationName });
-    const state = await this.run<{ snapshot_isolation_state: number }>(SNAPSHOT_STATE_SQL, [], this.pool.request());
+    const state = await this.run<{ snapshot_isolation_state: number }>(SNAPSHOT_STATE_SQL, [], null, this.pool.request());
     const chosen = isolationFor(state[0]?.snapshot_isolation_state);
     this.chosen = chosen;
     const tx = this.pool.transaction();
@@ -60,7 +61,7 @@ export class MssqlSourceRows implements SourceRowsReader {
 
   async chunk(table: SourceTable, after: string | null, limit: number): Promise<SourceRow[]> {
     const t = mssqlTable(table);
-    const rows = await this.run<RawRow>(chunkSql(t, after !== null), chunkParams(limit, after === null ? null : (JSON.parse(after) as string[])));
+    const rows = await this.run<RawRow>(chunkSql(t, after !== null), chunkParams(limit, after === null ? null : (JSON.parse(after) as string[])), t.id);
     return rows.map((r) => sourceRow(t, r));
   }
 
@@ -70,7 +71,7 @@ export class MssqlSourceRows implements SourceRowsReader {
     const out: SourceRow[] = [];
     for (let i = 0; i < keys.length; i += per) {
       const part = keys.slice(i, i + per).map((k) => JSON.parse(k) as string[]);
-      out.push(...(await this.run<RawRow>(byKeysSql(t, part.length), byKeysParams(part))).map((r) => sourceRow(t, r)));
+      out.push(...(await this.run<RawRow>(byKeysSql(t, part.length), byKeysParams(part), t.id)).map((r) => sourceRow(t, r)));
     }
     return out;
   }
@@ -78,7 +79,7 @@ export class MssqlSourceRows implements SourceRowsReader {
   async estimate(tables: readonly TableId[]): Promise<number | null> {
     let n = 0;
     for (const t of tables) {
-      const r = await this.run<{ n: string | number | null }>(ESTIMATE_SQL, estimateParams(t));
+      const r = await this.run<{ n: string | number | null }>(ESTIMATE_SQL, estimateParams(t), null);
       const v = r[0]?.n;
       if (v === null || v === undefined) return null;
       n += Number(v);
@@ -101,18 +102,20 @@ export class MssqlSourceRows implements SourceRowsReader {
     await pool?.close().catch(() => undefined);
   }
 
-  private async run<R>(statement: string, params: readonly BoundParam[], request?: sql.Request): Promise<R[]> {
+  /** One statement; `table`: the table it reads (a refused read of it is BL-R004). */
+  private async run<R>(statement: string, params: readonly BoundParam[], table: TableId | null, request?: sql.Request): Promise<R[]> {
     const req = request ?? (this.tx ? new sql.Request(this.tx) : null);
     if (!req) throw new Error('internal: the source is read before begin()');
-    return this.guard(async () => (await bind(req, params).query<R>(statement)).recordset ?? []);
+    return this.guard(async () => (await bind(req, params).query<R>(statement)).recordset ?? [], table);
   }
 
-  /** A lost connection is BL-D001 (never the password); a statement's error passes as it is. */
-  private async guard<T>(work: () => Promise<T>): Promise<T> {
+  /** A lost connection is BL-D001 (never the password), a refused read of a table BL-R004; another statement error passes as it is. */
+  private async guard<T>(work: () => Promise<T>, table: TableId | null = null): Promise<T> {
     try {
       return await work();
     } catch (e) {
-      throw isMssqlConnectionError(e) ? mssqlConnectionError(e, this.options.url, this.options.role) : e;
+      if (isMssqlConnectionError(e)) throw mssqlConnectionError(e, this.options.url, this.options.role);
+      throw (table && readRefusal(e, this.options.role, table)) || e;
     }
   }
 }

@@ -3,6 +3,8 @@ import type { MssqlTableInfo } from '../../connectors/mssql-trigger/catalog.js';
 import { qualifiedName, quoteName, type BoundParam } from '../../connectors/mssql-trigger/sql.js';
 import { normalizeValue, requireTypeMapping, type TypeMapping } from '../../connectors/mssql-trigger/types.js';
 import { formatTable, type TableId } from '../core/change.js';
+import { BranchlineError } from '../core/errors.js';
+import { redact } from '../core/logger.js';
 import type { SourceIsolation, SourceRow } from './source-rows.js';
 
 /**
@@ -137,4 +139,21 @@ export function sourceRow(table: MssqlSourceTable, raw: RawRow): SourceRow {
   const values: Record<string, string | null> = {};
   for (const c of columnMappings(table)) values[c.name] = normalizeValue(c.mapping, formatTable(table.id), c.name, raw[c.name] ?? null);
   return { key: JSON.stringify(table.primaryKey.map((k) => raw[k] ?? null)), values };
+}
+
+/** SQL Server's errors for a table the login may not read (229: permission denied) or cannot see (208: invalid object name). */
+const REFUSED_READ = new Set([229, 208]);
+
+/** BL-R004 when SQL Server refused to let the login read `table`; null for any other error. */
+export function readRefusal(e: unknown, role: string, table: TableId): BranchlineError | null {
+  const err = e as { name?: string; number?: number; message?: string } | null;
+  if (err?.name !== 'RequestError' || err.number === undefined || !REFUSED_READ.has(err.number)) return null;
+  return new BranchlineError(
+    {
+      code: 'BL-R004',
+      message: `the ${role} SQL Server database refused reconcile's read of ${formatTable(table)} (SQL Server error ${err.number}: ${redact(err.message ?? '').replace(/\.$/, '')}).`,
+      hint: `Let the store's login read the table (db_datareader in the store's database, or GRANT SELECT ON ${qualifiedName(table)}), or leave it out with --tables; reconcile only reads at the store.`,
+    },
+    { cause: e },
+  );
 }

@@ -38,6 +38,8 @@ export class PgSourceRows implements SourceRowsReader {
     this.db = await connect(this.options.url, { role: this.options.role, applicationName: this.options.applicationName });
     for (const q of COPY_SESSION) await this.db.query(q);
     await this.db.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // The snapshot is taken by the transaction's first statement: here, so the read sees the database as of begin().
+    await this.db.query('SELECT 1');
   }
 
   async chunk(table: SourceTable, after: string | null, limit: number): Promise<SourceRow[]> {

@@ -106,10 +106,14 @@ export function differencesOf(t: TableReconciliation): number {
  * policies, routes apply as in the stream), extra rows deleted (or soft
  * deleted where the mapping says so).
  *
- * The source is read in keyset chunks in one REPEATABLE READ snapshot,
- * each chunk mapped in the agent and written into a temporary table at the
- * target, where one statement finds the differing keys (see table-diff.ts).
- * Every mapped source row crosses to the target; only keys come back.
+ * The source is read through a SourceRowsReader (source-rows.ts): a
+ * PostgreSQL source in one REPEATABLE READ snapshot, a SQL Server store's
+ * up tables in SNAPSHOT or READ COMMITTED. Mappings of bare columns at a
+ * PostgreSQL source are hashed by both databases (hashed-diff.ts); the
+ * others are read in keyset chunks, each chunk mapped in the agent and
+ * written into a temporary table at the target, where one statement finds
+ * the differing keys (see table-diff.ts). A SQL Server store has no down
+ * channel: only its up mappings are compared.
  */
 export async function runReconcile(options: ReconcileOptions): Promise<ReconcileResult> {
   const { config, store } = options;

@@ -22,7 +22,7 @@ export interface SourceRowsReader {
    * source is not PostgreSQL (those always use the mapped method).
    */
   readonly postgres: pg.Client | null;
-  /** Starts the read. */
+  /** Starts the read (PostgreSQL: its snapshot is taken here; SQL Server's SNAPSHOT: at its first read of a table). */
   begin(): Promise<void>;
   /** The next `limit` rows in primary key order after the row whose `key` is `after` (from the start when null); fewer at the end. */
   chunk(table: SourceTable, after: string | null, limit: number): Promise<SourceRow[]>;
