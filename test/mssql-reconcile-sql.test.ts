@@ -5,22 +5,8 @@ import { tableInfoFromCatalog, type CatalogKeyRow, type MssqlTableInfo } from '.
 import { logRowChange, type LoggedTable } from '../connectors/mssql-trigger/log-row.js';
 import type { BoundParam } from '../connectors/mssql-trigger/sql.js';
 import { mssqlTypeMapping } from '../connectors/mssql-trigger/types.js';
-import {
-  byKeysParams,
-  byKeysSql,
-  chunkParams,
-  chunkSql,
-  ESTIMATE_SQL,
-  estimateParams,
-  isolationFor,
-  isolationLevel,
-  keysPerRead,
-  MSSQL_MAX_PARAMS,
-  readRefusal,
-  SNAPSHOT_STATE_SQL,
-  sourceRow,
-  type MssqlSourceTable,
-} from '../src/reconcile/mssql-source-sql.js';
+import * as tsql from '../src/reconcile/mssql-source-sql.js';
+import type { MssqlSourceTable } from '../src/reconcile/mssql-source-sql.js';
 import { colRow } from './support/mssql-catalog-row.js';
 import { TYPE_CASES } from './support/mssql-type-cases.js';
 
@@ -80,23 +66,23 @@ function declared(p: BoundParam): [string, string, unknown] {
 describe('reconcile at a SQL Server store: keyset chunks', () => {
   test('the first chunk of a table with a composite key, one named with `]`', () => {
     assert.equal(
-      chunkSql(LINE, false),
+      tsql.chunkSql(LINE, false),
       `SELECT TOP (@limit) ${LINE_LIST}
   FROM [dbo].[sale] AS t
  ORDER BY t.[store_id], t.[line]]no]`,
     );
-    assert.deepEqual(chunkParams(500, null).map(declared), [['limit', 'int', 500]]);
+    assert.deepEqual(tsql.chunkParams(500, null).map(declared), [['limit', 'int', 500]]);
   });
 
   test('the next chunks: an expanded row comparison with the last key, read back into the key columns types', () => {
     assert.equal(
-      chunkSql(LINE, true),
+      tsql.chunkSql(LINE, true),
       `SELECT TOP (@limit) ${LINE_LIST}
   FROM [dbo].[sale] AS t
  WHERE t.[store_id] > CONVERT(int, @k0) OR (t.[store_id] = CONVERT(int, @k0) AND t.[line]]no] > CONVERT(smallint, @k1))
  ORDER BY t.[store_id], t.[line]]no]`,
     );
-    assert.deepEqual(chunkParams(500, ['42', '7']).map(declared), [
+    assert.deepEqual(tsql.chunkParams(500, ['42', '7']).map(declared), [
       ['limit', 'int', 500],
       ['k0', 'nvarchar(4000)', '42'],
       ['k1', 'nvarchar(4000)', '7'],
@@ -105,7 +91,7 @@ describe('reconcile at a SQL Server store: keyset chunks', () => {
 
   test('three key columns read back with their CONVERT styles (date 23, datetimeoffset 127, binary 2), in a table named we]ird', () => {
     assert.equal(
-      chunkSql(STAMPED, true),
+      tsql.chunkSql(STAMPED, true),
       `SELECT TOP (@limit) CONVERT(nvarchar(10), t.[day], 23) AS [day], CONVERT(nvarchar(34), t.[at], 127) AS [at], CONVERT(nvarchar(max), t.[hash], 2) AS [hash], CONVERT(nvarchar(20), t.[qty]) AS [qty]
   FROM [dbo].[we]]ird] AS t
  WHERE t.[day] > CONVERT(date, @k0, 23) OR (t.[day] = CONVERT(date, @k0, 23) AND t.[at] > CONVERT(datetimeoffset(7), @k1, 127)) OR (t.[day] = CONVERT(date, @k0, 23) AND t.[at] = CONVERT(datetimeoffset(7), @k1, 127) AND t.[hash] > CONVERT(binary(4), @k2, 2))
@@ -117,13 +103,13 @@ describe('reconcile at a SQL Server store: keyset chunks', () => {
 describe('reconcile at a SQL Server store: rows by key (--fix), counts, isolation', () => {
   test('rows by key: a VALUES list of bound keys joined on every key column', () => {
     assert.equal(
-      byKeysSql(LINE, 2),
+      tsql.byKeysSql(LINE, 2),
       `SELECT ${LINE_LIST}
   FROM [dbo].[sale] AS t
   JOIN (VALUES (@r0k0, @r0k1), (@r1k0, @r1k1)) AS u([k0], [k1])
     ON t.[store_id] = CONVERT(int, u.[k0]) AND t.[line]]no] = CONVERT(smallint, u.[k1])`,
     );
-    assert.deepEqual(byKeysParams([['1', '10'], ['2', '20']]).map(declared), [
+    assert.deepEqual(tsql.byKeysParams([['1', '10'], ['2', '20']]).map(declared), [
       ['r0k0', 'nvarchar(4000)', '1'],
       ['r0k1', 'nvarchar(4000)', '10'],
       ['r1k0', 'nvarchar(4000)', '2'],
@@ -132,47 +118,47 @@ describe('reconcile at a SQL Server store: rows by key (--fix), counts, isolatio
   });
 
   test('one statement binds at most 2,000 parameters (SQL Server takes 2,100)', () => {
-    assert.equal(keysPerRead(LINE), 1000);
-    assert.equal(keysPerRead(STAMPED), 666);
+    assert.equal(tsql.keysPerRead(LINE), 1000);
+    assert.equal(tsql.keysPerRead(STAMPED), 666);
     for (const t of [LINE, STAMPED]) {
-      const n = keysPerRead(t);
+      const n = tsql.keysPerRead(t);
       const keys = Array.from({ length: n }, (_, i) => t.primaryKey.map(() => String(i)));
-      assert.equal(paramNames(byKeysSql(t, n)).length, n * t.primaryKey.length);
-      assert.ok(byKeysParams(keys).length <= MSSQL_MAX_PARAMS);
+      assert.equal(paramNames(tsql.byKeysSql(t, n)).length, n * t.primaryKey.length);
+      assert.ok(tsql.byKeysParams(keys).length <= tsql.MSSQL_MAX_PARAMS);
     }
   });
 
   test('the row estimate from sys.partitions, the table name bound', () => {
-    assert.equal(ESTIMATE_SQL, 'SELECT SUM(p.[rows]) AS n FROM sys.partitions AS p WHERE p.[object_id] = OBJECT_ID(@table) AND p.[index_id] IN (0, 1)');
-    assert.deepEqual(estimateParams({ schema: 'dbo', table: 'we]ird' }).map(declared), [['table', 'nvarchar(300)', '[dbo].[we]]ird]']]);
+    assert.equal(tsql.ESTIMATE_SQL, 'SELECT SUM(p.[rows]) AS n FROM sys.partitions AS p WHERE p.[object_id] = OBJECT_ID(@table) AND p.[index_id] IN (0, 1)');
+    assert.deepEqual(tsql.estimateParams({ schema: 'dbo', table: 'we]ird' }).map(declared), [['table', 'nvarchar(300)', '[dbo].[we]]ird]']]);
   });
 
   test('SNAPSHOT when the database allows it, READ COMMITTED otherwise', () => {
-    assert.equal(SNAPSHOT_STATE_SQL, 'SELECT snapshot_isolation_state FROM sys.databases WHERE database_id = DB_ID()');
-    assert.equal(isolationFor(1), 'snapshot');
-    for (const state of [0, 2, 3, null, undefined]) assert.equal(isolationFor(state), 'read committed', `state ${state}`);
-    assert.equal(isolationLevel('snapshot'), sql.ISOLATION_LEVEL.SNAPSHOT);
-    assert.equal(isolationLevel('read committed'), sql.ISOLATION_LEVEL.READ_COMMITTED);
+    assert.equal(tsql.SNAPSHOT_STATE_SQL, 'SELECT snapshot_isolation_state FROM sys.databases WHERE database_id = DB_ID()');
+    assert.equal(tsql.isolationFor(1), 'snapshot');
+    for (const state of [0, 2, 3, null, undefined]) assert.equal(tsql.isolationFor(state), 'read committed', `state ${state}`);
+    assert.equal(tsql.isolationLevel('snapshot'), sql.ISOLATION_LEVEL.SNAPSHOT);
+    assert.equal(tsql.isolationLevel('read committed'), sql.ISOLATION_LEVEL.READ_COMMITTED);
   });
 
   test('a read SQL Server refuses (no SELECT permission, or the table unseen) is BL-R004 naming the table; other errors pass', () => {
     const denied = Object.assign(new Error(`The SELECT permission was denied on the object 'sale', database 'erp', schema 'dbo'.`), { name: 'RequestError', number: 229 });
-    const err = readRefusal(denied, 'store S1', { schema: 'dbo', table: 'sale' });
+    const err = tsql.readRefusal(denied, 'store S1', { schema: 'dbo', table: 'sale' });
     assert.equal(err?.code, 'BL-R004');
     assert.match(err!.message, /store S1 SQL Server database refused reconcile's read of dbo\.sale \(SQL Server error 229: The SELECT permission was denied/);
     assert.match(err!.problem.hint ?? '', /db_datareader/);
-    assert.equal(readRefusal(Object.assign(new Error('Invalid object name'), { name: 'RequestError', number: 208 }), 'store S1', { schema: 'dbo', table: 'sale' })?.code, 'BL-R004');
-    assert.equal(readRefusal(Object.assign(new Error('Arithmetic overflow'), { name: 'RequestError', number: 8115 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
-    assert.equal(readRefusal(Object.assign(new Error('socket'), { name: 'ConnectionError', number: 229 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
+    assert.equal(tsql.readRefusal(Object.assign(new Error('Invalid object name'), { name: 'RequestError', number: 208 }), 'store S1', { schema: 'dbo', table: 'sale' })?.code, 'BL-R004');
+    assert.equal(tsql.readRefusal(Object.assign(new Error('Arithmetic overflow'), { name: 'RequestError', number: 8115 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
+    assert.equal(tsql.readRefusal(Object.assign(new Error('socket'), { name: 'ConnectionError', number: 229 }), 'store S1', { schema: 'dbo', table: 'sale' }), null);
   });
 
   test('values are bound, never spliced', () => {
     const hostile = `1'); DROP TABLE [dbo].[sale]; --`;
     const cases: [string, BoundParam[]][] = [
-      [chunkSql(LINE, true), chunkParams(10, [hostile, hostile])],
-      [chunkSql(LINE, false), chunkParams(10, null)],
-      [byKeysSql(LINE, 1), byKeysParams([[hostile, hostile]])],
-      [ESTIMATE_SQL, estimateParams({ schema: 'dbo', table: hostile })],
+      [tsql.chunkSql(LINE, true), tsql.chunkParams(10, [hostile, hostile])],
+      [tsql.chunkSql(LINE, false), tsql.chunkParams(10, null)],
+      [tsql.byKeysSql(LINE, 1), tsql.byKeysParams([[hostile, hostile]])],
+      [tsql.ESTIMATE_SQL, tsql.estimateParams({ schema: 'dbo', table: hostile })],
     ];
     for (const [text, params] of cases) {
       assert.deepEqual(params.map((p) => p.name).sort(), paramNames(text), text.slice(0, 60));
@@ -185,20 +171,20 @@ describe('reconcile at a SQL Server store: the values are the capture\'s', () =>
   test('every type is read with the expression the capture trigger writes, and normalizes to the text the capture delivers', () => {
     for (const c of TYPE_CASES) {
       const t = table([colRow(1, 'id', 'int', 4, 10, 0, { is_nullable: false }), colRow(2, 'c', c.type.name, c.type.maxLength, c.type.precision, c.type.scale)], ['id']);
-      assert.ok(chunkSql(t, false).includes(`${c.expr.replace('i.[c]', 't.[c]')} AS [c]`), `${c.label}: the trigger's expression`);
+      assert.ok(tsql.chunkSql(t, false).includes(`${c.expr.replace('i.[c]', 't.[c]')} AS [c]`), `${c.label}: the trigger's expression`);
       const logged: LoggedTable = { id: t.id, types: new Map([['id', mssqlTypeMapping(t.info.mssqlTypes.get('id')!)], ['c', mssqlTypeMapping(c.type)]]) };
       for (const [text, expected] of c.samples) {
-        const read = sourceRow(t, { id: '1', c: text });
+        const read = tsql.sourceRow(t, { id: '1', c: text });
         const captured = logRowChange({ id: '1', rv: Buffer.alloc(8), schema_name: 'dbo', table_name: 'sale', op: 'i', before: null, after: JSON.stringify({ id: '1', c: text }), logged_at: new Date() }, logged);
         assert.equal(read.values['c'], expected, `${c.label} ${JSON.stringify(text)}`);
         assert.deepEqual(read.values, captured.op === 'insert' ? captured.after : null, `${c.label}: as the capture delivers it`);
       }
-      assert.equal(sourceRow(t, { id: '1', c: null }).values['c'], null);
+      assert.equal(tsql.sourceRow(t, { id: '1', c: null }).values['c'], null);
     }
   });
 
   test('a key keeps the text SQL Server printed (bound back as such), its value is normalized', () => {
-    const row = sourceRow(STAMPED, { day: '2024-03-01', at: '2024-03-01T12:30:00.1234567+05:45', hash: '00FF10AB', qty: '3' });
+    const row = tsql.sourceRow(STAMPED, { day: '2024-03-01', at: '2024-03-01T12:30:00.1234567+05:45', hash: '00FF10AB', qty: '3' });
     assert.equal(row.key, JSON.stringify(['2024-03-01', '2024-03-01T12:30:00.1234567+05:45', '00FF10AB']));
     assert.deepEqual(row.values, { day: '2024-03-01', at: '2024-03-01 06:45:00.123457+00', hash: '\\x00ff10ab', qty: '3' });
   });
