@@ -37,6 +37,13 @@ export interface TypeMapping {
   readonly category: TypeCategory;
   /** SQL Server's text (as `textExpr` writes it) to PostgreSQL's text form; throws on text it cannot read. */
   normalize(text: string): string;
+  /**
+   * The T-SQL expression that reads text `textExpr` wrote (e.g. a bound
+   * `@k0`) back into a value of the column's own type, exactly: the same
+   * CONVERT style where a style shapes the input (dates, times, binary).
+   * Reconcile's keyset reads compare key columns with it.
+   */
+  readExpr(text: string): string;
 }
 
 class UnreadableValue extends Error {}
@@ -171,16 +178,42 @@ function bytes(text: string): string {
 
 const asIs = (text: string): string => text;
 
-const convert = (target: string, style?: number) => (c: string) => `CONVERT(${target}, ${c}${style === undefined ? '' : `, ${style}`})`;
+/** A column's text expression, with the CONVERT style it uses (read back by `readExpr`). */
+type TextExpr = ((c: string) => string) & { readonly style: number | undefined };
 
-function mapping(
-  textExpr: (c: string) => string,
-  pgType: string,
-  pgTypeName: string,
-  category: TypeCategory,
-  normalize: (text: string) => string,
-): TypeMapping {
+const convert = (target: string, style?: number): TextExpr => Object.assign((c: string) => `CONVERT(${target}, ${c}${style === undefined ? '' : `, ${style}`})`, { style });
+
+type BaseMapping = Omit<TypeMapping, 'readExpr'> & { readonly textExpr: TextExpr };
+
+function mapping(textExpr: TextExpr, pgType: string, pgTypeName: string, category: TypeCategory, normalize: (text: string) => string): BaseMapping {
   return { textExpr, pgType, pgTypeName, category, normalize };
+}
+
+/** Categories whose CONVERT style also governs reading text back (float's and money's styles only shape output). */
+const STYLED_INPUT: ReadonlySet<TypeCategory> = new Set<TypeCategory>(['date', 'time', 'timestamp', 'timestamptz', 'bytea']);
+
+/** A column's T-SQL type as written in a CONVERT, e.g. `nvarchar(20)`, `decimal(14,2)`, `varchar(max)`. */
+export function mssqlTypeSql(t: MssqlColumnType): string {
+  const len = (perChar: number) => (t.maxLength === -1 ? 'max' : String(t.maxLength / perChar));
+  switch (t.name) {
+    case 'char':
+    case 'varchar':
+    case 'binary':
+    case 'varbinary':
+      return `${t.name}(${len(1)})`;
+    case 'nchar':
+    case 'nvarchar':
+      return `${t.name}(${len(2)})`;
+    case 'decimal':
+    case 'numeric':
+      return `${t.name}(${t.precision},${t.scale})`;
+    case 'datetime2':
+    case 'time':
+    case 'datetimeoffset':
+      return `${t.name}(${t.scale})`;
+    default:
+      return t.name;
+  }
 }
 
 /** Fraction digits PostgreSQL keeps of a SQL Server scale (0..7). */
@@ -195,6 +228,15 @@ const REFUSED: Record<string, string> = {
 
 /** The mapping of a SQL Server type, or null when branchline cannot capture it. */
 export function mssqlTypeMapping(t: MssqlColumnType): TypeMapping | null {
+  const base = baseMapping(t);
+  if (!base) return null;
+  // rowversion (timestamp) values are read back as the binary(8) they are.
+  const own = t.name === 'timestamp' ? 'binary(8)' : mssqlTypeSql(t);
+  const style = STYLED_INPUT.has(base.category) ? base.textExpr.style : undefined;
+  return { ...base, readExpr: (text) => `CONVERT(${own}, ${text}${style === undefined ? '' : `, ${style}`})` };
+}
+
+function baseMapping(t: MssqlColumnType): BaseMapping | null {
   const chars = (bytesPerChar: number) => (t.maxLength === -1 ? null : t.maxLength / bytesPerChar);
   switch (t.name) {
     case 'tinyint':

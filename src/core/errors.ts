@@ -97,9 +97,10 @@ export const ERROR_CODES = {
   // operations (BL-O)
   'BL-O001': 'a scheduled report could not be written or sent',
   // reconcile (BL-R)
-  'BL-R001': 'reconcile cannot read this store (a SQL Server store)',
+  'BL-R001': 'reconcile --direction down at a SQL Server store (it has no down channel)',
   'BL-R002': 'a table to reconcile has no primary key at its source',
   'BL-R003': 'reconcile --fix refused while an agent runs the pipeline',
+  'BL-R004': 'reconcile may not read a table at a SQL Server store',
   // usage (BL-U)
   'BL-U001': 'invalid command-line arguments',
   'BL-U002': 'demo verification failed',

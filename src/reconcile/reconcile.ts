@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { XID8_CODEC } from '../../connectors/pg-trigger/index.js';
 import { PgSink } from '../apply/pg-sink.js';
-import { DownAssociationResolver } from '../associate/down-resolver.js';
 import type { TableInfo } from '../catalog/pg-catalog.js';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatTable, tableKey, type TableId } from '../core/change.js';
@@ -9,6 +8,8 @@ import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp } from '../core/target-op.js';
 import { connect, qualified, quoteIdent } from '../db/connect.js';
+import { PgSourceRows } from './pg-source-rows.js';
+import type { SourceIsolation, SourceRow, SourceRowsReader, SourceTable } from './source-rows.js';
 import type { CompiledMapping, MappingSet } from '../mapping/mapping.js';
 import { translateCodes, truncateScope } from '../verify/compare.js';
 import { checkAndCompile, checkAndCompileDown, downOriginName, downTablesOf, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
@@ -18,6 +19,7 @@ import { upSink } from '../load/initial-load-up.js';
 import { ExpectedTable } from './table-diff.js';
 import { ExpectedTotals } from './aggregate-diff.js';
 import { effectiveInstant, StoreZone } from '../schedule/effective-time.js';
+import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { hashedDiff, type HashedSide } from './hashed-diff.js';
 import { removeExtra, resend, softMark } from './repair.js';
 
@@ -78,6 +80,13 @@ export interface TableReconciliation {
   readonly held: number;
   /** With --fix: why this table's differences were left as they are (aggregate totals); null otherwise. */
   readonly notFixed: string | null;
+  /**
+   * How the source was read: one snapshot for the run (`repeatable read`,
+   * `snapshot`), or each statement its own (`read committed`: a SQL Server
+   * store without snapshot isolation, where rows written during the run may
+   * show as differences and a second run settles them); null when skipped.
+   */
+  readonly isolation: SourceIsolation | null;
   /** With --fix: rows re-sent and rows removed. */
   readonly resent: number;
   readonly removed: number;
@@ -104,22 +113,28 @@ export function differencesOf(t: TableReconciliation): number {
  * policies, routes apply as in the stream), extra rows deleted (or soft
  * deleted where the mapping says so).
  *
- * The source is read in keyset chunks in one REPEATABLE READ snapshot,
- * each chunk mapped in the agent and written into a temporary table at the
- * target, where one statement finds the differing keys (see table-diff.ts).
- * Every mapped source row crosses to the target; only keys come back.
+ * The source is read through a SourceRowsReader (source-rows.ts): a
+ * PostgreSQL source in one REPEATABLE READ snapshot, a SQL Server store's
+ * up tables in SNAPSHOT or READ COMMITTED. Mappings of bare columns at a
+ * PostgreSQL source are hashed by both databases (hashed-diff.ts); the
+ * others are read in keyset chunks, each chunk mapped in the agent and
+ * written into a temporary table at the target, where one statement finds
+ * the differing keys (see table-diff.ts). A SQL Server store has no down
+ * channel: only its up mappings are compared.
  */
 export async function runReconcile(options: ReconcileOptions): Promise<ReconcileResult> {
   const { config, store } = options;
-  if (!storeCapture(store).postgres)
+  const wanted = options.directions ?? ['up', 'down'];
+  // A SQL Server store has the up channel only (HQ writes to PostgreSQL stores): its up tables are compared, down is not.
+  const postgres = storeCapture(store).postgres;
+  if (!postgres && !wanted.includes('up'))
     throw new BranchlineError({
       code: 'BL-R001',
-      message: `store ${store.code} is a SQL Server store (mssql-trigger): reconcile reads PostgreSQL stores only.`,
-      hint: 'Compare a SQL Server store by hand for now (see docs/cli.md#reconcile).',
+      message: `store ${store.code} is a SQL Server store (mssql-trigger): it has no down channel (HQ -> store), so there is nothing to reconcile down.`,
+      hint: `Compare its up tables: branchline reconcile --store ${store.code} --direction up.`,
     });
   const files = await loadMappings(config);
   requireReadable(files);
-  const wanted = options.directions ?? ['up', 'down'];
   const tables: TableReconciliation[] = [];
   let rowsRead = 0;
   const progress = (mapping: string, n: number, total: number | null) => {
@@ -128,6 +143,7 @@ export async function runReconcile(options: ReconcileOptions): Promise<Reconcile
   };
   const sides: { direction: Direction; side: Side }[] = [];
   for (const direction of wanted) {
+    if (direction === 'down' && !postgres) continue;
     const side = direction === 'up' ? await upSide(options, files) : await downSide(options, files);
     if (side) sides.push({ direction, side });
   }
@@ -161,8 +177,9 @@ export async function runReconcile(options: ReconcileOptions): Promise<Reconcile
 
 interface Side {
   readonly mappings: MappingSet;
-  readonly sourceUrl: string;
   readonly sourceRole: string;
+  /** The source's rows, read through the seam (PostgreSQL or SQL Server). */
+  readonly reader: () => Promise<SourceRowsReader>;
   readonly sourceCatalog: ReadonlyMap<string, TableInfo>;
   readonly targetUrl: string;
   readonly targetRole: string;
@@ -179,8 +196,8 @@ async function upSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof load
   const mappings = checkAndCompile(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
   return {
     mappings,
-    sourceUrl: store.url,
     sourceRole: storeRole(store),
+    reader: () => storeRows(store),
     sourceCatalog: storeCatalog.tables,
     targetUrl: config.hq.url,
     targetRole: 'HQ',
@@ -198,8 +215,8 @@ async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof lo
   const mappings = checkAndCompileDown(files, hqCatalog, storeCatalog, `HQ and ${storeRole(store)}`);
   return {
     mappings,
-    sourceUrl: config.hq.url,
     sourceRole: 'HQ',
+    reader: async () => new PgSourceRows({ url: config.hq.url, role: 'HQ', applicationName: `branchline-reconcile-${store.code}` }),
     sourceCatalog: hqCatalog.tables,
     targetUrl: store.url,
     targetRole: storeRole(store),
@@ -213,9 +230,9 @@ async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof lo
         catalog: storeCatalog.tables,
         targetOrder: mappings.targetOrder,
         statementTimeoutMs: config.apply.statementTimeoutMs,
+        // Marked as HQ's writes: the store's capture does not send them back up.
         // HQ keys become the store's codes as in the stream (allocated, or parked until associated).
         associations: new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url }),
-        // Marked as HQ's writes: the store's capture does not send them back up.
         origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
         logger,
       }),
@@ -229,21 +246,28 @@ interface SideRun extends Side {
   readonly progress: (mapping: string, n: number, total: number | null) => void;
 }
 
+/** A store's source rows: its own database's reader (SQL Server's driver loaded only for a SQL Server store). */
+async function storeRows(store: StoreConfig): Promise<SourceRowsReader> {
+  const options = { url: store.url, role: storeRole(store), applicationName: `branchline-reconcile-${store.code}` };
+  if (storeCapture(store).postgres) return new PgSourceRows(options);
+  return new (await import('./mssql-source-rows.js')).MssqlSourceRows(options);
+}
+
 async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
   const { options, direction } = s;
   const ctx = { storeCode: options.store.code };
-  const source = await connect(s.sourceUrl, { role: s.sourceRole, applicationName: `branchline-reconcile-${options.store.code}` });
-  const target = await connect(s.targetUrl, { role: s.targetRole, applicationName: `branchline-reconcile-${options.store.code}` });
+  const reader = await s.reader();
+  let target: pg.Client | null = null;
   let sink: PgSink | null = null;
   try {
-    for (const q of COPY_SESSION) await source.query(q);
+    target = await connect(s.targetUrl, { role: s.targetRole, applicationName: `branchline-reconcile-${options.store.code}` });
     for (const q of COPY_SESSION) await target.query(q);
     if (options.fix) sink = await openSink(s);
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await reader.begin();
     const out: TableReconciliation[] = [];
     const chosen = new Set(s.chosen.map(tableKey));
     const mappings = s.mappings.mappings.filter((m) => chosen.has(tableKey(m.source)));
-    const total = await estimate(source, s.chosen);
+    const total = await reader.estimate(s.chosen);
     const storeNowMs = direction === 'down' && mappings.some((m) => m.effectiveAt) ? await clockOf(target) : null;
     const runOf = (m: CompiledMapping): MappingRun => {
       const srcInfo = s.sourceCatalog.get(tableKey(m.source));
@@ -256,7 +280,8 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
           message: `${formatTable(m.source)} at ${s.sourceRole} has no primary key, so reconcile cannot read it in key ranges nor find a row again to re-send it.`,
           hint: `Give the table a primary key at ${s.sourceRole}, or leave it out with --tables.`,
         });
-      return { m, ctx, source, target, srcInfo, tgtInfo, pk, sink, run: s, total, storeNowMs };
+      const table: SourceTable = { id: m.source, info: srcInfo, primaryKey: pk };
+      return { m, ctx, reader, target: target!, table, tgtInfo, sink, run: s, total, storeNowMs };
     };
     const totalsDone = new Set<string>();
     for (const m of mappings) {
@@ -272,17 +297,17 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
           out.push({ ...base, ...NOT_COMPARED, skipped: `its totals are also added from ${left.map((g) => formatTable(g.source)).join(', ')}: name those tables too` });
           continue;
         }
-        out.push({ ...base, ...(await reconcileTotals(group.map(runOf))) });
+        out.push({ ...base, ...(await reconcileTotals(group.map(runOf))), isolation: reader.isolation });
         continue;
       }
       const base = { direction, mapping: m.name, source: formatTable(m.source), target: formatTable(m.target) };
-      out.push({ ...base, ...(await reconcileMapping(runOf(m))) });
+      out.push({ ...base, ...(await reconcileMapping(runOf(m))), isolation: reader.isolation });
     }
-    await source.query('COMMIT');
+    await reader.end();
     return out;
   } finally {
-    await source.end().catch(() => undefined);
-    await target.end().catch(() => undefined);
+    await reader.close();
+    await target?.end().catch(() => undefined);
     await sink?.close();
   }
 }
@@ -303,6 +328,7 @@ const NOT_COMPARED = {
   notFixed: null,
   resent: 0,
   removed: 0,
+  isolation: null,
 } as const;
 
 /** A database's clock (clock_timestamp()), in ms since 1970: the store decides what is due by it. */
@@ -331,25 +357,13 @@ async function openSink(s: SideRun): Promise<PgSink> {
   return sink;
 }
 
-async function estimate(db: pg.Client, tables: readonly TableId[]): Promise<number | null> {
-  let n = 0;
-  for (const t of tables) {
-    const r = await db.query<{ n: string | null }>(`SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`, [qualified(t.schema, t.table)]);
-    const v = Number(r.rows[0]?.n ?? -1);
-    if (v < 0) return null;
-    n += v;
-  }
-  return n;
-}
-
 interface MappingRun {
   readonly m: CompiledMapping;
   readonly ctx: { storeCode: string };
-  readonly source: pg.Client;
+  readonly reader: SourceRowsReader;
   readonly target: pg.Client;
-  readonly srcInfo: TableInfo;
+  readonly table: SourceTable;
   readonly tgtInfo: TableInfo;
-  readonly pk: readonly string[];
   readonly sink: PgSink | null;
   readonly run: SideRun;
   readonly total: number | null;
@@ -357,10 +371,9 @@ interface MappingRun {
   readonly storeNowMs: number | null;
 }
 
-type Row = Record<string, string | null>;
 type Written = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' }>;
 
-type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target'>;
+type MappingResult = Omit<TableReconciliation, 'direction' | 'mapping' | 'source' | 'target' | 'isolation'>;
 
 async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
   const sides = await hashedSides(a);
@@ -384,10 +397,13 @@ async function reconcileMapping(a: MappingRun): Promise<MappingResult> {
  * casts to them); null otherwise.
  */
 async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target: HashedSide; sourceKeyOf: (targetKey: readonly string[]) => string[] } | null> {
-  const { m, ctx, pk } = a;
+  const { m, ctx } = a;
+  const pk = a.table.primaryKey;
+  const source = a.reader.postgres;
   const plain = m.plainColumns?.(ctx) ?? null;
   const scope = truncateScope(m, ctx);
-  if (!plain) return null;
+  // Hashing needs the source database to compute the mapped rows itself: PostgreSQL sources only.
+  if (!plain || !source) return null;
   const keyIndex = pk.map((p) => m.target.key.findIndex((k) => { const c = plain.get(k); return c !== undefined && 'source' in c && c.source === p; }));
   if (keyIndex.some((i) => i < 0)) return null;
   const tgtType = new Map(a.tgtInfo.columns.map((c) => [c.name, c]));
@@ -397,7 +413,7 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
     return t;
   };
   const types = [...new Set(m.columns.map((c) => typeOf(c).type))];
-  const known = await a.source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
+  const known = await source.query<{ ok: boolean }>(`SELECT bool_and(to_regtype(t) IS NOT NULL) AS ok FROM unnest($1::text[]) t`, [types]);
   if (!known.rows[0]?.ok) return null;
   // json has no canonical text: compared as jsonb, as the mapped comparison does.
   const asText = (expr: string, c: string) => (typeOf(c).typeName === 'json' ? `(${expr})::jsonb::text` : `(${expr})::text`);
@@ -420,7 +436,7 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
   // No column tells this store's rows apart: only the keys the source has are looked at (extras cannot be found).
   if (scope === null) return null;
   return {
-    source: { db: a.source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
+    source: { db: source, from: `${qualified(m.source.schema, m.source.table)} t`, conditions: [], params: sourceParams, keyTexts: sourceKeys, rowTexts: sourceRowTexts },
     target: {
       db: a.target,
       from: `${qualified(m.target.schema, m.target.table)} t`,
@@ -433,28 +449,19 @@ async function hashedSides(a: MappingRun): Promise<{ source: HashedSide; target:
   };
 }
 
-/** Reads the source table in keyset chunks (inside the source's snapshot), in key order. */
-async function readSource(a: MappingRun, onChunk: (rows: readonly Row[]) => Promise<void>): Promise<number> {
-  const { m, source, pk } = a;
+/** Reads the source table in keyset chunks (within the reader's read), in key order; returns the rows read. */
+async function readSource(a: MappingRun, onChunk: (rows: readonly SourceRow[]) => Promise<void>): Promise<number> {
   const chunkRows = a.run.options.chunkRows ?? a.run.options.config.batch.chunkRows;
-  const columns = a.srcInfo.columns.map((c) => c.name);
-  const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
-  const list = columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
-  // Qualified: ORDER BY a bare name would sort by the text output column of that name.
-  const order = pk.map((k) => `t.${quoteIdent(k)}`).join(', ');
-  let last: string[] | null = null;
+  let last: string | null = null;
   let n = 0;
   for (;;) {
-    const params = last ?? [];
-    const where = last ? `WHERE (${order}) > (${pk.map((k, i) => `$${i + 1}::${types.get(k)}`).join(', ')})` : '';
-    const res: pg.QueryResult<Row> = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t ${where} ORDER BY ${order} LIMIT ${chunkRows}`, params);
-    if (res.rows.length === 0) break;
-    await onChunk(res.rows);
-    n += res.rows.length;
-    a.run.progress(m.name, res.rows.length, a.total);
-    const lastRow = res.rows[res.rows.length - 1]!;
-    last = pk.map((k) => lastRow[k]!);
-    if (res.rows.length < chunkRows) break;
+    const rows = await a.reader.chunk(a.table, last, chunkRows);
+    if (rows.length === 0) break;
+    await onChunk(rows);
+    n += rows.length;
+    a.run.progress(a.m.name, rows.length, a.total);
+    last = rows[rows.length - 1]!.key;
+    if (rows.length < chunkRows) break;
   }
   return n;
 }
@@ -462,16 +469,19 @@ async function readSource(a: MappingRun, onChunk: (rows: readonly Row[]) => Prom
 /**
  * Replaces the codes of `associate(...)` columns as the stream does: up, the
  * store's codes by HQ's keys; down, HQ's keys by the store's codes (both
- * kept at HQ: the target for up, the source for down). Rows with a code not
- * associated yet are left out (`kept` false): the target lacks them.
+ * kept at HQ: the target for up, the source for down, read in its
+ * snapshot). Rows with a code not associated yet are left out (`kept`
+ * false): the target lacks them.
  */
 function translate(a: MappingRun, written: Parameters<typeof translateCodes>[3]): ReturnType<typeof translateCodes> {
-  const up = a.run.direction === 'up';
-  return translateCodes(up ? a.target : a.source, a.ctx.storeCode, a.m.associates, written, up ? 'hq-keys' : 'branch-codes');
+  if (a.run.direction === 'up') return translateCodes(a.target, a.ctx.storeCode, a.m.associates, written, 'hq-keys');
+  const hq = a.reader.postgres;
+  if (!hq) throw new Error('internal: the down source (HQ) is PostgreSQL');
+  return translateCodes(hq, a.ctx.storeCode, a.m.associates, written, 'branch-codes');
 }
 
 async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
-  const { m, ctx, target, pk } = a;
+  const { m, ctx, target } = a;
   let keyOnly = false;
   const expected = new ExpectedTable({ db: target, target: m.target, info: a.tgtInfo, columns: m.columns });
   await expected.create();
@@ -479,7 +489,7 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
   let held = 0;
   const zone = m.effectiveAt && a.storeNowMs !== null ? new StoreZone(a.run.options.store.timeZone) : null;
   // Due later by the store's clock: the store holds it in branchline.scheduled, not in its table yet.
-  const dueLater = (row: Row): boolean => {
+  const dueLater = (row: SourceRow['values']): boolean => {
     if (!zone || !m.effectiveAt) return false;
     try {
       const at = effectiveInstant(row[m.effectiveAt.column], m.effectiveAt, zone, m.name);
@@ -494,12 +504,12 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
       const srcKeys: string[] = [];
       const later: boolean[] = [];
       for (const row of rows) {
-        const isLater = dueLater(row);
-        for (const op of m.map({ op: 'insert', table: m.source, after: row }, ctx)) {
+        const isLater = dueLater(row.values);
+        for (const op of m.map({ op: 'insert', table: m.source, after: row.values }, ctx)) {
           if (op.kind !== 'upsert' && op.kind !== 'insert-missing') continue;
           if (op.kind === 'insert-missing') keyOnly = true;
           written.push(op);
-          srcKeys.push(JSON.stringify(pk.map((k) => row[k])));
+          srcKeys.push(row.key);
           later.push(isLater);
         }
       }
@@ -534,7 +544,7 @@ async function mappedReconcile(a: MappingRun): Promise<MappingResult> {
 /**
  * Aggregate targets: the totals HQ holds of this store against the sums of
  * the store's rows, through every aggregate mapping that adds to that
- * table (each source read in the same snapshot). --fix leaves totals as they
+ * table (each source read in the same read). --fix leaves totals as they
  * are (see notFixed).
  */
 async function reconcileTotals(runs: readonly MappingRun[]): Promise<MappingResult> {
@@ -548,7 +558,7 @@ async function reconcileTotals(runs: readonly MappingRun[]): Promise<MappingResu
     for (const a of runs) {
       sourceRows += await readSource(a, async (rows) => {
         const adds: Extract<TargetOp, { kind: 'add' }>[] = [];
-        for (const row of rows) for (const op of a.m.map({ op: 'insert', table: a.m.source, after: row }, a.ctx)) if (op.kind === 'add') adds.push(op);
+        for (const row of rows) for (const op of a.m.map({ op: 'insert', table: a.m.source, after: row.values }, a.ctx)) if (op.kind === 'add') adds.push(op);
         const translated = await translate(a, adds);
         unassociated += translated.unassociated;
         await totals.add(translated.rows);
@@ -559,7 +569,7 @@ async function reconcileTotals(runs: readonly MappingRun[]): Promise<MappingResu
     const differs = diff.missing.length + diff.different.length + diff.extra.length > 0;
     const notFixed =
       first.sink && (differs || unassociated > 0)
-        ? 'totals are not rewritten by --fix: the store\'s changes the stream has not delivered yet would then be added a second time'
+        ? "totals are not rewritten by --fix: the store's changes the stream has not delivered yet would then be added a second time"
         : null;
     return { sourceRows, ...diff, unassociated, held: 0, extraUnknown: false, method: 'mapped', buckets: 0, bucketsDiffering: 0, rowsFetched: 0, skipped: null, notFixed, resent: 0, removed: 0 };
   } finally {

@@ -1,20 +1,17 @@
-import type pg from 'pg';
 import type { PgSink } from '../apply/pg-sink.js';
-import type { TableInfo } from '../catalog/pg-catalog.js';
 import type { TargetOp } from '../core/target-op.js';
-import { qualified, quoteIdent } from '../db/connect.js';
 import type { CompiledMapping } from '../mapping/mapping.js';
 import type { ChangeOrigin } from '../pipeline/parking.js';
+import type { SourceRowsReader, SourceTable } from './source-rows.js';
 
 /** What reconcile --fix repairs one mapping's target with: the source (in the comparison's snapshot) and the sink. */
 export interface RepairArgs {
   readonly m: CompiledMapping;
   readonly ctx: { readonly storeCode: string };
-  /** The source session, inside the snapshot the comparison read. */
-  readonly source: pg.Client;
-  readonly srcInfo: TableInfo;
-  /** The source's primary key. */
-  readonly pk: readonly string[];
+  /** The source's rows, inside the read the comparison made. */
+  readonly reader: SourceRowsReader;
+  /** The source table and its primary key. */
+  readonly table: SourceTable;
   /** Null without --fix. */
   readonly sink: PgSink | null;
 }
@@ -38,23 +35,17 @@ export function softMark(m: CompiledMapping, ctx: { storeCode: string }): Record
   return Object.keys(mark).length > 0 ? mark : null;
 }
 
-/** Reads the source rows with these keys again (in the same snapshot) and applies them through the mapping and the sink. */
+/** Reads the source rows with these keys (`SourceRow.key`) again (in the same read) and applies them through the mapping and the sink. */
 export async function resend(a: RepairArgs, sourceKeys: readonly string[]): Promise<number> {
-  const { m, ctx, source, pk, sink } = a;
+  const { m, ctx, reader, table, sink } = a;
   if (!sink || sourceKeys.length === 0) return 0;
-  const keys = sourceKeys.map((k) => JSON.parse(k) as string[]);
-  const types = new Map(a.srcInfo.columns.map((c) => [c.name, c.type]));
-  const list = a.srcInfo.columns.map((c) => `t.${quoteIdent(c.name)}::text AS ${quoteIdent(c.name)}`).join(', ');
-  const unnest = `unnest(${pk.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS u(${pk.map((_, i) => `k${i}`).join(', ')})`;
-  const on = pk.map((k, i) => `t.${quoteIdent(k)} = u.k${i}::${types.get(k)}`).join(' AND ');
   let sent = 0;
-  for (let i = 0; i < keys.length; i += 1000) {
-    const part = keys.slice(i, i + 1000);
-    const res = await source.query<Row>(`SELECT ${list} FROM ${qualified(m.source.schema, m.source.table)} t JOIN ${unnest} ON ${on}`, pk.map((_, j) => part.map((k) => k[j]!)));
+  for (let i = 0; i < sourceKeys.length; i += 1000) {
+    const rows = await reader.byKeys(table, sourceKeys.slice(i, i + 1000));
     const ops: TargetOp[] = [];
     const origins: (ChangeOrigin | undefined)[] = [];
-    for (const row of res.rows) {
-      const change = { op: 'insert' as const, table: m.source, after: row };
+    for (const row of rows) {
+      const change = { op: 'insert' as const, table: m.source, after: row.values };
       for (const op of m.map(change, ctx)) {
         if (m.associates) origins[ops.length] = { mapping: m, change, xid: null, commitTime: null, position: null };
         ops.push(op.kind === 'upsert' && op.fresh ? { ...op, fresh: false } : op);
@@ -62,7 +53,7 @@ export async function resend(a: RepairArgs, sourceKeys: readonly string[]): Prom
     }
     await sink.apply(ops, 'grouped', { origins });
     await sink.commitWithoutPosition();
-    sent += res.rows.length;
+    sent += rows.length;
   }
   return sent;
 }

@@ -1,5 +1,5 @@
 import sql from 'mssql';
-import { mssqlConnect, requireTypeMapping, type MssqlColumnType, type MssqlTableInfo } from '../../connectors/mssql-trigger/index.js';
+import { mssqlConnect, mssqlTypeSql, requireTypeMapping, type MssqlTableInfo } from '../../connectors/mssql-trigger/index.js';
 import { describeMssqlTable } from '../../connectors/mssql-trigger/catalog.js';
 import { isMssqlConnectionError, mssqlConnectionError, describeMssqlUrl } from '../../connectors/mssql-trigger/connect.js';
 import { qualifiedName, quoteName, type BoundParam } from '../../connectors/mssql-trigger/sql.js';
@@ -17,29 +17,8 @@ export interface MssqlRecordReaderOptions {
 /** The most references one statement binds (SQL Server takes 2,100 parameters). */
 export const MSSQL_MAX_REFS = 2_000;
 
-/** A column's T-SQL type as written in a CONVERT, e.g. `nvarchar(20)`, `decimal(14,2)`, `varchar(max)`. */
-export function mssqlTypeSql(t: MssqlColumnType): string {
-  const len = (perChar: number) => (t.maxLength === -1 ? 'max' : String(t.maxLength / perChar));
-  switch (t.name) {
-    case 'char':
-    case 'varchar':
-    case 'binary':
-    case 'varbinary':
-      return `${t.name}(${len(1)})`;
-    case 'nchar':
-    case 'nvarchar':
-      return `${t.name}(${len(2)})`;
-    case 'decimal':
-    case 'numeric':
-      return `${t.name}(${t.precision},${t.scale})`;
-    case 'datetime2':
-    case 'time':
-    case 'datetimeoffset':
-      return `${t.name}(${t.scale})`;
-    default:
-      return t.name;
-  }
-}
+/** Kept here too for its users: the type mapping owns it (connectors/mssql-trigger/types.ts). */
+export { mssqlTypeSql };
 
 /**
  * The one statement of a round at a SQL Server store: the references as

@@ -94,6 +94,8 @@ function summary(r: ReconcileResult, seconds: number): string {
   ]);
   let text = table(['dir', 'mapping', 'target', 'source rows', 'target rows', 'missing', 'different', 'extra', 'compared', 'result'], rows);
   for (const t of r.tables) text += keyLines(t);
+  if (r.tables.some((t) => t.isolation === 'read committed'))
+    text += `store ${r.store} was read in READ COMMITTED (its SQL Server database does not allow snapshot isolation): rows written during the run may show as differences; a second run settles them\n`;
   const verdict =
     r.differences === 0
       ? `store ${r.store} and HQ are equal`
