@@ -3,6 +3,7 @@ import { AssociationResolver } from '../associate/resolver.js';
 import type { Config, ReportsConfig, StoreConfig } from '../config/load.js';
 import { parseCron } from '../reports/cron.js';
 import { runReport } from '../reports/report.js';
+import { runReportLoop } from '../reports/report-loop.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MappingSet } from '../mapping/mapping.js';
@@ -384,22 +385,9 @@ export class Agent {
   /** Writes (and emails) the report at each time the schedule names; once per time even with several agents (HQ holds the claim). */
   private async reportLoop(reports: ReportsConfig, signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
-    const log = logger.child({ task: 'report' });
+    const log = logger.child({ task: 'report', time_zone: reports.timeZone });
     const schedule = parseCron(reports.schedule, reports.timeZone);
-    let next = schedule.next(new Date());
-    log.info('reports scheduled', { schedule: reports.schedule, time_zone: reports.timeZone, next: next.toISOString() });
-    while (!signal.aborted) {
-      // In steps of at most an hour: setTimeout cannot wait weeks, and the clock may be set meanwhile.
-      while (!signal.aborted && Date.now() < next.getTime()) await sleepUnlessAborted(Math.min(next.getTime() - Date.now(), 3_600_000), signal);
-      if (signal.aborted) return;
-      try {
-        await runReport({ config, reports, periodEnd: next, logger: log });
-      } catch (e) {
-        if (!isBranchlineError(e)) throw e;
-        log.error('report not done', { code: e.code, error: e.message });
-      }
-      next = schedule.next(new Date(Math.max(Date.now(), next.getTime())));
-    }
+    await runReportLoop({ schedule, logger: log, run: (periodEnd) => runReport({ config, reports, periodEnd, logger: log }) }, signal);
   }
 
   /** Purges HQ's change log below what every store applied (and below the retention), every `down.purge_interval_s`. */
