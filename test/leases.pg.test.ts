@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../src/agent/prepare.js';
-import { silentLogger } from '../src/core/logger.js';
+import { createLogger, silentLogger } from '../src/core/logger.js';
 import { NothingToPickError } from '../src/demo/workload.js';
 import { LeaseManager } from '../src/lease/lease-manager.js';
 import { migrateLatest } from '../src/state/migrate.js';
@@ -202,6 +203,28 @@ describe('leases: several agents at HQ split the stores', { timeout: 600_000 }, 
       // Well under ttl_s (15): nothing waited for an expiry.
       assert.ok(termSeconds < 10, `${termSeconds} s`);
 
+      // The killed agent comes back: lease-a (holding all six) hands three back gracefully, mid-stream, and lease-b takes them.
+      const atReturn = new Map(await Promise.all(STORES.map(async (s) => [s, await applied(s)] as const)));
+      const handBacks = async () => (await agents.get('lease-a')!.logText()).split('\n').filter((l) => l.includes('"lease handed back')).length;
+      const handBacksBefore = await handBacks();
+      const returnedAt = performance.now();
+      agents.get(victim)!.start();
+      await eventually(
+        'lease-a to hand three stores back to the returning lease-b, and those to apply again',
+        async () => {
+          const rows = await leases();
+          const back = rows.filter((r) => r.holder === victim && r.live).map((r) => r.store_code);
+          return back.length === 3 && rows.filter((r) => r.holder === 'lease-a').length === 3 && (await flowing(back, atReturn));
+        },
+        30_000,
+        250,
+      );
+      const handBack = (await heldByLog(agents)).get('lease-a')!;
+      assert.equal((await handBacks()) - handBacksBefore, 3, 'lease-a logged three hand-backs');
+      assert.deepEqual([...handBack].sort(), (await leases()).filter((r) => r.holder === 'lease-a').map((r) => r.store_code));
+      console.log(`lease-b restarted: lease-a handed back 3 stores and they flowed again at lease-b ${((performance.now() - returnedAt) / 1000).toFixed(1)} s after its start`);
+      for (const [s, n] of await upSessions()) assert.ok(n <= 1, `${s} has ${n} applying sessions at HQ`);
+
       await writers.stop();
       // Exactly once: every store transaction counted once at HQ, HQ equal to each store through the mappings, no sale inserted twice.
       const config = await world.config();
@@ -270,6 +293,24 @@ describe('leases: several agents at HQ split the stores', { timeout: 600_000 }, 
         const taken = events.find((x) => x.agent === 'fence-b' && x.store === row.store_code)!;
         assert.ok(taken.start >= row.expires, `${row.store_code}: fence-b started it at ${taken.start}, before fence-a's lease expired at ${row.expires}`);
       }
+      // A second process with fence-b's id while fence-b is live: BL-A005, it takes nothing.
+      const twinLog: string[] = [];
+      const twin = new LeaseManager({
+        lease: lease('fence-b'),
+        hqUrl: url,
+        stores,
+        logger: createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, done) => (twinLog.push(c.toString('utf8')), done()) }) }),
+        work: work('fence-b twin'),
+      });
+      const stopTwin = new AbortController();
+      const runTwin = twin.run(stopTwin.signal);
+      await eventually('the twin to report BL-A005', async () => twinLog.some((l) => l.includes('"code":"BL-A005"')), 10_000, 100);
+      await new Promise((r) => setTimeout(r, 2_500));
+      stopTwin.abort();
+      await runTwin;
+      assert.deepEqual(twin.holding(), []);
+      assert.deepEqual(b.holding(), stores, 'fence-b keeps its stores');
+      assert.equal(events.filter((e) => e.agent === 'fence-b twin').length, 0, 'the twin ran no store');
     } finally {
       stopA.abort();
       stopB.abort();
