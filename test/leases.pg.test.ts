@@ -2,15 +2,17 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../src/agent/prepare.js';
-import { createLogger, silentLogger } from '../src/core/logger.js';
+import { silentLogger } from '../src/core/logger.js';
 import { NothingToPickError } from '../src/demo/workload.js';
 import { LeaseManager } from '../src/lease/lease-manager.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { compareStore, inStep } from '../src/verify/compare.js';
-import { AgentProcess } from './support/agent-process.js';
+import { AgentProcess, runCli } from './support/agent-process.js';
+import { deadPort } from './support/dead-port.js';
+import { logCapture } from './support/http-client.js';
+import { parsePromText, sampleValue } from './support/prom-text.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createWorld, eventually, type World } from './support/world.js';
@@ -101,10 +103,13 @@ describe('leases: several agents at HQ split the stores', { timeout: 600_000 }, 
     await world.hqQuery(AUDIT_SQL);
     const base = await readFile(world.configFile, 'utf8');
     const agents = new Map<string, AgentProcess>();
+    const ports = new Map<string, number>();
+    const token = 'lease-test-token-0123456789abcdef';
     for (const id of AGENTS) {
-      // The defaults: ttl_s 15, renew_s 5.
+      // The defaults: ttl_s 15, renew_s 5. Each agent serves /metrics on its own port.
       const file = path.join(world.dir, `${id}.yml`);
-      await writeFile(file, `${base}\nlease:\n  agent_id: ${id}\n`);
+      ports.set(id, await deadPort());
+      await writeFile(file, `${base}\nlease:\n  agent_id: ${id}\nhttp:\n  listen: 127.0.0.1:${ports.get(id)}\n  tokens:\n    - {name: test, token: ${token}}\n`);
       agents.set(id, new AgentProcess(file, path.join(world.dir, `${id}.log`)));
     }
     const leases = () => world.hqQuery<LeaseRow>(`SELECT store_code, holder, expires_at > now() AS live FROM branchline.store_leases ORDER BY store_code`);
@@ -140,6 +145,24 @@ describe('leases: several agents at HQ split the stores', { timeout: 600_000 }, 
         assert.deepEqual([...byLog.get(id)!].sort(), split.filter((r) => r.holder === id).map((r) => r.store_code), `${id}'s log disagrees with HQ's lease table`);
       const claimed = [...byLog.values()].flatMap((s) => [...s]);
       assert.equal(new Set(claimed).size, claimed.length, `a store is held by two agents: ${JSON.stringify([...byLog].map(([a, s]) => [a, [...s]]))}`);
+      // Each agent's gauge says which stores it holds; `status` shows each store's holder.
+      for (const id of AGENTS) {
+        const answer = await fetch(`http://127.0.0.1:${ports.get(id)}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+        const samples = parsePromText(await answer.text());
+        for (const st of STORES)
+          assert.equal(sampleValue(samples, 'branchline_store_lease_held', { store: st }), byLog.get(id)!.has(st) ? 1 : 0, `${id}: branchline_store_lease_held{store="${st}"}`);
+      }
+      const status = await runCli(['status', '--config', world.configFile, '--json']);
+      assert.equal(status.code, 0, status.stderr);
+      const rows = JSON.parse(status.stdout) as { store: string; lease: { holder: string | null; expiresInS: number | null } | null }[];
+      for (const r of split) {
+        const row = rows.find((x) => x.store === r.store_code)!;
+        assert.equal(row.lease?.holder, r.holder, `status --json: holder of ${r.store_code}`);
+        assert.ok(row.lease!.expiresInS! > 0 && row.lease!.expiresInS! <= 15, `${r.store_code} expires in ${row.lease!.expiresInS} s`);
+      }
+      const text = await runCli(['status', '--config', world.configFile]);
+      assert.match(text.stdout.split('\n')[0]!, /HOLDER$/);
+      for (const r of split) assert.match(text.stdout, new RegExp(`^${r.store_code} .* ${r.holder} \\(\\d+s left\\)$`, 'm'));
       console.log(`split: ${AGENTS.map((id) => `${id}=${[...byLog.get(id)!].sort().join(',')}`).join(' ')}`);
 
       // Flowing: every store's sales reach HQ.
@@ -294,17 +317,11 @@ describe('leases: several agents at HQ split the stores', { timeout: 600_000 }, 
         assert.ok(taken.start >= row.expires, `${row.store_code}: fence-b started it at ${taken.start}, before fence-a's lease expired at ${row.expires}`);
       }
       // A second process with fence-b's id while fence-b is live: BL-A005, it takes nothing.
-      const twinLog: string[] = [];
-      const twin = new LeaseManager({
-        lease: lease('fence-b'),
-        hqUrl: url,
-        stores,
-        logger: createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, done) => (twinLog.push(c.toString('utf8')), done()) }) }),
-        work: work('fence-b twin'),
-      });
+      const twinLog = logCapture();
+      const twin = new LeaseManager({ lease: lease('fence-b'), hqUrl: url, stores, logger: twinLog.logger, work: work('fence-b twin') });
       const stopTwin = new AbortController();
       const runTwin = twin.run(stopTwin.signal);
-      await eventually('the twin to report BL-A005', async () => twinLog.some((l) => l.includes('"code":"BL-A005"')), 10_000, 100);
+      await eventually('the twin to report BL-A005', async () => twinLog.lines().some((l) => l['code'] === 'BL-A005'), 10_000, 100);
       await new Promise((r) => setTimeout(r, 2_500));
       stopTwin.abort();
       await runTwin;
