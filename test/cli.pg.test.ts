@@ -522,6 +522,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       'lastApplyAt',
       'lastError',
       'lastSourceCommitAt',
+      'lease',
       'nextScheduledAt',
       'parked',
       'position',
@@ -582,6 +583,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       assert.deepEqual(rows.map((r) => r.store), ['S101', 'S102']);
       for (const r of rows) {
         assert.deepEqual(Object.keys(r).sort(), FIELDS, `${r.store}: the documented fields`);
+        assert.equal(r['lease'], null, 'no agent with lease: ran: no lease');
         const hq = (await applied(r.store))!;
         assert.equal(r['state'], 'streaming');
         assert.equal(r['position'], hq.position);

@@ -75,6 +75,7 @@ describe('config: defaults', () => {
       queries: { stock: null, prices: null },
       reports: null,
       labels: null,
+      lease: null,
     };
     assert.deepEqual(config, expected);
   });
@@ -192,6 +193,22 @@ labels:
     assert.equal(r.code, 'BL-C003');
     assert.deepEqual(r.lines.filter((l) => l.includes('time zone')).length, 1);
     assert.match(r.lines.find((l) => l.includes('time zone'))!, /:\d+:14: BL-C003 time zone "Mars\/Olympus" is not a time zone name this system knows/);
+  });
+
+  test('lease: defaults to a 15 s ttl renewed every 5 s, the agent named <hostname>:<pid>; given values are kept', async () => {
+    const dflt = await parseConfig(file, `${MINIMAL}lease: {}\n`, {});
+    assert.deepEqual(dflt.lease, { agentId: `${os.hostname()}:${process.pid}`, ttlS: 15, renewS: 5 });
+    const given = await parseConfig(file, `${MINIMAL}lease:\n  agent_id: hq-a\n  ttl_s: 8\n  renew_s: 4\n`, {});
+    assert.deepEqual(given.lease, { agentId: 'hq-a', ttlS: 8, renewS: 4 });
+  });
+
+  test('lease: renewing less than twice per ttl is BL-C003 at renew_s; an agent id with a space is refused', async () => {
+    const r = await problems(`${MINIMAL}lease:\n  ttl_s: 9\n  renew_s: 5\n`);
+    assert.equal(r.lines.length, 1, r.lines.join('\n'));
+    assert.match(r.lines[0]!, new RegExp(`^${file.replaceAll('/', '\\/')}:9:12: BL-C003 lease.renew_s \\(5\\) is more than half of lease.ttl_s \\(9\\)`));
+    const bad = await problems(`${MINIMAL}lease:\n  agent_id: hq a\n`);
+    assert.equal(bad.lines.length, 1, bad.lines.join('\n'));
+    assert.match(bad.lines[0]!, /:8:13: BL-C003/);
   });
 
   test('the default slot name is branchline_ and the code in lower case, other characters as _', () => {

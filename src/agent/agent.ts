@@ -24,6 +24,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { DOWN_ORIGIN, storeCapture } from './store-capture.js';
 import { runCaptureMetrics } from './capture-metrics.js';
 import { sleepUnlessAborted } from '../core/sleep-unless-aborted.js';
+import { LeaseManager } from '../lease/lease-manager.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -167,66 +168,98 @@ export class Agent {
     if (!this.mappings) await this.prepare(signal);
     if (signal.aborted || !this.hq || !this.mappings) return;
     const { config, logger } = this.options;
-    const hq = this.hq;
-    // Compiled once: mappings are pure and hold no per-store state.
-    const mappings = this.mappings;
     // Only down files: nothing goes up, so no up pipeline (and no slot to read).
     const up = (this.files?.files ?? []).some((f) => f.spec.enabled);
-    const runs = (up ? this.stores : []).map((store) => {
-      const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
-      const capture = storeCapture(store);
-      const source = capture.source(config, log);
-      const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
-      // One per store, across sessions: the associations it has read stay cached.
-      const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
-      const pipeline: Pipeline<unknown> = new Pipeline<unknown>({
-        id,
-        source,
-        sink: () =>
-          new PgSink({
-            url: config.hq.url,
-            role: 'HQ',
-            pipeline: id,
-            positionKind: capture.positionKind,
-            catalog: hq.tables,
-            targetOrder: mappings.targetOrder,
-            statementTimeoutMs: config.apply.statementTimeoutMs,
-            sessionReplicationRole: config.apply.sessionReplicationRole,
-            associations,
-            // HQ's change log records whose changes these are: they go down to the other stores, not back to this one.
-            origin: { name: store.code },
-            logger: log,
-          }),
-        mappings,
-        context: { storeCode: store.code },
-        batch: config.batch,
-        retry: config.retry,
-        gate: this.gate,
-        logger: log,
-        metrics: this.metrics.pipeline(store.code, 'up', () => viewOf(pipeline)),
-        ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
-      });
-      this.pipelines.set(store.code, pipeline);
-      log.info('pipeline starting');
-      return pipeline.run(signal);
-    });
-    const files = this.files;
-    if (files && hasDown(files)) {
-      for (const store of this.stores) runs.push(this.runDown(store, signal));
-      runs.push(this.purgeLoop(signal));
-    }
-    // Trigger-fed stores' change tables (a slot needs no purge: its capture says so with null).
-    if (up) runs.push(this.purgeStoresLoop(this.stores, signal));
+    const down = this.files !== null && hasDown(this.files);
+    const runs: Promise<void>[] = [];
+    if (down) runs.push(this.purgeLoop(signal));
     if (config.reports && (this.options.reports ?? true)) runs.push(this.reportLoop(config.reports, signal));
+    const byCode = new Map(this.stores.map((s) => [s.code, s]));
+    if (config.lease)
+      // Several agents at HQ: a store's work runs only while this agent holds its lease.
+      runs.push(
+        new LeaseManager({
+          lease: config.lease,
+          hqUrl: config.hq.url,
+          stores: [...byCode.keys()],
+          logger,
+          metrics: this.metrics.leases,
+          work: (code, s) => this.runStore(byCode.get(code)!, { up, down }, s),
+        }).run(signal),
+      );
+    else for (const store of this.stores) runs.push(this.runStore(store, { up, down }, signal));
+    await Promise.all(runs);
+  }
+
+  /**
+   * Everything one store needs, until `signal` aborts: its up pipeline and
+   * the purge of its change table, its down pipeline, and its capture
+   * metrics. Started and stopped on its own (by its lease, with `lease:`).
+   */
+  private async runStore(store: StoreConfig, channels: { readonly up: boolean; readonly down: boolean }, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    const runs: Promise<void>[] = [];
+    if (channels.up) runs.push(this.runUp(store, signal), this.purgeStoresLoop([store], signal));
+    if (channels.down) runs.push(this.runDown(store, signal));
     // Slot lag and WAL retained, read every status interval for /metrics (only where something can read them).
-    if (up && config.http)
+    if (channels.up && config.http)
       runs.push(
         runCaptureMetrics(
-          { stores: this.stores, metrics: this.metrics, position: (code) => this.pipelines.get(code)?.snapshot().position ?? null, intervalMs: config.source.statusIntervalMs, logger },
+          { stores: [store], metrics: this.metrics, position: (code) => this.pipelines.get(code)?.snapshot().position ?? null, intervalMs: config.source.statusIntervalMs, logger },
           signal,
         ),
       );
+    if (!config.lease) this.metrics.leases.held(store.code, true);
     await Promise.all(runs);
+  }
+
+  /** The up pipeline of one store: its capture -> the up mappings -> HQ, position in HQ's transaction. */
+  private async runUp(store: StoreConfig, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.options;
+    const hq = this.hq!;
+    // Compiled once: mappings are pure and hold no per-store state.
+    const mappings = this.mappings!;
+    const log = logger.child({ store: store.code, pipeline: `up:${store.code}` });
+    const capture = storeCapture(store);
+    const source = capture.source(config, log);
+    const id = { name: `up:${store.code}`, storeCode: store.code, direction: 'up' as const, connector: store.connector };
+    // One per store, across sessions: the associations it has read stay cached (not across leases: another agent may have served it meanwhile).
+    const associations = new AssociationResolver(store.code, this.files?.entities.byName ?? new Map());
+    const pipeline: Pipeline<unknown> = new Pipeline<unknown>({
+      id,
+      source,
+      sink: () =>
+        new PgSink({
+          url: config.hq.url,
+          role: 'HQ',
+          pipeline: id,
+          positionKind: capture.positionKind,
+          catalog: hq.tables,
+          targetOrder: mappings.targetOrder,
+          statementTimeoutMs: config.apply.statementTimeoutMs,
+          sessionReplicationRole: config.apply.sessionReplicationRole,
+          associations,
+          // HQ's change log records whose changes these are: they go down to the other stores, not back to this one.
+          origin: { name: store.code },
+          logger: log,
+        }),
+      mappings,
+      context: { storeCode: store.code },
+      batch: config.batch,
+      retry: config.retry,
+      gate: this.gate,
+      logger: log,
+      metrics: this.metrics.pipeline(store.code, 'up', () => viewOf(pipeline)),
+      ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
+    });
+    this.pipelines.set(store.code, pipeline);
+    log.info('pipeline starting');
+    try {
+      await pipeline.run(signal);
+    } finally {
+      // Handed back (lease): no longer this agent's to report.
+      if (config.lease && this.pipelines.get(store.code) === pipeline) this.pipelines.delete(store.code);
+    }
   }
 
   /**
@@ -319,6 +352,7 @@ export class Agent {
     try {
       await pipeline.run(signal);
     } finally {
+      if (config.lease && this.downPipelines.get(store.code) === pipeline) this.downPipelines.delete(store.code);
       await associations.close();
     }
   }

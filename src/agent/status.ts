@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError } from '../core/errors.js';
 import { connect } from '../db/connect.js';
@@ -30,6 +31,8 @@ export interface StoreStatus {
   readonly storeReachable: boolean;
   readonly slotState: string | null;
   readonly lastError: { code: string; message: string; at: string } | null;
+  /** With `lease:`: the agent holding the store's lease (null: free, or no agent ever took it) and HQ's seconds until it expires (negative: expired, another agent may take it). */
+  readonly lease: { readonly holder: string | null; readonly expiresInS: number | null } | null;
 }
 
 interface PipelineRow {
@@ -58,6 +61,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
   let pipelines: PipelineRow[];
   let statuses: StatusRow[];
   let parked = new Map<string, number>();
+  let leases = new Map<string, { holder: string | null; expiresInS: number | null }>();
   try {
     const installed = await hq.query<{ ok: boolean; parked: boolean }>(
       `SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok, to_regclass('branchline.parked') IS NOT NULL AS parked`,
@@ -77,6 +81,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         ? await hq.query<{ pipeline: string; n: string }>(`SELECT pipeline, count(*) AS n FROM branchline.parked WHERE status = 'parked' GROUP BY pipeline`)
         : { rows: [] };
       parked = new Map(p.rows.map((r) => [r.pipeline, Number(r.n)]));
+      leases = await readLeases(hq);
     }
   } finally {
     await hq.end().catch(() => undefined);
@@ -144,7 +149,18 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         lastError: s?.last_error_code
           ? { code: s.last_error_code, message: s.last_error ?? '', at: s.last_error_at?.toISOString() ?? '' }
           : null,
+        lease: leases.get(store.code) ?? null,
       };
     }),
   );
+}
+
+/** Each store's lease at HQ (none before the lease tables exist, or when no agent runs with `lease:`). */
+async function readLeases(hq: pg.Client): Promise<Map<string, { holder: string | null; expiresInS: number | null }>> {
+  const has = await hq.query<{ ok: boolean }>(`SELECT to_regclass('branchline.store_leases') IS NOT NULL AS ok`);
+  if (!has.rows[0]?.ok) return new Map();
+  const rows = await hq.query<{ store_code: string; holder: string | null; left: number | null }>(
+    `SELECT store_code, holder, extract(epoch FROM expires_at - now())::float8 AS left FROM branchline.store_leases`,
+  );
+  return new Map(rows.rows.map((r) => [r.store_code, { holder: r.holder, expiresInS: r.left }]));
 }

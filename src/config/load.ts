@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { isScalar, visit } from 'yaml';
@@ -70,6 +71,14 @@ export interface Config {
   readonly reports: ReportsConfig | null;
   /** Shelf labels (null: not configured; down mappings with labels: then write none, with a warning). */
   readonly labels: LabelsConfig | null;
+  /** Several agents at HQ splitting the stores by lease (null: this agent runs every store it is given). */
+  readonly lease: LeaseConfig | null;
+}
+
+export interface LeaseConfig {
+  readonly agentId: string;
+  readonly ttlS: number;
+  readonly renewS: number;
 }
 
 export interface LabelsConfig {
@@ -90,6 +99,7 @@ export const DEFAULTS = {
   down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' as const },
   http: { host: '127.0.0.1', port: 8787, maxBodyBytes: 1_048_576 },
   settlement: { timeoutMs: 3_000, maxRefs: 1_000 },
+  lease: { ttlS: 15, renewS: 5 },
 } as const;
 
 export function defaultSlotName(storeCode: string): string {
@@ -276,6 +286,15 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
     names.add(t.name);
     tokens.add(t.token);
   });
+  const leaseTtl = config.lease?.ttl_s ?? DEFAULTS.lease.ttlS;
+  const leaseRenew = config.lease?.renew_s ?? DEFAULTS.lease.renewS;
+  if (config.lease && leaseRenew * 2 > leaseTtl)
+    more.push({
+      code: 'BL-C003',
+      message: `lease.renew_s (${leaseRenew}) is more than half of lease.ttl_s (${leaseTtl}): a lease would expire before the agent could notice it failed to renew and stop that store's pipelines.`,
+      hint: 'Renew at least twice per ttl, e.g. ttl_s: 15 with renew_s: 5.',
+      location: doc.location(['lease', config.lease.renew_s !== undefined ? 'renew_s' : 'ttl_s']),
+    });
   if (more.length) throw new ProblemsError(`The configuration file ${file} has problems.`, more);
   const settlementTimeoutMs = config.settlement?.timeout_ms ?? DEFAULTS.settlement.timeoutMs;
   const query = (q: NonNullable<RawConfig['queries']>['stock']): QueryConfig | null =>
@@ -358,6 +377,7 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
           timeZone: config.labels.time_zone ?? null,
         }
       : null,
+    lease: config.lease ? { agentId: config.lease.agent_id ?? `${os.hostname()}:${process.pid}`, ttlS: leaseTtl, renewS: leaseRenew } : null,
   };
 }
 

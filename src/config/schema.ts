@@ -256,6 +256,24 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, description: 'the scheduled synchronization report (docs/reports.md); run by an agent configured with a file (not by centrally configured store agents)' },
       ),
     ),
+    lease: Type.Optional(
+      Type.Object(
+        {
+          agent_id: Type.Optional(
+            Type.String({
+              pattern: '^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$',
+              description: 'this agent\'s name in HQ\'s lease tables and logs; unique among the agents sharing HQ. Default <hostname>:<pid>',
+            }),
+          ),
+          ttl_s: Type.Optional(Type.Integer({ minimum: 2, description: 'a lease (and an agent\'s heartbeat) not renewed for this long expires, and another agent takes its stores; default 15' })),
+          renew_s: Type.Optional(Type.Integer({ minimum: 1, description: 'how often the agent renews its leases and rebalances; at most half of ttl_s; default 5' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'several agents at HQ split the stores between them by lease held in HQ\'s database (docs/deployment.md); absent: this agent runs every configured store',
+        },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         { level: Type.Optional(Type.Union(['error', 'warn', 'info', 'debug'].map((l) => Type.Literal(l)))) },

@@ -70,6 +70,8 @@ export const ERROR_CODES = {
   'BL-A002': 'another agent is already running this pipeline',
   'BL-A003': 'the position stored at HQ was written by another connector',
   'BL-A004': 'HQ rejected one row (parked)',
+  'BL-A005': 'another live agent at HQ has the same lease.agent_id',
+  'BL-A006': 'a store\'s lease could not be renewed or was lost; its pipelines were stopped (self-fencing)',
   // associations and parked changes (BL-P)
   'BL-P001': 'unknown entity or store in an association command',
   'BL-P002': 'HQ key does not exist in the table the entity references',

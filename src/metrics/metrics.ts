@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import { METRIC } from './names.js';
 import { createPipelineMetrics, type PipelineMetricsSet } from './pipeline-metrics.js';
+import { createLeaseMetrics, type LeaseMetrics } from './lease-metrics.js';
 
 export { METRIC } from './names.js';
 
@@ -20,6 +21,7 @@ export interface SettlementMetrics {
 export interface Metrics extends PipelineMetricsSet {
   readonly registry: client.Registry;
   readonly settlement: SettlementMetrics;
+  readonly leases: LeaseMetrics;
 }
 
 /** The agent's metrics for these stores (one registry per agent; tests make their own). */
@@ -50,6 +52,7 @@ export function createMetrics(stores: readonly string[], options: { processMetri
       answered: (store, asked, answer, count) => checks.inc({ store, asked, answer }, count),
       observeRound: (store, asked, seconds) => rounds.observe({ store, asked }, seconds),
     },
+    leases: createLeaseMetrics(registry, stores),
     ...createPipelineMetrics(registry, stores),
   };
 }

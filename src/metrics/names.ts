@@ -22,6 +22,7 @@ export const METRIC = {
   pipelineState: 'branchline_pipeline_state',
   slotLagBytes: 'branchline_slot_lag_bytes',
   slotRetainedBytes: 'branchline_slot_wal_retained_bytes',
+  storeLeaseHeld: 'branchline_store_lease_held',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

@@ -110,6 +110,8 @@ export function createPipelineMetrics(registry: client.Registry, stores: readonl
       const h = { rows: rows.labels(l), seconds: seconds.labels(l) };
       const g = { lag: lag.labels(l), last: last.labels(l) };
       let current: MetricsPipelineState = 'none';
+      // A pipeline started again (its store's lease taken back) starts from `none`, not beside its last state.
+      for (const s of PIPELINE_STATES) state.set({ ...l, state: s }, s === 'none' ? 1 : 0);
       return {
         captured: (n) => c.captured.inc(n),
         applied(b) {

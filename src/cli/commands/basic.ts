@@ -2,7 +2,7 @@ import { cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from '../../agent/agent.js';
 import { loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from '../../agent/prepare.js';
-import { readStatus } from '../../agent/status.js';
+import { readStatus, type StoreStatus } from '../../agent/status.js';
 import { loadConfig, selectStores } from '../../config/load.js';
 import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
@@ -210,9 +210,11 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
     out(JSON.stringify(rows, null, 2) + '\n');
     return EXIT.ok;
   }
+  // HOLDER only where agents share the stores by lease (docs/deployment.md).
+  const leased = rows.some((r) => r.lease !== null);
   out(
     table(
-      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'SCHEDULED', 'LAST APPLY', 'LAST ERROR'],
+      ['STORE', 'STATE', 'POSITION', 'LAG', 'BEHIND', 'WAL KEPT', 'TXNS', 'ROWS', 'PARKED', 'SCHEDULED', 'LAST APPLY', 'LAST ERROR', ...(leased ? ['HOLDER'] : [])],
       rows.map((r) => [
         r.store,
         r.storeReachable ? r.state : `${r.state} (store unreachable)`,
@@ -226,6 +228,7 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
         r.scheduled === null ? '-' : String(r.scheduled),
         formatAgo(r.lastApplyAt),
         r.lastError ? `${r.lastError.code} ${formatAgo(r.lastError.at)}` : '-',
+        ...(leased ? [holderText(r.lease)] : []),
       ]),
     ),
   );
@@ -237,4 +240,11 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
   if (scheduled.length)
     out(`${scheduled.map((r) => `${r.store}: ${r.scheduled} down change${r.scheduled === 1 ? '' : 's'} scheduled, next due ${r.nextScheduledAt ?? '-'}`).join('; ')}; \`branchline scheduled\` lists them.\n`);
   return EXIT.ok;
+}
+
+/** `S-HQ-1 (12s left)`, `S-HQ-1 (expired 3s ago)`, or `-` for a free lease. */
+function holderText(lease: StoreStatus['lease']): string {
+  if (!lease?.holder || lease.expiresInS === null) return '-';
+  const s = Math.round(Math.abs(lease.expiresInS));
+  return lease.expiresInS >= 0 ? `${lease.holder} (${s}s left)` : `${lease.holder} (expired ${s}s ago)`;
 }
