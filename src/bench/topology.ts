@@ -34,6 +34,18 @@ export interface BenchStore {
   /** Name of the native subscription and of its slot. */
   readonly nativeSubscription: string;
   readonly branchlineSlot: string;
+  /** The decode ceiling's slot (pgoutput, read by pg_recvlogical), when the topology has one. */
+  readonly ceilingSlot: string;
+}
+
+/** Which parts a topology is built with besides branchline (the scale scenario runs branchline alone). */
+export interface TopologyParts {
+  /** Native publications, HQ databases and disabled subscriptions. */
+  readonly native: boolean;
+  /** A pgoutput slot per store for the decode ceiling (pg_recvlogical). */
+  readonly ceiling: boolean;
+  /** Settings of both servers over the defaults above (the scale scenario keeps shared_buffers small). */
+  readonly settings?: Readonly<Record<string, string | number>>;
 }
 
 export type Say = (line: string) => void;
@@ -55,13 +67,13 @@ export class BenchTopology {
 
   private constructor(readonly dir: string) {}
 
-  static async create(options: BenchOptions, say: Say): Promise<BenchTopology> {
+  static async create(options: BenchOptions, say: Say, parts: TopologyParts = { native: true, ceiling: false }): Promise<BenchTopology> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-bench-'));
     // As root the servers run as `postgres`, which must reach their folders.
     await chmod(dir, 0o755);
     const topology = new BenchTopology(dir);
     try {
-      await topology.build(options, say);
+      await topology.build(options, say, parts);
       return topology;
     } catch (e) {
       await topology.dispose();
@@ -73,15 +85,16 @@ export class BenchTopology {
     return this.hqServer.url(HQ_DB);
   }
 
-  private async build(options: BenchOptions, say: Say): Promise<void> {
+  private async build(options: BenchOptions, say: Say, parts: TopologyParts): Promise<void> {
     const n = options.stores;
     const settings = {
       ...DURABLE_SETTINGS,
-      max_wal_senders: Math.max(20, 2 * n + 4),
-      max_replication_slots: Math.max(20, 2 * n + 4),
+      max_wal_senders: Math.max(20, 3 * n + 4),
+      max_replication_slots: Math.max(20, 3 * n + 4),
       max_logical_replication_workers: n + 4,
       max_worker_processes: n + 12,
       max_connections: Math.max(100, 12 * n + 40),
+      ...parts.settings,
     };
     say(`starting the embedded servers in ${this.dir}`);
     const started = await Promise.allSettled(
@@ -110,6 +123,7 @@ export class BenchTopology {
         nativeDb: `native_${code.toLowerCase()}`,
         nativeSubscription: `native_${code.toLowerCase()}`,
         branchlineSlot: defaultSlotName(code),
+        ceilingSlot: `bench_ceiling_${code.toLowerCase()}`,
       };
       // Products and customers first: only the sales are the backlog.
       await store.workload.setup({ products: 300, customers: 20 });
@@ -135,8 +149,10 @@ export class BenchTopology {
     say('branchline installed (HQ schema, publication "branchline" and one slot per store)');
 
     // Native: per store a publication of the same tables, an HQ database with the store schema and a disabled subscription.
+    // The decode ceiling reads the same publication through a slot of its own.
     const tables = UP_TABLES.map((t) => quoteIdent(t)).join(', ');
-    for (const s of this.stores) {
+    if (parts.ceiling && !parts.native) throw new Error('the decode ceiling reads the native publication: build the native parts too');
+    for (const s of parts.native ? this.stores : []) {
       await this.storesServer.query(s.db, `CREATE PUBLICATION ${quoteIdent(NATIVE_PUBLICATION)} FOR TABLE ${tables}`);
       await this.hqServer.createDatabase(s.nativeDb);
       await this.hqServer.query(s.nativeDb, storeSql);
@@ -146,15 +162,17 @@ export class BenchTopology {
            PUBLICATION ${quoteIdent(NATIVE_PUBLICATION)}
            WITH (enabled = false, copy_data = false, synchronous_commit = '${options.nativeSynchronousCommit}')`,
       );
+      if (parts.ceiling) await this.storesServer.query(s.db, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [s.ceilingSlot]);
     }
-    say(`native replication installed (publication "${NATIVE_PUBLICATION}" and a disabled subscription per store)`);
+    if (parts.native) say(`native replication installed (publication "${NATIVE_PUBLICATION}" and a disabled subscription per store${parts.ceiling ? '; a pgoutput slot per store for the decode ceiling' : ''})`);
 
+    const expected = this.stores.flatMap((s) => [s.branchlineSlot, ...(parts.native ? [s.nativeSubscription] : []), ...(parts.ceiling ? [s.ceilingSlot] : [])]);
     const slots = await this.storesServer.query<{ n: number }>(
       'postgres',
       `SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-      [this.stores.flatMap((s) => [s.nativeSubscription, s.branchlineSlot])],
+      [expected],
     );
-    if (slots[0]?.n !== 2 * n) throw new Error(`expected ${2 * n} replication slots at the stores server, found ${slots[0]?.n ?? 0}`);
+    if (slots[0]?.n !== expected.length) throw new Error(`expected ${expected.length} replication slots at the stores server, found ${slots[0]?.n ?? 0}`);
   }
 
   /** Rows of sale and sale_line at one store right now. */
