@@ -172,6 +172,8 @@ describe('bench scale report', () => {
     rows: stores * 20 * 6,
     salesPerSecond: stores * 2,
     lagMs: summarize([10, 20, 30]),
+    lagBySecond: [{ p50: 10, p99: 20 }, { p50: 20, p99: 30 }],
+    pollDurationMs: summarize([1, 2, 3]),
     worstStoreP99Ms: 30,
     drainSeconds,
     keptUp,

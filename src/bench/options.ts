@@ -56,6 +56,7 @@ export const BENCH_FLAGS = {
   },
   'batch-max-rows': { type: 'number', describe: "branchline's batch.max_rows (default: the product's default)" },
   'batch-max-delay-ms': { type: 'number', describe: "branchline's batch.max_delay_ms (default: the product's default)" },
+  'apply-concurrency': { type: 'number', describe: "branchline's apply.concurrency, HQ transactions open at once across the agent's stores (default: the product's default)" },
   'session-replication-role': {
     type: 'string',
     choices: ['replica', 'origin'],
@@ -101,6 +102,7 @@ export interface BenchOptions {
   readonly agent: 'auto' | 'dist' | 'build' | 'tsx';
   readonly batchMaxRows: number | undefined;
   readonly batchMaxDelayMs: number | undefined;
+  readonly applyConcurrency: number | undefined;
   readonly sessionReplicationRole: 'replica' | 'origin';
   readonly nativeSynchronousCommit: 'off' | 'on';
   readonly agentCpuProf: string | undefined;
@@ -155,6 +157,7 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     agent: a.agent === 'dist' || a.agent === 'build' || a.agent === 'tsx' ? a.agent : 'auto',
     batchMaxRows: optionalInt('batch-max-rows', 1),
     batchMaxDelayMs: optionalInt('batch-max-delay-ms', 0),
+    applyConcurrency: optionalInt('apply-concurrency', 1),
     sessionReplicationRole: a['session-replication-role'] === 'origin' ? 'origin' : 'replica',
     nativeSynchronousCommit: a['native-synchronous-commit'] === 'on' ? 'on' : 'off',
     agentCpuProf: typeof a['agent-cpu-prof'] === 'string' ? a['agent-cpu-prof'] : undefined,

@@ -25,6 +25,10 @@ export interface ScaleRun {
   readonly salesPerSecond: number;
   /** Lag of every sale of every store, ms. */
   readonly lagMs: Summary;
+  /** Lag p50 and p99 of the sales written in each second of the window, ms (does the lag grow, or settle?). */
+  readonly lagBySecond: readonly { readonly p50: number; readonly p99: number }[];
+  /** How long the HQ poll (every store's highest sale id, one query) took, ms: a lag is only as exact as this. */
+  readonly pollDurationMs: Summary;
   /** The worst store's lag p99, ms. */
   readonly worstStoreP99Ms: number;
   /** From the last sale written to every sale at HQ, s. */
@@ -123,11 +127,13 @@ async function scaleRun(topology: BenchTopology, agent: BranchlineContender, opt
     const deadline = t0 + options.scaleSeconds * 1000;
     const interval = 1000 / options.scaleRate;
     let polling = true;
+    const pollDurations: number[] = [];
     const poll = (async () => {
       const max = stores.map(() => 0);
       while (polling) {
         const at = performance.now();
         const ids = await maxIds();
+        pollDurations.push(performance.now() - at);
         ids.forEach((m, i) => {
           if (m > max[i]!) {
             max[i] = m;
@@ -175,6 +181,8 @@ async function scaleRun(topology: BenchTopology, agent: BranchlineContender, opt
     const storeRows = (await Promise.all(stores.map((s) => topology.storeRows(s)))).reduce((a, b) => a + b, 0);
     const hqRows = Number((await hq.query<{ n: string }>(`SELECT ((SELECT count(*) FROM store_sale) + (SELECT count(*) FROM store_sale_line))::text AS n`)).rows[0]?.n ?? 0);
     const problems = hqRows === storeRows ? [] : [`HQ holds ${hqRows} sale rows, the ${n} stores ${storeRows}.`];
+    const buckets: number[][] = [];
+    written.forEach((w, i) => lags(w, seen[i]!).forEach((lag, j) => (buckets[Math.floor((w[j]!.at - t0) / 1000)] ??= []).push(lag)));
     const run: ScaleRun = {
       stores: n,
       warmUpSeconds,
@@ -183,6 +191,11 @@ async function scaleRun(topology: BenchTopology, agent: BranchlineContender, opt
       rows: sales * (1 + options.lines),
       salesPerSecond: sales / seconds,
       lagMs: summarize(written.flatMap((w, i) => lags(w, seen[i]!))),
+      lagBySecond: Array.from(buckets, (b) => {
+        const sm = summarize(b ?? []);
+        return { p50: sm.p50, p99: sm.p99 };
+      }),
+      pollDurationMs: summarize(pollDurations),
       worstStoreP99Ms: Math.max(...written.map((w, i) => summarize(lags(w, seen[i]!)).p99).filter(Number.isFinite)),
       drainSeconds,
       keptUp: drainSeconds <= options.keepUpMs / 1000,

@@ -22,13 +22,19 @@ export interface ScaleFigures {
   readonly agentCpuPer100kRows: number | null;
   /** Agent CPU s per s against the previous run, per added store. */
   readonly cpuPerSecondPerAddedStore: number | null;
+  /** CPU s per s of the store walsenders (decode) and of the agent's HQ sessions (apply): the servers' share. */
+  readonly decodeCpuPerSecond: number | null;
+  readonly applyCpuPerSecond: number | null;
+  /** Share of all cores busy during the window, %. */
+  readonly machineBusyPct: number | null;
   readonly warmUpSeconds: number;
   readonly verified: boolean;
 }
 
 export function scaleFigures(r: ScaleResult): ScaleFigures[] {
   const mib = (b: number | null) => (b === null ? null : b / 1024 / 1024);
-  const cpuPerSecond = (run: ScaleRun) => (run.cpuSeconds['agent'] === undefined ? null : run.cpuSeconds['agent'] / run.windowSeconds);
+  const perSecond = (run: ScaleRun, role: string) => (run.cpuSeconds[role] === undefined ? null : run.cpuSeconds[role] / run.windowSeconds);
+  const cpuPerSecond = (run: ScaleRun) => perSecond(run, 'agent');
   return r.runs.map((run, i) => {
     const prev = i > 0 ? r.runs[i - 1]! : null;
     const rss = mib(run.agentPeakRssBytes);
@@ -51,6 +57,9 @@ export function scaleFigures(r: ScaleResult): ScaleFigures[] {
       agentCpuPerSecond: cpu,
       agentCpuPer100kRows: run.cpuSeconds['agent'] === undefined || run.rows === 0 ? null : (run.cpuSeconds['agent'] / run.rows) * 100_000,
       cpuPerSecondPerAddedStore: cpu !== null && prevCpu !== null && added > 0 ? (cpu - prevCpu) / added : null,
+      decodeCpuPerSecond: perSecond(run, 'decode'),
+      applyCpuPerSecond: perSecond(run, 'apply'),
+      machineBusyPct: run.machineBusy === null ? null : run.machineBusy * 100,
       warmUpSeconds: run.warmUpSeconds,
       verified: run.verified,
     };
@@ -63,7 +72,7 @@ function num(v: number | null, digits = 1): string {
 
 /** The scale table: one row per store count. */
 export function renderScaleTable(r: ScaleResult): string[] {
-  const head = ['stores', 'sales/s (target)', 'lag p50 ms', 'lag p99 ms', 'worst store p99', 'drain s', 'kept up', 'peak RSS MiB', 'MiB/store', 'MiB/added store', 'CPU s/s', 'CPU s/100k rows', 'CPU s/s per added store', 'warm-up s'];
+  const head = ['stores', 'sales/s (target)', 'lag p50 ms', 'lag p99 ms', 'worst store p99', 'drain s', 'kept up', 'peak RSS MiB', 'MiB/store', 'MiB/added store', 'CPU s/s', 'CPU s/100k rows', 'CPU s/s per added store', 'decode CPU s/s', 'HQ apply CPU s/s', 'machine busy %', 'warm-up s'];
   const rows = scaleFigures(r).map((f) => [
     String(f.stores),
     `${num(f.salesPerSecond)} (${num(f.targetSalesPerSecond)})`,
@@ -78,6 +87,9 @@ export function renderScaleTable(r: ScaleResult): string[] {
     num(f.agentCpuPerSecond, 3),
     num(f.agentCpuPer100kRows, 2),
     num(f.cpuPerSecondPerAddedStore, 4),
+    num(f.decodeCpuPerSecond, 3),
+    num(f.applyCpuPerSecond, 3),
+    num(f.machineBusyPct, 0),
     num(f.warmUpSeconds),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
@@ -104,6 +116,12 @@ export function renderScaleReport(doc: ScaleDoc): string {
     `workload:  every store writes ${r.ratePerStore} sales/s (1 header + ${r.linesPerSale} lines each, one writer, paced) for ${r.secondsPerRun} s; HQ polled every 50 ms for every store's last sale`,
     '',
     ...renderScaleTable(r),
+    '',
+    ...r.runs.map(
+      (run) =>
+        `  ${run.stores} store${run.stores === 1 ? '' : 's'}: lag p99 by second of the window, ms: ${run.lagBySecond.map((b) => num(b.p99, 0)).join(' ')}` +
+        ` (HQ poll took p50 ${num(run.pollDurationMs.p50, 0)} ms, max ${num(run.pollDurationMs.max, 0)} ms)`,
+    ),
     '',
     `Definitions: lag = first HQ poll that sees the sale - the store commit returning; kept up = every sale at HQ within ${r.keepUpSeconds} s of the stores stopping;`,
     'RSS is the agent\'s VmHWM; CPU is the agent process\'s over the writing and the drain. See docs/benchmarks.md.',

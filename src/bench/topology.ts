@@ -217,6 +217,7 @@ function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options:
     ...(batch.length ? ['batch:', ...batch] : []),
     'apply:',
     `  session_replication_role: ${options.sessionReplicationRole}`,
+    ...(options.applyConcurrency !== undefined ? [`  concurrency: ${options.applyConcurrency}`] : []),
     '',
   ].join('\n');
 }
