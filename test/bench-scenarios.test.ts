@@ -87,6 +87,15 @@ describe('bench options: --stores, the down and scale scenarios', () => {
     ]);
   });
 
+  test('--stores-per-server is read for the scale scenario (default 10) and refused elsewhere', () => {
+    assert.equal(resolveOptions(flags({ scenario: 'scale', 'stores-per-server': 10 })).options?.storesPerServer, 10);
+    assert.equal(resolveOptions(flags({ scenario: 'scale' })).options?.storesPerServer, 10);
+    assert.equal(resolveOptions(flags()).options?.storesPerServer, undefined);
+    assert.deepEqual(resolveOptions(flags({ 'stores-per-server': 10 })).problems, [
+      '--stores-per-server is for --scenario scale: the native subscriptions and the decode ceiling read one stores server.',
+    ]);
+  });
+
   test('the scale window, rate and keep-up bound are read; a rate of 0 is refused', () => {
     const o = resolveOptions(flags({ scenario: 'scale', 'scale-seconds': 12, 'scale-rate': 0.5, 'keep-up-seconds': 3 })).options!;
     assert.deepEqual([o.scaleSeconds, o.scaleRate, o.keepUpMs], [12, 0.5, 3000]);
@@ -186,7 +195,7 @@ describe('bench scale report', () => {
     verified: true,
     problems: [],
   });
-  const result: ScaleResult = { postgres: '17.10', ratePerStore: 2, secondsPerRun: 10, linesPerSale: 5, keepUpSeconds: 10, runs: [run(1, 80, 0.1, 0.1, true), run(10, 98, 1, 0.3, true), run(100, 278, 10, 25, false)] };
+  const result: ScaleResult = { postgres: '17.10', storesPerServer: null, ratePerStore: 2, secondsPerRun: 10, linesPerSale: 5, keepUpSeconds: 10, runs: [run(1, 80, 0.1, 0.1, true), run(10, 98, 1, 0.3, true), run(100, 278, 10, 25, false)] };
 
   test('memory per store, per added store, and CPU per second and per 100k rows, against the previous count', () => {
     const f = scaleFigures(result);

@@ -1,5 +1,8 @@
 import type { Options } from 'yargs';
 
+/** --scenario scale: store databases per stores server by default (100 stores: 10 servers). */
+export const SCALE_STORES_PER_SERVER = 10;
+
 /** Sales per trigger-cost round by default: the whole phase takes about 20 s on the 2-core benchmark machine. */
 export const TRIGGER_COST_SALES = 4_000;
 
@@ -36,6 +39,11 @@ export const BENCH_FLAGS = {
   'down-stores': { type: 'number', default: 10, describe: 'down: store databases receiving the price changes' },
   'scale-seconds': { type: 'number', default: 30, describe: 'scale: how long every store writes in each run' },
   'scale-rate': { type: 'number', default: 2, describe: 'scale: sales per second each store writes (one writer per store, paced)' },
+  'stores-per-server': {
+    type: 'number',
+    describe:
+      'scale: store databases per stores server (default 10); each walsender reads the WAL of every store on its server, so fewer per server is closer to stores with servers of their own',
+  },
   'keep-up-seconds': {
     type: 'number',
     default: 10,
@@ -98,6 +106,8 @@ export interface BenchOptions {
   readonly scaleSeconds: number;
   readonly scaleRate: number;
   readonly keepUpMs: number;
+  /** --scenario scale: store databases per stores server (default 10; undefined outside it). */
+  readonly storesPerServer: number | undefined;
   readonly order: readonly [ContenderName, ContenderName];
   readonly agent: 'auto' | 'dist' | 'build' | 'tsx';
   readonly batchMaxRows: number | undefined;
@@ -133,6 +143,8 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
   const downChanges = int('down-changes', scenario === 'down' ? downStores : 0);
   if (downChanges > 0 && downChanges < downStores)
     problems.push(`--down-changes (${downChanges}) must be at least --down-stores (${downStores}): every store gets part of the price changes.`);
+  if (a['stores-per-server'] !== undefined && scenario !== 'scale')
+    problems.push('--stores-per-server is for --scenario scale: the native subscriptions and the decode ceiling read one stores server.');
   const scaleRate = a['scale-rate'];
   if (typeof scaleRate !== 'number' || !(scaleRate > 0) || !Number.isFinite(scaleRate)) problems.push(`--scale-rate must be a number of sales per second above 0 (got ${String(scaleRate)}).`);
   const triggerCostSales = int('trigger-cost-sales', scenario === 'trigger-cost' ? 1 : 0);
@@ -153,6 +165,7 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     scaleSeconds: int('scale-seconds', 1),
     scaleRate: typeof scaleRate === 'number' ? scaleRate : 1,
     keepUpMs: int('keep-up-seconds', 0) * 1000,
+    storesPerServer: scenario === 'scale' ? (optionalInt('stores-per-server', 1) ?? SCALE_STORES_PER_SERVER) : undefined,
     order: a.order === 'branchline-first' ? ['branchline', 'native'] : ['native', 'branchline'],
     agent: a.agent === 'dist' || a.agent === 'build' || a.agent === 'tsx' ? a.agent : 'auto',
     batchMaxRows: optionalInt('batch-max-rows', 1),

@@ -50,6 +50,8 @@ export interface ScaleRun {
 
 export interface ScaleResult {
   readonly postgres: string;
+  /** Store databases per stores server (null: all on one). */
+  readonly storesPerServer: number | null;
   readonly ratePerStore: number;
   readonly secondsPerRun: number;
   readonly linesPerSale: number;
@@ -71,7 +73,12 @@ export async function runScaleBench(options: BenchOptions, command: AgentCommand
   for (const n of options.storeCounts) {
     say(`scale: ${n} store${n === 1 ? '' : 's'}`);
     // Small buffers: N store databases share one server, and the agent is what is measured.
-    const topology = await BenchTopology.create({ ...options, stores: n, concurrency: 1 }, say, { native: false, ceiling: false, settings: { shared_buffers: '32MB' } });
+    const topology = await BenchTopology.create({ ...options, stores: n, concurrency: 1 }, say, {
+      native: false,
+      ceiling: false,
+      settings: { shared_buffers: '32MB' },
+      ...(options.storesPerServer !== undefined ? { storesPerServer: options.storesPerServer } : {}),
+    });
     cleanup(() => topology.dispose());
     const agent = await BranchlineContender.create(topology, command, options.agentCpuProf);
     cleanup(() => agent.dispose());
@@ -88,7 +95,7 @@ export async function runScaleBench(options: BenchOptions, command: AgentCommand
       await topology.dispose();
     }
   }
-  return { postgres, ratePerStore: options.scaleRate, secondsPerRun: options.scaleSeconds, linesPerSale: options.lines, keepUpSeconds: options.keepUpMs / 1000, runs };
+  return { postgres, storesPerServer: options.storesPerServer ?? null, ratePerStore: options.scaleRate, secondsPerRun: options.scaleSeconds, linesPerSale: options.lines, keepUpSeconds: options.keepUpMs / 1000, runs };
 }
 
 async function scaleRun(topology: BenchTopology, agent: BranchlineContender, options: BenchOptions, say: Say): Promise<ScaleRun> {
@@ -106,6 +113,8 @@ async function scaleRun(topology: BenchTopology, agent: BranchlineContender, opt
     return r.rows.map((row) => Number(row.n));
   };
   try {
+    // As before every other phase: the set-up's dirty pages are not the window's to write.
+    await topology.checkpoint();
     const started = performance.now();
     await agent.start();
     await agent.waitStreaming(options.timeoutMs);

@@ -114,6 +114,7 @@ export function renderScaleReport(doc: ScaleDoc): string {
     '',
     ...runHeader({ machine: doc.machine, postgres: r.postgres, agent: doc.agent, command: doc.command, source: doc.source }),
     `workload:  every store writes ${r.ratePerStore} sales/s (1 header + ${r.linesPerSale} lines each, one writer, paced) for ${r.secondsPerRun} s; HQ polled every 50 ms for every store's last sale`,
+    `servers:   ${r.storesPerServer === null ? 'every store database on one stores server (each walsender reads the WAL of all of them)' : `up to ${r.storesPerServer} store databases per stores server (--stores-per-server)`}, and HQ; shared_buffers=32MB`,
     '',
     ...renderScaleTable(r),
     '',
