@@ -8,7 +8,7 @@ import { NATIVE_PUBLICATION, type BenchTopology, type Say } from './topology.js'
 import { sleep } from './wait.js';
 
 /** How to get pg_recvlogical when it is missing (Debian and Ubuntu). */
-export const RECVLOGICAL_INSTALL = 'pg_recvlogical was not found on PATH or under /usr/lib/postgresql/*/bin; install it with `apt-get install -y postgresql-client` to measure the decode ceiling.';
+export const RECVLOGICAL_INSTALL = 'no pg_recvlogical that answers --version was found on PATH or under /usr/lib/postgresql/*/bin; install it with `apt-get install -y postgresql-client` to measure the decode ceiling.';
 
 export type DecodeCeiling =
   | {
