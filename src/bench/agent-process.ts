@@ -140,6 +140,20 @@ export class AgentProcess {
     this.child = null;
   }
 
+  /** How many lines of the JSON log carry this message. */
+  async logged(message: string): Promise<number> {
+    const text = await readFile(this.logFile, 'utf8').catch(() => '');
+    let n = 0;
+    for (const line of text.split('\n')) {
+      try {
+        if ((JSON.parse(line) as { message?: string }).message === message) n++;
+      } catch {
+        // not a log entry (e.g. a warning from node)
+      }
+    }
+    return n;
+  }
+
   async logTail(lines = 20): Promise<string> {
     const text = await readFile(this.logFile, 'utf8').catch(() => '');
     return text.trimEnd().split('\n').slice(-lines).join('\n');

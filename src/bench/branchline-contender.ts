@@ -23,13 +23,21 @@ export class BranchlineContender implements Contender {
     private readonly topology: BenchTopology,
     private readonly command: AgentCommand,
     private readonly cpuProfDir: string | undefined,
-    private readonly storesAdmin: pg.Client,
+    /** One per stores server. */
+    private readonly storesAdmin: pg.Client[],
     private readonly hqAdmin: pg.Client,
   ) {}
 
   static async create(topology: BenchTopology, command: AgentCommand, cpuProfDir: string | undefined): Promise<BranchlineContender> {
     return withControlClients(
-      async (open) => new BranchlineContender(topology, command, cpuProfDir, await open(topology.storesServer.url('postgres')), await open(topology.hqServer.url(HQ_DB))),
+      async (open) =>
+        new BranchlineContender(
+          topology,
+          command,
+          cpuProfDir,
+          await Promise.all(topology.storeServers.map((s) => open(s.url('postgres')))),
+          await open(topology.hqServer.url(HQ_DB)),
+        ),
     );
   }
 
@@ -51,11 +59,7 @@ export class BranchlineContender implements Contender {
         `SELECT count(*)::int AS n FROM branchline.pipeline_status WHERE state = 'streaming' AND agent = $1`,
         [`${os.hostname()}:${pid}`],
       );
-      const active = await this.storesAdmin.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`,
-        [slots],
-      );
-      return streaming.rows[0]?.n === slots.length && active.rows[0]?.n === slots.length;
+      return streaming.rows[0]?.n === slots.length && (await this.activeSlots()).length === slots.length;
     });
   }
 
@@ -63,10 +67,7 @@ export class BranchlineContender implements Contender {
     await this.agent?.stop();
     await this.agent?.dispose();
     const slots = this.slots();
-    await waitFor('the agent to release its slots', 60_000, async () => {
-      const r = await this.storesAdmin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, [slots]);
-      return r.rows[0]?.n === 0;
-    });
+    await waitFor('the agent to release its slots', 60_000, async () => (await this.activeSlots()).length === 0);
   }
 
   rowsProbes(): Probe[] {
@@ -80,13 +81,13 @@ export class BranchlineContender implements Contender {
 
   async processes(): Promise<ProcessRef[]> {
     const [senders, backends] = await Promise.all([
-      this.storesAdmin.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, [this.slots()]),
+      this.activeSlots(),
       this.hqAdmin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'branchline-up:%'`),
     ]);
     const agent = this.agentPid();
     return [
       ...(agent === null ? [] : [{ role: 'agent', pid: agent }]),
-      ...senders.rows.map((r) => ({ role: 'decode', pid: r.pid })),
+      ...senders.map((pid) => ({ role: 'decode', pid })),
       ...backends.rows.map((r) => ({ role: 'apply', pid: r.pid })),
     ];
   }
@@ -131,7 +132,16 @@ export class BranchlineContender implements Contender {
 
   async dispose(): Promise<void> {
     await this.agent?.dispose();
-    await Promise.all([this.storesAdmin, this.hqAdmin].map((c) => c.end().catch(() => undefined)));
+    await Promise.all([...this.storesAdmin, this.hqAdmin].map((c) => c.end().catch(() => undefined)));
+  }
+
+  /** The walsender pids of the agent's slots that are in use, on every stores server. */
+  private async activeSlots(): Promise<number[]> {
+    const slots = this.slots();
+    const rows = await Promise.all(
+      this.storesAdmin.map((c) => c.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, [slots])),
+    );
+    return rows.flatMap((r) => r.rows.map((row) => row.pid));
   }
 
   private slots(): string[] {

@@ -30,15 +30,21 @@ export interface CatchUpResult {
   readonly foreignCpuSeconds: number;
   /** Start-up events of the contender, seconds from start (branchline: agentStarted, allStreamsOpen). */
   readonly milestones: Readonly<Record<string, number>>;
+  /** With `expectedPerProbe`: seconds from start to the poll that first saw each probe's rows complete (e.g. per store). */
+  readonly probeSeconds?: readonly number[];
   /** [seconds since start, rows at HQ] at every poll that found more rows (JSON only). */
   readonly progress: readonly (readonly [number, number])[];
 }
 
 export interface CatchUpOptions {
   readonly expectedRows: number;
+  /** Rows each probe must reach (adds up to expectedRows): records when each one got there. */
+  readonly expectedPerProbe?: readonly number[];
   readonly pollMs: number;
   readonly timeoutMs: number;
   readonly say: Say;
+  /** Where the rows arrive, for the progress lines (default HQ). */
+  readonly target?: string;
 }
 
 /**
@@ -49,13 +55,14 @@ export interface CatchUpOptions {
  * rows were committed by then. Polls run every `pollMs`.
  */
 export async function measureCatchUp(contender: Contender, options: CatchUpOptions): Promise<CatchUpResult> {
-  const { expectedRows, pollMs, timeoutMs, say } = options;
+  const { expectedRows, expectedPerProbe, pollMs, timeoutMs, say } = options;
+  const where = options.target ?? 'HQ';
   const probes = await ProbeClient.openAll(contender.rowsProbes());
   const tracker = new CpuTracker(() => contender.processes());
   let result: CatchUpResult;
   try {
     const before = await readSum(probes);
-    if (before !== 0) throw new Error(`${contender.name}: HQ already holds ${before} rows before the catch-up`);
+    if (before !== 0) throw new Error(`${contender.name}: ${where} already holds ${before} rows before the catch-up`);
     await tracker.start();
     const phaseCpu = new PhaseCpu();
     const t0 = performance.now();
@@ -65,10 +72,13 @@ export async function measureCatchUp(contender: Contender, options: CatchUpOptio
     const progress: [number, number][] = [];
     let lastReport = t0;
     let rows = 0;
+    const probeDone: (number | null)[] = probes.map(() => null);
     for (let i = 0; ; i++) {
       const sentAt = performance.now();
       const previous = rows;
-      rows = await readSum(probes);
+      const values = await Promise.all(probes.map((p) => p.read()));
+      rows = values.reduce((a, b) => a + b, 0);
+      if (expectedPerProbe) values.forEach((v, j) => (probeDone[j] ??= v >= expectedPerProbe[j]! ? (sentAt - t0) / 1000 : null));
       if (rows > previous) progress.push([Math.round(sentAt - t0) / 1000, rows]);
       if (i % 5 === 0) await contender.assertRunning();
       if (i % 5 === 0 || (rows > 0 && firstRowAt === null)) await tracker.discover();
@@ -95,15 +105,16 @@ export async function measureCatchUp(contender: Contender, options: CatchUpOptio
           ...phaseCpu.finish(),
           progress,
           milestones: {},
+          ...(expectedPerProbe ? { probeSeconds: probeDone.map((d) => d ?? seconds) } : {}),
         };
-        say(`${contender.name}: ${expectedRows} rows at HQ after ${seconds.toFixed(2)} s (${Math.round(result.rowsPerSecond)} rows/s)`);
+        say(`${contender.name}: ${expectedRows} rows at ${where} after ${seconds.toFixed(2)} s (${Math.round(result.rowsPerSecond)} rows/s)`);
         break;
       }
       const now = performance.now();
-      if (now - t0 > timeoutMs) throw new Error(`${contender.name}: only ${rows} of ${expectedRows} rows reached HQ in ${Math.round(timeoutMs / 1000)} s`);
+      if (now - t0 > timeoutMs) throw new Error(`${contender.name}: only ${rows} of ${expectedRows} rows reached ${where} in ${Math.round(timeoutMs / 1000)} s`);
       if (now - lastReport > 5_000) {
         lastReport = now;
-        say(`${contender.name}: ${rows} of ${expectedRows} rows at HQ after ${((now - t0) / 1000).toFixed(0)} s`);
+        say(`${contender.name}: ${rows} of ${expectedRows} rows at ${where} after ${((now - t0) / 1000).toFixed(0)} s`);
       }
       await sleep(Math.max(0, pollMs - (now - sentAt)));
     }

@@ -38,13 +38,13 @@ export interface LiveOptions {
   readonly say: Say;
 }
 
-interface Written {
+export interface Written {
   readonly id: number;
   /** When the store's commit returned to the writer (performance.now()). */
   readonly at: number;
 }
 
-interface Seen {
+export interface Seen {
   /** When the poll was sent (performance.now()). */
   readonly at: number;
   /** Highest sale id of the store present at HQ. */
@@ -153,7 +153,7 @@ export async function measureLive(contender: Contender, topology: BenchTopology,
 }
 
 /** For each written sale, ms from its commit to the first poll that saw it. */
-function lags(written: readonly Written[], seen: readonly Seen[]): number[] {
+export function lags(written: readonly Written[], seen: readonly Seen[]): number[] {
   const out: number[] = [];
   let j = 0;
   for (const w of written) {

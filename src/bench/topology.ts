@@ -34,6 +34,26 @@ export interface BenchStore {
   /** Name of the native subscription and of its slot. */
   readonly nativeSubscription: string;
   readonly branchlineSlot: string;
+  /** The server holding the store's database (one of `storeServers`). */
+  readonly server: EmbeddedServer;
+  /** The decode ceiling's slot (pgoutput, read by pg_recvlogical), when the topology has one. */
+  readonly ceilingSlot: string;
+}
+
+/** Which parts a topology is built with besides branchline (the scale scenario runs branchline alone). */
+export interface TopologyParts {
+  /** Native publications, HQ databases and disabled subscriptions. */
+  readonly native: boolean;
+  /** A pgoutput slot per store for the decode ceiling (pg_recvlogical). */
+  readonly ceiling: boolean;
+  /** Settings of both servers over the defaults above (the scale scenario keeps shared_buffers small). */
+  readonly settings?: Readonly<Record<string, string | number>>;
+  /**
+   * Store databases per stores server (default: all on one). More servers
+   * spare each walsender the WAL of the other servers' stores, as stores with
+   * servers of their own would; the native parts and the ceiling need one.
+   */
+  readonly storesPerServer?: number;
 }
 
 export type Say = (line: string) => void;
@@ -49,19 +69,22 @@ export class BenchTopology {
   private readonly servers: EmbeddedServer[] = [];
   private readonly pools: pg.Pool[] = [];
   readonly stores: BenchStore[] = [];
+  /** The first (with the native parts and the ceiling: the only) stores server. */
   storesServer!: EmbeddedServer;
+  /** Every stores server, in store order. */
+  storeServers: EmbeddedServer[] = [];
   hqServer!: EmbeddedServer;
   configFile = '';
 
   private constructor(readonly dir: string) {}
 
-  static async create(options: BenchOptions, say: Say): Promise<BenchTopology> {
+  static async create(options: BenchOptions, say: Say, parts: TopologyParts = { native: true, ceiling: false }): Promise<BenchTopology> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-bench-'));
     // As root the servers run as `postgres`, which must reach their folders.
     await chmod(dir, 0o755);
     const topology = new BenchTopology(dir);
     try {
-      await topology.build(options, say);
+      await topology.build(options, say, parts);
       return topology;
     } catch (e) {
       await topology.dispose();
@@ -73,31 +96,39 @@ export class BenchTopology {
     return this.hqServer.url(HQ_DB);
   }
 
-  private async build(options: BenchOptions, say: Say): Promise<void> {
+  private async build(options: BenchOptions, say: Say, parts: TopologyParts): Promise<void> {
     const n = options.stores;
-    const settings = {
+    const perServer = Math.min(n, parts.storesPerServer ?? n);
+    if (perServer < n && (parts.native || parts.ceiling)) throw new Error('the native parts and the decode ceiling need every store on one server');
+    const sized = (m: number) => ({
       ...DURABLE_SETTINGS,
-      max_wal_senders: Math.max(20, 2 * n + 4),
-      max_replication_slots: Math.max(20, 2 * n + 4),
-      max_logical_replication_workers: n + 4,
-      max_worker_processes: n + 12,
-      max_connections: Math.max(100, 12 * n + 40),
-    };
-    say(`starting the embedded servers in ${this.dir}`);
+      max_wal_senders: Math.max(20, 3 * m + 4),
+      max_replication_slots: Math.max(20, 3 * m + 4),
+      max_logical_replication_workers: m + 4,
+      max_worker_processes: m + 12,
+      max_connections: Math.max(100, 12 * m + 40),
+      ...parts.settings,
+    });
+    const storeServerCount = Math.ceil(n / perServer);
+    const names = storeServerCount === 1 ? ['stores'] : Array.from({ length: storeServerCount }, (_, i) => `stores-${i + 1}`);
+    say(`starting the embedded servers in ${this.dir}${storeServerCount > 1 ? ` (${storeServerCount} stores servers, ${perServer} store databases each)` : ''}`);
     const started = await Promise.allSettled(
-      (['stores', 'hq'] as const).map((name) => EmbeddedServer.start({ name, dataDir: path.join(this.dir, name), settings })),
+      [...names, 'hq'].map((name) => EmbeddedServer.start({ name, dataDir: path.join(this.dir, name), settings: sized(name === 'hq' ? n : perServer) })),
     );
     for (const s of started) if (s.status === 'fulfilled') this.servers.push(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    [this.storesServer, this.hqServer] = this.servers as [EmbeddedServer, EmbeddedServer];
+    this.storeServers = this.servers.slice(0, storeServerCount);
+    this.storesServer = this.storeServers[0]!;
+    this.hqServer = this.servers[storeServerCount]!;
 
     const storeSql = await storeSchemaSql();
     for (let i = 1; i <= n; i++) {
       const code = `S${String(i).padStart(3, '0')}`;
       const db = `store_${code.toLowerCase()}`;
-      const url = await this.storesServer.createDatabase(db);
-      await this.storesServer.query(db, storeSql);
+      const server = this.storeServers[Math.floor((i - 1) / perServer)]!;
+      const url = await server.createDatabase(db);
+      await server.query(db, storeSql);
       const pool = new pg.Pool({ connectionString: url, max: options.concurrency });
       pool.on('error', () => undefined);
       this.pools.push(pool);
@@ -110,6 +141,8 @@ export class BenchTopology {
         nativeDb: `native_${code.toLowerCase()}`,
         nativeSubscription: `native_${code.toLowerCase()}`,
         branchlineSlot: defaultSlotName(code),
+        server,
+        ceilingSlot: `bench_ceiling_${code.toLowerCase()}`,
       };
       // Products and customers first: only the sales are the backlog.
       await store.workload.setup({ products: 300, customers: 20 });
@@ -135,8 +168,10 @@ export class BenchTopology {
     say('branchline installed (HQ schema, publication "branchline" and one slot per store)');
 
     // Native: per store a publication of the same tables, an HQ database with the store schema and a disabled subscription.
+    // The decode ceiling reads the same publication through a slot of its own.
     const tables = UP_TABLES.map((t) => quoteIdent(t)).join(', ');
-    for (const s of this.stores) {
+    if (parts.ceiling && !parts.native) throw new Error('the decode ceiling reads the native publication: build the native parts too');
+    for (const s of parts.native ? this.stores : []) {
       await this.storesServer.query(s.db, `CREATE PUBLICATION ${quoteIdent(NATIVE_PUBLICATION)} FOR TABLE ${tables}`);
       await this.hqServer.createDatabase(s.nativeDb);
       await this.hqServer.query(s.nativeDb, storeSql);
@@ -146,15 +181,16 @@ export class BenchTopology {
            PUBLICATION ${quoteIdent(NATIVE_PUBLICATION)}
            WITH (enabled = false, copy_data = false, synchronous_commit = '${options.nativeSynchronousCommit}')`,
       );
+      if (parts.ceiling) await this.storesServer.query(s.db, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [s.ceilingSlot]);
     }
-    say(`native replication installed (publication "${NATIVE_PUBLICATION}" and a disabled subscription per store)`);
+    if (parts.native) say(`native replication installed (publication "${NATIVE_PUBLICATION}" and a disabled subscription per store${parts.ceiling ? '; a pgoutput slot per store for the decode ceiling' : ''})`);
 
-    const slots = await this.storesServer.query<{ n: number }>(
-      'postgres',
-      `SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-      [this.stores.flatMap((s) => [s.nativeSubscription, s.branchlineSlot])],
-    );
-    if (slots[0]?.n !== 2 * n) throw new Error(`expected ${2 * n} replication slots at the stores server, found ${slots[0]?.n ?? 0}`);
+    for (const server of this.storeServers) {
+      const here = this.stores.filter((s) => s.server === server);
+      const expected = here.flatMap((s) => [s.branchlineSlot, ...(parts.native ? [s.nativeSubscription] : []), ...(parts.ceiling ? [s.ceilingSlot] : [])]);
+      const slots = await server.query<{ n: number }>('postgres', `SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)`, [expected]);
+      if (slots[0]?.n !== expected.length) throw new Error(`expected ${expected.length} replication slots at the ${server.name} server, found ${slots[0]?.n ?? 0}`);
+    }
   }
 
   /** Rows of sale and sale_line at one store right now. */
@@ -163,9 +199,9 @@ export class BenchTopology {
     return Number(r.rows[0]?.n ?? 0);
   }
 
-  /** A checkpoint on both servers, so no phase pays for the previous one's dirty pages. */
+  /** A checkpoint on every server, so no phase pays for the previous one's dirty pages. */
   async checkpoint(): Promise<void> {
-    await this.storesServer.query('postgres', 'CHECKPOINT');
+    for (const server of this.storeServers) await server.query('postgres', 'CHECKPOINT');
     await this.hqServer.query('postgres', 'CHECKPOINT');
   }
 
@@ -199,6 +235,7 @@ function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options:
     ...(batch.length ? ['batch:', ...batch] : []),
     'apply:',
     `  session_replication_role: ${options.sessionReplicationRole}`,
+    ...(options.applyConcurrency !== undefined ? [`  concurrency: ${options.applyConcurrency}`] : []),
     '',
   ].join('\n');
 }
