@@ -288,3 +288,63 @@ describe('pg-trigger source', { timeout: 120_000 }, () => {
     assert.deepEqual(left, [{ triggers: 0, functions: 0, price: true }]);
   });
 });
+
+describe('pg-trigger source with a route filter (HQ\'s down reader of one store)', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let url: string;
+  let w: pg.Client;
+  const STORE_PRICE = { schema: 'public', table: 'store_price' };
+  const PRODUCT = { schema: 'public', table: 'product' };
+  const source = (more: Partial<PgTriggerSourceOptions> = {}) => new PgTriggerSource({ url, role: 'HQ', logger: silentLogger(), pollMs: 100, ...more });
+  const filtered = () => source({ rowFilter: { store: 'S1', routed: [STORE_PRICE], columns: [{ table: STORE_PRICE, column: 'store_code' }] } });
+
+  before(async () => {
+    server = await startTestServer('pg-trigger-route');
+    const db = await server.createDatabase('route');
+    url = server.url(db);
+    await server.query(db, `CREATE TABLE store_price (store_code text NOT NULL, product_id int NOT NULL, price numeric(12,2), PRIMARY KEY (store_code, product_id));
+      CREATE TABLE product (id int PRIMARY KEY, name text)`);
+    await new PgTriggerInstaller({ url, role: 'HQ', logger: silentLogger() }).install([STORE_PRICE, PRODUCT]);
+    w = new pg.Client({ connectionString: url });
+    await w.connect();
+  });
+  after(async () => {
+    await w?.end().catch(() => undefined);
+    await server?.dispose();
+  });
+
+  it('reads only the rows routed to its store (old or new row), every row of other tables, and truncates; skipped transactions still move the position', async () => {
+    // 1: S2 only (not delivered to S1). 2: S1 and S2. 3: a product (every store). 4: a price moved from S1 to S2 (S1 must remove it).
+    await w.query(`INSERT INTO store_price SELECT 'S2', g, g FROM generate_series(1, 50) g`);
+    await w.query(`INSERT INTO store_price VALUES ('S1', 1, 1.00), ('S2', 51, 51.00)`);
+    await w.query(`INSERT INTO product VALUES (7, 'seven')`);
+    await w.query(`UPDATE store_price SET store_code = 'S2', product_id = 99 WHERE store_code = 'S1' AND product_id = 1`);
+    await w.query(`UPDATE store_price SET price = price + 1 WHERE store_code = 'S2'`); // 51 rows, none of S1's
+    await w.query(`TRUNCATE store_price`);
+    await w.query(`INSERT INTO product VALUES (8, 'eight')`); // after the S2-only ones: reached only if the position moved past them
+    const all = await (await source()).open(XID8_CODEC.parse('0'));
+    const everything = changes(await commits(all, 50 + 2 + 1 + 1 + 51 + 1 + 1));
+    await all.close();
+    assert.equal(everything.length, 107, 'the unfiltered reader gets every row');
+
+    const s1 = await (await filtered()).open(XID8_CODEC.parse('0'));
+    const msgs = await commits(s1, 5);
+    const got = changes(msgs).map((c) => (c.op === 'truncate' ? 'truncate' : `${c.op} ${c.table.table} ${JSON.stringify(c.op === 'delete' ? c.before : c.after)}${c.op === 'update' ? ` from ${JSON.stringify(c.before)}` : ''}`));
+    assert.deepEqual(got, [
+      'insert store_price {"price":"1.00","product_id":"1","store_code":"S1"}',
+      'insert product {"id":"7","name":"seven"}',
+      'update store_price {"price":"1.00","product_id":"99","store_code":"S2"} from {"price":"1.00","product_id":"1","store_code":"S1"}',
+      'truncate',
+      'insert product {"id":"8","name":"eight"}',
+    ]);
+    // Only transactions with something for S1 are delivered (the S2-only insert and update are not).
+    assert.equal(msgs.filter((m) => m.kind === 'begin').length, 5);
+    // Nothing more comes, and a reader opened at the last position gets nothing again.
+    assert.deepEqual(await quiet(s1, 500), []);
+    const last = [...msgs].reverse().find((m) => m.kind === 'commit') as Extract<Msg, { kind: 'commit' }>;
+    await s1.close();
+    const again = await (await filtered()).open(last.position);
+    assert.deepEqual(await quiet(again, 500), []);
+    await again.close();
+  });
+});

@@ -3,7 +3,7 @@ import { wakeableSleep } from '../../src/core/wakeable-sleep.js';
 import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
 import type { ChangeTableReaderOptions, Source, SourceStream } from '../../src/core/source.js';
 import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
-import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, ROWS_SQL, TXNS_SQL } from './sql.js';
+import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, relevantRows, rowsSql, txnsSql, type RouteFilterSpec } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
 
@@ -14,7 +14,18 @@ export interface PgTriggerSourceOptions extends ChangeTableReaderOptions {
    * where a store's tables must match HQ's before changes make sense.
    */
   readonly requireStart?: boolean;
+  /**
+   * Reads only the log rows routed to this store (HQ's down channel): rows
+   * of `routed` tables whose old or new row names `store` in one of
+   * `columns`; other tables' rows and truncates are all read. Null: all.
+   * Transactions with nothing for the store still move the position as
+   * before, without being delivered.
+   */
+  readonly rowFilter?: RowFilter | null;
 }
+
+/** `routed`: tables every mapping of which routes by a column or to a list of stores without this one; `columns`: those mappings' route columns. */
+export type RowFilter = RouteFilterSpec;
 
 interface LogRow {
   /** The change's id, as text (a bigint). */
@@ -30,7 +41,7 @@ interface LogRow {
 interface TxnRow {
   xid: string;
   last_id: string;
-  /** Its changes (without the reader's own origin). */
+  /** Its changes the reader reads (not the reader's own origin's, only rows routed to it). */
   n: number;
   /** When it logged its last change: its commit time, near enough. */
   at: Date;
@@ -105,12 +116,20 @@ class TriggerStream implements SourceStream<XidPosition> {
   private acked = 0n;
   private pendingAck: bigint | null = null;
   private ackedAt = 0;
+  /** The two queries, with the route filter's condition, and its values (bound after theirs). */
+  private readonly txns: { readonly sql: string; readonly params: readonly string[] };
+  private readonly rows: { readonly sql: string; readonly params: readonly string[] };
 
   constructor(
     private readonly db: pg.Client,
     private position: XidPosition,
     private readonly options: PgTriggerSourceOptions,
   ) {
+    const f = options.rowFilter ?? null;
+    const forTxns = relevantRows(f, 7);
+    const forRows = relevantRows(f, 5);
+    this.txns = { sql: txnsSql(forTxns.sql), params: forTxns.params };
+    this.rows = { sql: rowsSql(forRows.sql), params: forRows.params };
     db.on('notification', () => this.wake?.());
     db.on('error', () => this.wake?.());
     this.messages = this.read();
@@ -186,7 +205,7 @@ class TriggerStream implements SourceStream<XidPosition> {
     let after = from.window?.lastId ?? 0n;
     let delivered = false;
     for (;;) {
-      const txns = await this.query<TxnRow>(TXNS_SQL, [from.bound.toString(), until.toString(), skip, from.snapshot, after.toString(), TXN_PAGE]);
+      const txns = await this.query<TxnRow>(this.txns.sql, [from.bound.toString(), until.toString(), skip, from.snapshot, after.toString(), TXN_PAGE, ...this.txns.params]);
       if (txns === null) return null;
       // A purge that started meanwhile may have deleted part of the window: never deliver it as complete.
       if (!(await this.notPurgedSince(from))) return null;
@@ -204,10 +223,11 @@ class TriggerStream implements SourceStream<XidPosition> {
         let lastRowId = '0';
         let streamed = 0;
         for (;;) {
-          const page = await this.query<LogRow>(ROWS_SQL, [chunk.map((t) => t.xid), lastRowId, skip, pageRows]);
+          if (rows === 0) break; // nothing routed to this reader in these transactions
+          const page = await this.query<LogRow>(this.rows.sql, [chunk.map((t) => t.xid), lastRowId, skip, pageRows, ...this.rows.params]);
           if (page === null) return null;
           if (chunk.length === 1) {
-            // One transaction bigger than a page: delivered as it is read.
+            // One transaction bigger than a page: delivered as it is read (n > 0 here).
             const t = chunk[0]!;
             if (lastRowId === '0') yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at, commitPosition: positionAfter(i) };
             for (const r of page) yield { kind: 'change', change: this.change(r) };
@@ -221,6 +241,12 @@ class TriggerStream implements SourceStream<XidPosition> {
           const changes = chunk.length === 1 ? null : byXid.get(t.xid)!;
           if ((changes ? changes.length : streamed) !== t.n) return this.purgedUnder(from);
           const position = positionAfter(i + k);
+          if (t.n === 0) {
+            // Nothing of it routed here: the position moves past it, nothing is delivered.
+            this.position = position;
+            after = BigInt(t.last_id);
+            continue;
+          }
           if (changes) {
             yield { kind: 'begin', xid: Number(BigInt(t.xid) & 0xffffffffn), commitTime: t.at, commitPosition: position };
             for (const c of changes) yield { kind: 'change', change: c };

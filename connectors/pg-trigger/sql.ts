@@ -124,6 +124,40 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[], o
   ];
 }
 
+/** A route filter of a change-log reader (see PgTriggerSourceOptions.rowFilter). */
+export interface RouteFilterSpec {
+  readonly store: string;
+  readonly routed: readonly TableId[];
+  readonly columns: readonly { readonly table: TableId; readonly column: string }[];
+}
+
+/**
+ * The condition "this log row is one the reader needs" for a route filter,
+ * with its values bound from `$first` on (returned in `params`): a row of a
+ * routed table is needed when its old or new row names the store in one of
+ * that table's route columns; rows of other tables and truncates always
+ * are. `TRUE` without a filter. Written out per table (no subquery per
+ * row), so HQ checks a row in a few comparisons. The mapping still
+ * evaluates its route: this only spares the rows it would drop from being
+ * read, sent and parsed.
+ */
+export function relevantRows(filter: RouteFilterSpec | null, first: number): { sql: string; params: string[] } {
+  if (!filter || filter.routed.length === 0) return { sql: 'TRUE', params: [] };
+  const params: string[] = [];
+  const bind = (v: string) => {
+    params.push(v);
+    return `$${first + params.length - 1}::text`;
+  };
+  const store = bind(filter.store);
+  const same = (t: TableId) => `(schema_name = ${bind(t.schema)} AND table_name = ${bind(t.table)})`;
+  const routed = filter.routed.map(same).join(' OR ');
+  const named = filter.columns.map((c) => {
+    const col = bind(c.column);
+    return `(${same(c.table)} AND (after ->> ${col} = ${store} OR before ->> ${col} = ${store}))`;
+  });
+  return { sql: `(op = 't' OR NOT (${routed})${named.map((n) => ` OR ${n}`).join('')})`, params };
+}
+
 /**
  * The transactions of a window: those whose xid is in [$1, $2) (all ended:
  * $2 is at most the oldest still running), less what was written on behalf
@@ -134,7 +168,7 @@ export function captureSql(t: TableId, fn: string, columns: readonly string[], o
  * it freed, a parent it inserted) had committed, so logged its last change,
  * before the other could log that change: in this order it comes first.
  */
-export const TXNS_SQL = `SELECT xid::text AS xid, max(id)::text AS last_id, count(*)::int AS n, max(logged_at) AS at
+export const txnsSql = (relevant = 'TRUE'): string => `SELECT xid::text AS xid, max(id)::text AS last_id, (count(*) FILTER (WHERE ${relevant}))::int AS n, max(logged_at) AS at
   FROM ${LOG_TABLE}
  WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8
    AND ($3::text IS NULL OR origin IS DISTINCT FROM $3::text)
@@ -143,14 +177,17 @@ export const TXNS_SQL = `SELECT xid::text AS xid, max(id)::text AS last_id, coun
 HAVING max(id) > $5
  ORDER BY max(id)
  LIMIT $6`;
+export const TXNS_SQL = txnsSql();
 
-/** The changes of some transactions ($1), in log order, after change $2, without the reader's own origin ($3): one page of $4. */
-export const ROWS_SQL = `SELECT id::text AS log_id, xid::text AS xid, schema_name, table_name, op, before, after
+/** The changes of some transactions ($1), in log order, after change $2, without the reader's own origin ($3), only the relevant ones (`relevantRows` from $5): one page of $4. */
+export const rowsSql = (relevant = 'TRUE'): string => `SELECT id::text AS log_id, xid::text AS xid, schema_name, table_name, op, before, after
   FROM ${LOG_TABLE}
  WHERE xid = ANY($1::text[]::xid8[]) AND id > $2
    AND ($3::text IS NULL OR origin IS DISTINCT FROM $3::text)
+   AND ${relevant}
  ORDER BY id
  LIMIT $4`;
+export const ROWS_SQL = rowsSql();
 
 /** Records how far a reader has applied (only forward). */
 export const ACK_SQL = `INSERT INTO ${READERS_TABLE} AS r (reader, position) VALUES ($1, $2::text::xid8)

@@ -15,6 +15,7 @@ import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline
 import { checkAndCompile, checkAndCompileDown, downMappingProblems, downTablesOf, hasDown, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
 import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
+import { downRowFilter } from './down-route-filter.js';
 import { connect } from '../db/connect.js';
 import { autoInitialLoad } from '../load/auto-load.js';
 import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
@@ -313,6 +314,8 @@ export class Agent {
       pageRows: config.batch.chunkRows,
       reader: name,
       skipOrigin: store.code,
+      // Rows routed to other stores are not even read.
+      rowFilter: downRowFilter(files.down, store.code),
       requireStart: true,
       reloadCommand: `\`branchline snapshot --store ${store.code}\``,
     });
