@@ -360,17 +360,19 @@ describe('hostile HTTP against a running agent', { timeout: 240_000 }, () => {
       const shape = next() < 0.5 ? pick(['/health', '/metrics', `/stock/${pick(segments)}`, `/prices/${pick(segments)}`, '/settlement-checks']) : `/${Array.from({ length: 1 + Math.floor(next() * 3) }, () => pick(segments)).join('/')}`;
       const target = `${shape}${next() < 0.3 ? `?${pick(['store=S001', 'store=', '__proto__=1', 'a=%zz', 'store=S001&store=S002', 'x'.repeat(1_000)])}` : ''}`;
       const headers = pick(headerSets);
-      const body = method === 'GET' || method === 'HEAD' ? undefined : pick(bodies);
+      const body = ['GET', 'HEAD'].includes(method.toUpperCase()) ? undefined : pick(bodies);
       const what = `case ${i}: ${method} ${target.slice(0, 120)} ${JSON.stringify(headers).slice(0, 160)} body ${JSON.stringify(body)}`;
       const a = await request(port, method, target, headers, body);
       assert.ok(a.status < 500, `${what}: ${a.status} ${a.body.slice(0, 300)}`);
       if (a.status < 300) {
         twoXx++;
-        const real = (method === 'GET' || method === 'HEAD') && (/^\/health$/.test(target) || ('authorization' in headers && /^\/(metrics|(stock|prices)\/[^/?]+)(\?.*)?$/.test(target)));
-        const check = method === 'POST' && 'authorization' in headers && /^\/settlement-checks(\?.*)?$/.test(target);
+        // (node's client sends a method in upper case.)
+        const m = method.toUpperCase();
+        const real = (m === 'GET' || m === 'HEAD') && (/^\/health(\?.*)?$/.test(target) || ('authorization' in headers && /^\/(metrics|(stock|prices)\/[^/?]+)(\?.*)?$/.test(target)));
+        const check = m === 'POST' && 'authorization' in headers && /^\/settlement-checks(\?.*)?$/.test(target);
         assert.ok(real || check, `${what}: ${a.status} for a route that should not answer`);
         if (check) validChecks += (JSON.parse(a.body) as { checks: unknown[] }).checks.length;
-      } else if (method !== 'HEAD') {
+      } else if (method.toUpperCase() !== 'HEAD') {
         assertRefused(what, a);
       }
     }
