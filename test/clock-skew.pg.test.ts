@@ -147,6 +147,11 @@ describe('clock skew between a store and HQ', { timeout: 240_000, skip: unavaila
         const since = (Date.now() - writtenAt) / 1000;
         assert.ok(row.lagSeconds !== null && row.lagSeconds >= since - 5 && row.lagSeconds <= since + 1, `branchline status says ${row.lagSeconds} s behind; the last change HQ applied was written ${since.toFixed(1)} s ago`);
         assert.ok(Math.abs(Date.parse(row.lastSourceCommitAt!) - writtenAt) < 3_000, `last source commit ${row.lastSourceCommitAt}, written at ${new Date(writtenAt).toISOString()}`);
+        // doctor still warns: the store's own times (now() in the ERP, effective_at) are off.
+        const doctor = await runCli(['doctor', '--config', world.configFile]);
+        const said = doctor.stdout + doctor.stderr;
+        assert.match(said, /BL-D010/, said);
+        assert.match(said, new RegExp(`the store's clock is (${SKEW_S - 1}|${SKEW_S})\\.\\d+ s ${skew > 0 ? 'ahead of' : 'behind'} HQ`), said);
         const stock = await runCli(['stock', String(PRODUCT), '--config', world.configFile, '--json']);
         assert.equal(stock.code, 0, stock.stderr);
         const answer = JSON.parse(stock.stdout) as { answered_at: string; stores: { store: string; values: { quantity: string }; freshness: { lag_seconds: number | null; as_of: string | null; state: string } }[] };
