@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentProcess } from './support/agent-process.js';
+import { AgentProcess, runCli } from './support/agent-process.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { catalogToJson, describeAll, retailCatalogs } from './support/retail-catalogs.js';
 import { createWorld, eventually, type World } from './support/world.js';
@@ -249,6 +249,22 @@ describe('hostile values in rows, through a running agent', { timeout: 300_000 }
     const text = (table: string) => `SELECT id, md5(body) AS body, encode(convert_to(left(body, 100), 'UTF8'), 'hex') AS head, encode(blob, 'hex') AS blob, amount::text, f8::text FROM ${table} ORDER BY id`;
     await eventually('the notes at the store', async () => (await storeQuery(`SELECT count(*)::int AS n FROM note`))[0]!['n'] === notes.length, 60_000);
     assert.deepEqual(await storeQuery(text('note')), await world.hqQuery(text('hq_note')));
+  });
+
+  it('branchline validate against the real HQ and store: a hostile expression is BL-M007 at its position, exit 2, no stack', async () => {
+    const maps = path.join(dir, 'hostile-maps');
+    await mkdir(maps);
+    await chmod(maps, 0o755);
+    const deep = `${'trim('.repeat(100_000)}name${')'.repeat(100_000)}`;
+    await writeFile(path.join(maps, 'item.yml'), MAPPINGS['item.yml']!.replace('name_trim: trim(name)', `name_trim: "${deep}"`).replace("tagged: \"'[' || name || ']'\"", `tagged: "name ||"`));
+    await writeFile(path.join(maps, 'note-down.yml'), MAPPINGS['note-down.yml']!);
+    const config = path.join(dir, 'hostile.yml');
+    await writeFile(config, (await readFile(world.configFile, 'utf8')).replace(/^mappings: .*$/m, `mappings: ${maps}`));
+    const r = await runCli(['validate', '--config', config]);
+    assert.equal(r.code, 2, `exit ${r.code}: ${r.stdout}${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at |TypeError|RangeError/, r.stderr.slice(0, 2000));
+    assert.match(r.stderr, /item\.yml:8:\d+: BL-M007 the expression for "name_trim" does not parse: the expression nests deeper than 200 levels/, r.stderr.slice(0, 2000));
+    assert.match(r.stderr, /item\.yml:9:19: BL-M007 the expression for "tagged" does not parse: expected a value but found the end of the expression/, r.stderr.slice(0, 2000));
   });
 
   it('the retail example catalogs the pure tests use (test/fixtures/retail-example-catalogs.json) equal real databases', async () => {
