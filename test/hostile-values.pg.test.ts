@@ -204,7 +204,7 @@ describe('hostile values in rows, through a running agent', { timeout: 300_000 }
       500,
     );
     // Exactly the rows HQ takes: a refused value must not be there in any form (cut short, rounded into range).
-    const ids = await world.hqQuery<{ id: string }>(`SELECT id::text FROM hq_item ORDER BY id`);
+    const ids = await world.hqQuery<{ id: string }>(`SELECT id::text FROM hq_item ORDER BY hq_item.id`);
     assert.deepEqual(ids.map((r) => Number(r.id)), ARRIVING.map((r) => r.id), `rows at HQ: ${JSON.stringify(await world.hqQuery(`SELECT id, code, small::text FROM hq_item WHERE id > 100`))}`);
     assert.deepEqual(await world.hqQuery(asText('hq_item')), await storeQuery(asText('item')), 'every value at HQ as the store holds it');
     // NFC and NFD stay two strings at HQ.
