@@ -42,7 +42,7 @@ const unit = all.filter((f) => !f.endsWith('.pg.test.ts'));
 const pg = all.filter((f) => f.endsWith('.pg.test.ts'));
 // The up channel's files again with every store captured by triggers (connector: pg-trigger):
 // the same tests must pass whichever way a store's changes are read.
-const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'down', 'faults'].map((f) => path.join('test', `${f}.pg.test.ts`));
+const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'down', 'faults', 'hostile-values'].map((f) => path.join('test', `${f}.pg.test.ts`));
 const groups = files.length ? [['selected', files, {}]] : [
   ...(only !== '--pg' ? [['pure tests', unit, {}]] : []),
   ...(only !== '--unit' ? [['PostgreSQL tests', pg, {}]] : []),

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planChunk, type PlanContext, type PlannedStatement } from '../src/apply/plan.js';
-import { TableStatements } from '../src/apply/statements.js';
+import { castType, TableStatements } from '../src/apply/statements.js';
 import type { TableInfo } from '../src/catalog/pg-catalog.js';
 import type { TargetOp, TargetTable } from '../src/core/target-op.js';
 import { col, table } from './support/mapping-catalog.js';
@@ -75,13 +75,13 @@ const line = (id: string, saleId: string, amount: string) => upsert(LINE, { stor
 // The exact SQL each statement must be.
 const UPSERT_SALE_ALL =
   'INSERT INTO "public"."store_sale" AS t ("store_code", "sale_id", "issued_at", "total", "notes") ' +
-  'SELECT u."store_code"::text, u."sale_id"::bigint, u."issued_at"::timestamp with time zone, u."total"::numeric(14,2), u."notes"::text ' +
+  'SELECT u."store_code"::text, u."sale_id"::bigint, u."issued_at"::timestamp with time zone, u."total"::numeric, u."notes"::text ' +
   'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u("store_code", "sale_id", "issued_at", "total", "notes") ' +
   'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "issued_at" = EXCLUDED."issued_at", "total" = EXCLUDED."total", "notes" = EXCLUDED."notes" ' +
   'WHERE record_image_ne(ROW(t."issued_at", t."total", t."notes"), ROW(EXCLUDED."issued_at", EXCLUDED."total", EXCLUDED."notes"))';
 const UPSERT_SALE_TOTAL =
   'INSERT INTO "public"."store_sale" AS t ("store_code", "sale_id", "total") ' +
-  'SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) ' +
+  'SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric ' +
   'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total") ' +
   'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE record_image_ne(ROW(t."total"), ROW(EXCLUDED."total"))';
 const UPSERT_SALE_KEY_ONLY =
@@ -90,7 +90,7 @@ const UPSERT_SALE_KEY_ONLY =
   'ON CONFLICT ("store_code", "sale_id") DO NOTHING';
 const UPSERT_LINE =
   'INSERT INTO "public"."store_sale_line" AS t ("store_code", "sale_line_id", "sale_id", "amount") ' +
-  'SELECT u."store_code"::text, u."sale_line_id"::bigint, u."sale_id"::bigint, u."amount"::numeric(14,2) ' +
+  'SELECT u."store_code"::text, u."sale_line_id"::bigint, u."sale_id"::bigint, u."amount"::numeric ' +
   'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u("store_code", "sale_line_id", "sale_id", "amount") ' +
   'ON CONFLICT ("store_code", "sale_line_id") DO UPDATE SET "sale_id" = EXCLUDED."sale_id", "amount" = EXCLUDED."amount" ' +
   'WHERE record_image_ne(ROW(t."sale_id", t."amount"), ROW(EXCLUDED."sale_id", EXCLUDED."amount"))';
@@ -130,7 +130,7 @@ describe('TableStatements: exact SQL', () => {
     assert.equal(
       statementsFor(SALE).upsert(['total', 'sale_id', 'store_code']),
       'INSERT INTO "public"."store_sale" AS t ("total", "sale_id", "store_code") ' +
-        'SELECT u."total"::numeric(14,2), u."sale_id"::bigint, u."store_code"::text ' +
+        'SELECT u."total"::numeric, u."sale_id"::bigint, u."store_code"::text ' +
         'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("total", "sale_id", "store_code") ' +
         'ON CONFLICT ("store_code", "sale_id") DO UPDATE SET "total" = EXCLUDED."total" WHERE record_image_ne(ROW(t."total"), ROW(EXCLUDED."total"))',
     );
@@ -178,7 +178,15 @@ describe('TableStatements: exact SQL', () => {
     assert.throws(() => statementsFor(SALE).upsert(['store_code', 'sale_id', 'totl']), {
       message: 'column totl not in "public"."store_sale"',
     });
-    assert.equal(statementsFor(SALE).typeOf('total'), 'numeric(14,2)');
+    // Casts name the base type: the column applies its modifier on write (castType).
+    assert.equal(statementsFor(SALE).typeOf('total'), 'numeric');
+  });
+
+  test('casts drop the type modifier, so the column refuses a value too long instead of a cast cutting it', () => {
+    assert.deepEqual(
+      ['character varying(10)', 'character(3)', 'bit(4)', 'bit varying(8)', 'numeric(5,2)', 'numeric(12,3)[]', 'timestamp(3) with time zone', 'time(6) without time zone', 'interval(2)', 'text', 'integer[]', '"Odd(1)"', 'character(3)[]'].map(castType),
+      ['character varying', 'bpchar', 'bit varying', 'bit varying', 'numeric', 'numeric[]', 'timestamp with time zone', 'time without time zone', 'interval', 'text', 'integer[]', '"Odd(1)"', 'bpchar[]'],
+    );
   });
 });
 
@@ -425,7 +433,7 @@ describe('planChunk: a delete-where is a barrier', () => {
 });
 
 describe('planChunk: rows the source inserted go as plain INSERTs', () => {
-  const INSERT_SALE_TOTAL = `INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total")`;
+  const INSERT_SALE_TOTAL = `INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total")`;
   const fresh = (id: string, total: string): TargetOp => ({ kind: 'upsert', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, total }, fresh: true });
   const update = (id: string, total: string): TargetOp => ({ kind: 'upsert', target: SALE, key: ['S001', id], row: { store_code: 'S001', sale_id: id, total } });
   const del = (id: string): TargetOp => ({ kind: 'delete', target: SALE, key: ['S001', id] });
@@ -477,7 +485,7 @@ describe('planChunk: insert_only, soft deletes, ignored changes, aggregates', ()
     assert.deepEqual(plan.statements.map(brief), [
       {
         sql:
-          'INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric(14,2) ' +
+          'INSERT INTO "public"."store_sale" ("store_code", "sale_id", "total") SELECT u."store_code"::text, u."sale_id"::bigint, u."total"::numeric ' +
           'FROM unnest($1::text[], $2::text[], $3::text[]) AS u("store_code", "sale_id", "total") ON CONFLICT ("store_code", "sale_id") DO NOTHING',
         params: [['S001', 'S001'], ['1', '2'], ['1.00', '3.00']],
         rows: 2,
@@ -510,7 +518,7 @@ describe('planChunk: insert_only, soft deletes, ignored changes, aggregates', ()
       assert.equal(adds.length, mode === 'grouped' ? 1 : 2, mode);
       assert.equal(
         adds[0]!.sql,
-        'INSERT INTO "public"."daily" AS t ("store_code", "day", "qty", "n") SELECT u."store_code"::text, u."day"::date, coalesce(sum(u."qty"::numeric), 0)::numeric(14,3), coalesce(sum(u."n"::numeric), 0)::integer ' +
+        'INSERT INTO "public"."daily" AS t ("store_code", "day", "qty", "n") SELECT u."store_code"::text, u."day"::date, coalesce(sum(u."qty"::numeric), 0)::numeric, coalesce(sum(u."n"::numeric), 0)::integer ' +
           'FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u("store_code", "day", "qty", "n") GROUP BY 1, 2 ' +
           'ON CONFLICT ("store_code", "day") DO UPDATE SET "qty" = t."qty" + EXCLUDED."qty", "n" = t."n" + EXCLUDED."n"',
       );
@@ -548,7 +556,7 @@ describe('planChunk: a key change that must keep values the change did not carry
         ['upsert', 'update', 'upsert', 'upsert'],
         mode,
       );
-      assert.equal(plan[1]!.sql, 'UPDATE "public"."store_sale" SET "store_code" = $3::text, "sale_id" = $4::bigint, "total" = $5::numeric(14,2) WHERE "store_code" = $1::text AND "sale_id" = $2::bigint');
+      assert.equal(plan[1]!.sql, 'UPDATE "public"."store_sale" SET "store_code" = $3::text, "sale_id" = $4::bigint, "total" = $5::numeric WHERE "store_code" = $1::text AND "sale_id" = $2::bigint');
       assert.deepEqual(plan[1]!.params, ['S001', '1', 'S001', '2', '5.00']);
       assert.deepEqual(plan[2]!.params.map((p) => parseTextArray(p as string)), [['S001'], ['2'], ['5.00']]);
     }

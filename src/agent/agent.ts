@@ -25,6 +25,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { DOWN_ORIGIN, storeCapture } from './store-capture.js';
 import { runCaptureMetrics } from './capture-metrics.js';
 import { sleepUnlessAborted } from '../core/sleep-unless-aborted.js';
+import { ClockOffset } from '../pipeline/clock-offset.js';
 import { LeaseManager } from '../lease/lease-manager.js';
 
 export interface AgentOptions {
@@ -56,6 +57,14 @@ export class Agent {
   private readonly storeDown = new Map<string, Catalog>();
   private readonly gate: ApplyGate;
   private readonly stores: readonly StoreConfig[];
+  /** Each database's clock offset from this agent's, shared by the pipelines that read or write it (lag is measured in one clock). */
+  private readonly clocks = new Map<string, ClockOffset>();
+
+  private clockOf(url: string, role: string): ClockOffset {
+    let c = this.clocks.get(url);
+    if (!c) this.clocks.set(url, (c = new ClockOffset({ url, role, logger: this.options.logger.child({ database: role }) })));
+    return c;
+  }
 
   constructor(private readonly options: AgentOptions) {
     this.gate = new ApplyGate(options.config.apply.concurrency);
@@ -251,6 +260,8 @@ export class Agent {
       gate: this.gate,
       logger: log,
       metrics: this.metrics.pipeline(store.code, 'up', () => viewOf(pipeline)),
+      // A SQL Server store's clock is not read (connect() is PostgreSQL's): its commit times are taken as the agent's.
+      ...(capture.postgres ? { clocks: { source: this.clockOf(store.url, storeRole(store)), target: this.clockOf(config.hq.url, 'HQ') } } : {}),
       ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
     });
     this.pipelines.set(store.code, pipeline);
@@ -348,6 +359,7 @@ export class Agent {
       schedule: { timeZone: store.timeZone },
       ...(labels ? { labels } : {}),
       metrics: this.metrics.pipeline(store.code, 'down', () => viewOf(pipeline)),
+      clocks: { source: this.clockOf(config.hq.url, 'HQ'), target: this.clockOf(store.url, storeRole(store)) },
       ...(this.options.hooks ? { hooks: this.options.hooks(store) } : {}),
     });
     this.downPipelines.set(store.code, pipeline);

@@ -62,7 +62,11 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
   let statuses: StatusRow[];
   let parked = new Map<string, number>();
   let leases = new Map<string, { holder: string | null; expiresInS: number | null }>();
+  // Agents write the times of these reports in HQ's clock (docs/operations.md, "Lag and clocks"): lag is measured against it, not this machine's.
+  let hqNow = new Date();
+  const sinceHqNow = Date.now();
   try {
+    hqNow = (await hq.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)).rows[0]!.now;
     const installed = await hq.query<{ ok: boolean; parked: boolean }>(
       `SELECT to_regclass('branchline.pipelines') IS NOT NULL AS ok, to_regclass('branchline.parked') IS NOT NULL AS parked`,
     );
@@ -126,10 +130,11 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       }
       const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
       const agentState = upState(report, p !== undefined);
-      let lagSeconds = upLagSeconds(report, new Date());
+      const now = new Date(hqNow.getTime() + (Date.now() - sinceHqNow));
+      let lagSeconds = upLagSeconds(report, now);
       if (lagSeconds === null && lagBytes === 0) lagSeconds = 0;
       if (lagSeconds === null && p?.source_commit_time && lagBytes !== null && lagBytes > 0)
-        lagSeconds = Math.max(0, (Date.now() - p.source_commit_time.getTime()) / 1000);
+        lagSeconds = Math.max(0, (now.getTime() - p.source_commit_time.getTime()) / 1000);
       return {
         store: store.code,
         state: agentState,

@@ -3,8 +3,25 @@ import type { TargetTable } from '../core/target-op.js';
 import { qualified, quoteIdent } from '../db/connect.js';
 
 /**
+ * The column's type without its modifier, for casts: an explicit cast to
+ * `character varying(10)`, `character(3)` or `bit(4)` cuts a longer value
+ * short without a word, where writing the value into the column (an
+ * assignment cast) refuses it (22001), so a value too long for HQ is
+ * parked, never stored cut (`character varying(10)` -> `character varying`,
+ * `numeric(5,2)[]` -> `numeric[]`, `character(3)` -> `bpchar`, `bit(4)` ->
+ * `bit varying`, `timestamp(3) with time zone` -> `timestamp with time
+ * zone`). The column applies its modifier on write.
+ */
+export function castType(type: string): string {
+  if (type.startsWith('"')) return type;
+  const base = type.replace(/\(\d+(?:,\s*-?\d+)?\)/g, '');
+  // Without a length, `character` and `bit` mean length 1: their unbounded forms are bpchar and bit varying.
+  return base.replace(/^character(?=\[|$)/, 'bpchar').replace(/^bit(?=\[|$)/, 'bit varying');
+}
+
+/**
  * Set-based SQL for one target table: every statement takes one text[]
- * parameter per column and casts to the column's type at the target, so a
+ * parameter per column and casts to the column's type at the target (its base type: see castType), so a
  * whole batch for a table is one round trip whatever its size.
  */
 export class TableStatements {
@@ -17,7 +34,7 @@ export class TableStatements {
     readonly target: TargetTable,
     info: TableInfo,
   ) {
-    this.types = new Map(info.columns.map((c) => [c.name, c.type]));
+    this.types = new Map(info.columns.map((c) => [c.name, castType(c.type)]));
     this.name = qualified(target.schema, target.table);
   }
 

@@ -1,6 +1,9 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ErrorCode, Problem, SourceLocation } from '../core/errors.js';
+
+/** How many times aliases may repeat the values they name, in all (the yaml package's resource-exhaustion guard). */
+const MAX_ALIASES = 100;
 
 /**
  * A parsed YAML document that remembers where every value came from, so a
@@ -20,23 +23,63 @@ export class YamlDoc {
    */
   static parse(file: string, text: string, code: ErrorCode): { doc: YamlDoc | null; problems: Problem[] } {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    // uniqueKeys: false, and duplicateKeys() instead: the yaml package compares every key of a map with every other (40,000 keys took a minute).
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
     const yamlDoc = new YamlDoc(file, text, doc, lines);
+    const errors = [...doc.errors.map((e) => ({ message: e.message, pos: e.pos[0] })), ...duplicateKeys(doc)].sort((a, b) => a.pos - b.pos);
     // Only the first syntax error: the ones after it are mostly its echoes.
-    const problems: Problem[] = doc.errors.slice(0, 1).map((e) => ({
+    const problems: Problem[] = errors.slice(0, 1).map((e) => ({
       code,
       message: `is not valid YAML: ${firstLine(e.message)}.`,
       hint:
         'Fix the YAML syntax at this position (indentation, a missing colon, or an unclosed quote are the usual causes)' +
-        (doc.errors.length > 1 ? '; lines after it may be misread until it is fixed.' : '.'),
-      location: yamlDoc.locationOfOffset(e.pos[0]),
+        (errors.length > 1 ? '; lines after it may be misread until it is fixed.' : '.'),
+      location: yamlDoc.locationOfOffset(e.pos),
     }));
+    if (problems.length === 0) problems.push(...yamlDoc.aliasProblems(code));
     return { doc: problems.length > 0 ? null : yamlDoc, problems };
   }
 
-  /** The plain JavaScript value of the document. */
+  /** The plain JavaScript value of the document (`parse` made sure its aliases resolve within MAX_ALIASES). */
   toJS(): unknown {
-    return this.doc.toJS({ maxAliasCount: 100 });
+    return this.doc.toJS({ maxAliasCount: MAX_ALIASES });
+  }
+
+  /**
+   * An alias to an anchor that is not set before it, or aliases that expand
+   * the document past MAX_ALIASES times its size (a "billion laughs"), are
+   * problems, not exceptions from toJS.
+   */
+  private aliasProblems(code: ErrorCode): Problem[] {
+    try {
+      this.toJS();
+      return [];
+    } catch (e) {
+      const unresolved = /^Unresolved alias/.test((e as Error).message);
+      let at: Node | undefined;
+      visit(this.doc, {
+        Alias: (_key, node) => {
+          if (isAlias(node) && (!unresolved || node.resolve(this.doc) === undefined)) {
+            at = node;
+            return visit.BREAK;
+          }
+          return undefined;
+        },
+      });
+      const source = at && isAlias(at) ? at.source : '';
+      return [
+        {
+          code,
+          message: unresolved
+            ? `is not valid YAML: the alias *${source} names no anchor &${source} set before it.`
+            : `is not valid YAML: its aliases (*name) expand it more than ${MAX_ALIASES} times over.`,
+          hint: unresolved
+            ? `Write the value itself, or set &${source} on an earlier value.`
+            : 'Write the values out instead of repeating them through anchors and aliases; a mapping file needs few, if any.',
+          location: this.locationOfOffset(at?.range?.[0] ?? 0),
+        },
+      ];
+    }
   }
 
   locationOfOffset(offset: number): SourceLocation {
@@ -55,8 +98,7 @@ export class YamlDoc {
     let node: unknown = this.doc.contents;
     for (const seg of path) {
       if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-        node = pair?.value ?? undefined;
+        node = this.pairOf(node, String(seg))?.value ?? undefined;
       } else if (isSeq(node)) {
         node = node.items[Number(seg)];
       } else {
@@ -66,12 +108,27 @@ export class YamlDoc {
     return (node ?? undefined) as Node | undefined;
   }
 
+  /** Each map's pairs by key, built on first use: a file of 40,000 columns is looked up 40,000 times. */
+  private readonly pairs = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+  /** The first pair of `map` whose key is the scalar `key`. */
+  private pairOf(map: YAMLMap, key: string): Pair | undefined {
+    let byKey = this.pairs.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of map.items) {
+        if (isPair(p) && isScalar(p.key) && !byKey.has(String(p.key.value))) byKey.set(String(p.key.value), p as Pair);
+      }
+      this.pairs.set(map, byKey);
+    }
+    return byKey.get(key);
+  }
+
   /** Where the key `key` is written inside the map at `path`. */
   keyLocation(path: readonly (string | number)[], key: string): SourceLocation | undefined {
     const map = path.length === 0 ? this.doc.contents : this.nodeAt(path);
     if (!isMap(map)) return undefined;
-    const pair = map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);
-    const range = (pair?.key as Node | undefined)?.range;
+    const range = (this.pairOf(map, key)?.key as Node | undefined)?.range;
     return range ? this.locationOfOffset(range[0]) : undefined;
   }
 
@@ -99,6 +156,26 @@ export class YamlDoc {
     if (!plainOneLine) return this.locationOfOffset(node.range[0]);
     return this.locationOfOffset(node.range[0] + (quoted ? 1 : 0) + index);
   }
+}
+
+/**
+ * Keys written twice in one map, in one pass per map. Keys are compared as
+ * the text they become (`1` and `"1"` are the same key to every reader of
+ * the value); the yaml package's message is kept.
+ */
+function duplicateKeys(doc: Document.Parsed): { message: string; pos: number }[] {
+  const found: { message: string; pos: number }[] = [];
+  visit(doc, {
+    Map: (_key, map) => {
+      const seen = new Set<string>();
+      for (const p of map.items) {
+        const k = isScalar(p.key) ? `s:${String(p.key.value)}` : p.key === null ? 's:' : `n:${String(p.key)}`;
+        if (seen.has(k)) found.push({ message: 'Map keys must be unique', pos: (p.key as Node | null)?.range?.[0] ?? map.range?.[0] ?? 0 });
+        seen.add(k);
+      }
+    },
+  });
+  return found;
 }
 
 function firstLine(s: string): string {

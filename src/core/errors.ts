@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   'BL-M023': 'a down-only setting in an up mapping',
   'BL-M024': 'route, effective_at or labels names a column that does not fit',
   'BL-M025': 'a settlement declaration in a mapping file does not fit its tables',
+  'BL-M026': 'a mapping or entities file is larger than 1 MB',
   // databases and connectivity (BL-D)
   'BL-D001': 'database unreachable',
   'BL-D002': 'database refused the credentials',

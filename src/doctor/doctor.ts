@@ -209,7 +209,7 @@ function clockCheck(where: string, store: ClockSample, hq: ClockSample | null, l
   const s = clockSkew(store, hq);
   const text = `${(Math.abs(s.skewMs) / 1000).toFixed(3)} s ${s.skewMs >= 0 ? 'ahead of' : 'behind'} HQ (± ${(s.uncertaintyMs / 1000).toFixed(3)} s)`;
   if (skewBeyond(s, limitMs))
-    return problem(where, 'clock', 'warn', 'BL-D010', `the store's clock is ${text}, more than ${limitMs / 1000} s: lag seconds, effective_at times and how fresh queries say a store is read both clocks.`,
+    return problem(where, 'clock', 'warn', 'BL-D010', `the store's clock is ${text}, more than ${limitMs / 1000} s: the ERP's own times and when effective_at rows fall due are the store's (branchline measures lag across the difference: docs/operations.md).`,
       'Keep both servers on NTP (e.g. `timedatectl set-ntp true`, or chrony pointed at the same source) and check again.');
   return ok(where, 'clock', `the store's clock is ${text}.`);
 }

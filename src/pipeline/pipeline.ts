@@ -1,5 +1,6 @@
 import type { SourceMessage } from '../core/change.js';
 import { BranchlineError, describeProblem, isBranchlineError } from '../core/errors.js';
+import type { ClockOffset } from './clock-offset.js';
 import type { Logger } from '../core/logger.js';
 import type { Source, SourceStream } from '../core/source.js';
 import type { TargetOp } from '../core/target-op.js';
@@ -84,6 +85,13 @@ export interface PipelineOptions<P> {
   readonly schedule?: { readonly timeZone: string };
   /** Down pipelines: shelf labels for price changes (captured with the rows, written after the commit). */
   readonly labels?: { readonly capture: LabelCapture; readonly pending: PendingLabels };
+  /**
+   * The source's and the target's clocks as offsets from the agent's: commit
+   * times are read in the source's clock, lag is measured in the agent's,
+   * and times written to the target are in the target's (docs/operations.md,
+   * "Lag and clocks"). Without: all three clocks are taken to agree.
+   */
+  readonly clocks?: { readonly source: ClockOffset; readonly target: ClockOffset };
 }
 
 const NO_EFFECTIVE: ReadonlyMap<string, Date> = new Map();
@@ -160,6 +168,22 @@ export class Pipeline<P> {
     };
   }
 
+  /** A source commit time in the agent's clock. */
+  private local(commitTime: Date): Date {
+    return this.options.clocks ? this.options.clocks.source.toLocal(commitTime) : commitTime;
+  }
+
+  /** A time of the agent's clock in the target's (for what the sink writes there). */
+  private atTarget<T extends Date | null>(d: T): T {
+    return (d && this.options.clocks ? this.options.clocks.target.fromLocal(d) : d) as T;
+  }
+
+  /** Re-reads the clock offsets when they are a minute old (best effort: never throws). */
+  private async readClocks(): Promise<void> {
+    const c = this.options.clocks;
+    if (c) await Promise.all([c.source.refresh(), c.target.refresh()]);
+  }
+
   /** Runs sessions until `signal` aborts; never throws for runtime failures. */
   async run(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff(this.options.retry);
@@ -202,6 +226,7 @@ export class Pipeline<P> {
 
     try {
       await sink.connect();
+      await this.readClocks();
       const stored = await sink.storedPosition();
       const after = stored === null ? null : codec.parse(stored);
       this.position = stored;
@@ -269,7 +294,9 @@ export class Pipeline<P> {
         await flushChunk();
         if (!releaseGate && gate) releaseGate = await gate.acquire();
         const pos = codec.format(lastCommit.position);
-        await sink.commit(pos, { txns: batchTxns, rows: batchRows, sourceCommitTime: lastCommit.commitTime });
+        // The commit time in the agent's clock (lag), and in the target's (what the target stores and compares with its now()).
+        const committedAt = this.local(lastCommit.commitTime);
+        await sink.commit(pos, { txns: batchTxns, rows: batchRows, sourceCommitTime: this.atTarget(committedAt) });
         this.committedLabels();
         const release = releaseGate as (() => void) | null;
         releaseGate = null;
@@ -281,9 +308,9 @@ export class Pipeline<P> {
         this.rowsApplied += batchRows;
         this.batchesApplied++;
         this.lastAppliedAt = now;
-        this.lastSourceCommitTime = lastCommit.commitTime;
+        this.lastSourceCommitTime = committedAt;
         this.oldestUnapplied = null;
-        const lagMs = now.getTime() - lastCommit.commitTime.getTime();
+        const lagMs = now.getTime() - committedAt.getTime();
         this.options.hooks?.onBatch?.({ txns: batchTxns, rows: batchRows, durationMs: now.getTime() - started, lagMs });
         this.options.metrics?.captured(wholeKept);
         wholeKept = 0;
@@ -339,7 +366,8 @@ export class Pipeline<P> {
               if (!inTxn && !lastCommit && !sink.open) await this.idleWork(sink);
               if (Date.now() - lastStatusAt > 5_000 && !sink.open) {
                 lastStatusAt = Date.now();
-                await sink.reportStatus('streaming', { oldestUnapplied: this.oldestUnapplied });
+                void this.readClocks();
+                await sink.reportStatus('streaming', { oldestUnapplied: this.atTarget(this.oldestUnapplied) });
               }
               continue;
             }
@@ -354,7 +382,7 @@ export class Pipeline<P> {
             case 'begin':
               inTxn = true;
               if (batchStarted === 0) batchStarted = Date.now();
-              this.oldestUnapplied ??= msg.commitTime;
+              this.oldestUnapplied ??= this.local(msg.commitTime);
               context.commitTime = msg.commitTime;
               txn = { xid: msg.xid, commitTime: msg.commitTime, position: msg.commitPosition === undefined ? null : codec.format(msg.commitPosition) };
               break;

@@ -52,6 +52,8 @@ export interface Verdict {
 
 export const MAX_REF_LENGTH = 200;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * BL-K002 for a malformed request (`at` names it in a list: "checks[3]"),
  * BL-K001 for a kind no file declares; a request without a kind gets the
@@ -70,6 +72,8 @@ export function checkRequest(r: { store?: unknown; kind?: unknown; ref?: unknown
   if (typeof ref !== 'string' || ref === '') bad('"ref" is missing or not text.', 'Give the record\'s reference, e.g. "ref": "42".');
   if ((ref as string).length > MAX_REF_LENGTH) bad(`"ref" is longer than ${MAX_REF_LENGTH} characters.`, 'Give the record\'s reference as the store or HQ keeps it.');
   if ((ref as string).includes('\0')) bad('"ref" contains a NUL character.', 'Give the record\'s reference as the store or HQ keeps it.');
+  // A lone surrogate ("\ud800" in JSON) is no Unicode text: the database would keep U+FFFD, not what was asked.
+  if (LONE_SURROGATE.test(ref as string)) bad('"ref" contains a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), which is not text.', 'Give the record\'s reference as the store or HQ keeps it.');
   const amount = typeof r.amount === 'number' ? numberText(r.amount) : r.amount;
   if (typeof amount !== 'string' || amount.length > 64 || !/^\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*$/.test(amount) || parseDecimal(amount) === null)
     bad(`"amount" ${amount === undefined ? 'is missing' : 'is not a decimal number'}.`, 'Give the amount about to be settled, e.g. "amount": "129.90".');

@@ -23,9 +23,10 @@ export interface TestServer {
 
 export const EXTERNAL_URL = process.env['BRANCHLINE_TEST_PG_URL'];
 
-export async function startTestServer(name: string, settings?: Record<string, string | number>): Promise<TestServer> {
+/** `env`: the server process's extra environment (embedded servers only; see EmbeddedServerOptions.env). */
+export async function startTestServer(name: string, settings?: Record<string, string | number>, env?: Record<string, string>): Promise<TestServer> {
   if (EXTERNAL_URL) return externalServer(name, EXTERNAL_URL);
-  const server = await EmbeddedServer.start({ name, settings: settings ?? {} });
+  const server = await EmbeddedServer.start({ name, settings: settings ?? {}, ...(env ? { env } : {}) });
   const created: string[] = [];
   return {
     name,

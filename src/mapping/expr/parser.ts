@@ -18,6 +18,9 @@ export function parseExpression(text: string): Expr {
   return e;
 }
 
+/** Deepest nesting an expression may have (see Parser.level): far past any mapping, well inside the call stack. */
+const MAX_LEVELS = 200;
+
 const KEYWORDS = new Set(['and', 'or', 'not', 'is', 'null', 'true', 'false', 'case', 'when', 'then', 'else', 'end']);
 
 const BP_OR = 1;
@@ -97,13 +100,42 @@ class Parser {
     }
   }
 
+  /**
+   * Nesting so far: each open expression (a parenthesis, an argument, an
+   * operand) and each operator of a chain (`a + b + c`) is one level, so
+   * the tree's depth, and the recursion of every later step over it, stays
+   * below MAX_LEVELS.
+   */
+  private level = 0;
+
+  private enter(t: Token): void {
+    if (++this.level > MAX_LEVELS) {
+      throw new ExprSyntaxError(
+        `the expression nests deeper than ${MAX_LEVELS} levels (parentheses, calls and operators) here`,
+        t.start,
+        'Write it in fewer levels, e.g. coalesce(a, b, c) instead of coalesce(a, coalesce(b, c)), or compute part of it in the database.',
+      );
+    }
+  }
+
   expression(minPower: number): Expr {
+    const outer = this.level;
+    try {
+      return this.operators(minPower);
+    } finally {
+      this.level = outer;
+    }
+  }
+
+  private operators(minPower: number): Expr {
+    this.enter(this.peek());
     let left = this.prefix();
     let comparedAt = -1;
     for (;;) {
       const t = this.peek();
       const power = this.infixPower(t);
       if (power <= minPower) return left;
+      this.enter(t);
       this.next();
       if (power === BP_IS) {
         const negated = keyword(this.peek()) === 'not';
