@@ -28,8 +28,9 @@ export interface RetailCatalogs {
   readonly store: Catalog;
 }
 
+/** The ERP's tables only: branchline's own schema grows with every migration and is no part of what mappings read. */
 export function catalogToJson(c: Catalog): CatalogJson {
-  return { tables: [...c.tables.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), all: [...c.all].sort((a, b) => (`${a.schema}.${a.table}` < `${b.schema}.${b.table}` ? -1 : 1)), sequences: [...c.sequences].sort() };
+  return { tables: [...c.tables.entries()].sort(([a], [b]) => (a < b ? -1 : 1)), all: [...c.all].filter((t) => t.schema !== 'branchline').sort((a, b) => (`${a.schema}.${a.table}` < `${b.schema}.${b.table}` ? -1 : 1)), sequences: [...c.sequences].sort() };
 }
 
 function catalogFromJson(j: CatalogJson): Catalog {
