@@ -4,8 +4,9 @@
 #
 #   sudo scripts/verify-packaging.sh          (or: npm run verify:packaging, as root)
 #
-# Needs root, Debian's buildah, podman, runc and debootstrap (apt-get install
-# -y buildah podman runc debootstrap), systemd-analyze (package systemd), node 20,
+# Needs root, Debian's buildah, podman, runc, debootstrap and systemd-container
+# (apt-get install -y buildah podman runc debootstrap systemd-container),
+# systemd-analyze (package systemd), node 20,
 # the npm registry and deb.debian.org. Not part of .ci/run: it takes minutes
 # and needs apt packages.
 #
@@ -25,6 +26,11 @@
 # 4. ops/systemd/branchline.service: `systemd-analyze verify` in a throwaway
 #    root holding every path the unit names (any message fails: verify exits
 #    0 on unknown keys and bad values), and `systemd-analyze security`.
+# 5. The unit started by systemd as PID 1: a bookworm with systemd booted by
+#    `systemd-nspawn --boot` (host network), the unit installed and enabled:
+#    active as branchline with its hardening, a sale store -> HQ, /health,
+#    restarted after SIGKILL, `systemctl stop` -> exit 0, a configuration
+#    error (exit 2) not restarted.
 #
 # Everything lives under $BRANCHLINE_PACKAGING_DIR (default
 # /var/tmp/branchline-packaging) in its own container storage, so no other
@@ -78,9 +84,9 @@ step() { echo; echo "== $1"; }
 need() {
   local missing=()
   [ "$(id -u)" = 0 ] || { echo "verify-packaging: run it as root (buildah and podman with their own storage, debootstrap)." >&2; exit 2; }
-  for tool in buildah podman runc debootstrap systemd-analyze node tar; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in buildah podman runc debootstrap systemd-analyze systemd-nspawn nsenter node tar; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if [ ${#missing[@]} -gt 0 ]; then
-    echo "verify-packaging: missing ${missing[*]}: apt-get install -y buildah podman runc debootstrap systemd" >&2
+    echo "verify-packaging: missing ${missing[*]}: apt-get install -y buildah podman runc debootstrap systemd systemd-container" >&2
     exit 2
   fi
   [ -x /usr/bin/node ] || { echo "verify-packaging: the stand-in base image copies /usr/bin/node (node 20): not found." >&2; exit 2; }
@@ -88,6 +94,7 @@ need() {
 }
 
 WORLD_PID=
+NSPAWN_PID=
 TMP=
 # The world stops when its stdin (fd 3 here) closes; after 60 s it is killed.
 stop_world() {
@@ -102,6 +109,11 @@ cleanup() {
   local rc=$?
   set +e
   for c in "$CTR_HTTP" "$CTR_NO_HTTP"; do "${PODMAN[@]}" rm -f -t 0 "$c" >/dev/null 2>&1; done
+  if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+    kill -TERM "$NSPAWN_PID"
+    for _ in $(seq 1 20); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 1; done
+    kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
+  fi
   stop_world
   if [ "$KEEP" = 0 ]; then
     "${BUILDAH[@]}" rm --all >/dev/null 2>&1
@@ -319,11 +331,9 @@ else
 fi
 sigterm "$CTR_NO_HTTP"
 "${PODMAN[@]}" rm -f "$CTR_HTTP" "$CTR_NO_HTTP" >/dev/null 2>&1
-stop_world
-grep -q '^stopped' "$TMP/world.log" && pass "PostgreSQL world stopped and removed" || fail "PostgreSQL world: $(tail -3 "$TMP/world.log")"
 
 # --- 4. the systemd unit ---------------------------------------------------
-step "systemd unit (systemd $(systemd-analyze --version | awk 'NR==1 {print $2}'), no systemd as PID 1)"
+step "systemd unit, read by systemd-analyze (systemd $(systemd-analyze --version | awk 'NR==1 {print $2}'))"
 SD="$TMP/systemd-root"
 mkdir -p "$SD/etc/systemd/system" "$SD/usr/lib/systemd" "$SD/usr/bin" "$SD/opt/branchline" "$SD/etc/branchline" \
   "$SD/var/lib" "$SD/var/cache"
@@ -365,6 +375,102 @@ if out=$(systemd-analyze security --offline=yes --root="$SD" branchline.service 
 else
   fail "systemd-analyze security: $out"
 fi
+
+# --- 5. the unit under systemd as PID 1 ------------------------------------
+step "systemd unit, started by systemd as PID 1 (systemd-nspawn --boot of bookworm with systemd)"
+# A Debian 12 with systemd, booted in a container sharing the host's network:
+# the unit, node, /opt/branchline (the image's /app), the branchline user, the
+# configuration with http: and the secrets file, installed as the unit's
+# comments say, and enabled.
+NS="$TMP/nspawn-root"
+mkdir -p "$NS"
+tar -C "$NS" -xf "$TARBALL"
+cp /etc/resolv.conf "$NS/etc/resolv.conf"
+if ! chroot "$NS" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd systemd-sysv dbus' >"$TMP/nspawn-apt.log" 2>&1; then
+  tail -5 "$TMP/nspawn-apt.log"
+  fail "apt-get install systemd in the nspawn root"
+  exit 1
+fi
+: >"$NS/etc/machine-id"
+cp /usr/bin/node "$NS/usr/bin/node"
+cp -a "$SD/opt/branchline" "$NS/opt/branchline"
+chroot "$NS" useradd --system --home-dir /var/lib/branchline --shell /usr/sbin/nologin branchline
+BL_UID=$(chroot "$NS" id -u branchline)
+mkdir -p "$NS/etc/branchline"
+sed 's#/app/mappings#/opt/branchline/mappings#' "$TMP/world/etc-http/branchline.yml" >"$NS/etc/branchline/branchline.yml"
+chmod 644 "$NS/etc/branchline/branchline.yml"
+install -m 0600 "$TMP/world/etc-http/branchline.env" "$NS/etc/branchline/branchline.env"
+cp "$ROOT_DIR/ops/systemd/branchline.service" "$NS/etc/systemd/system/"
+ln -s /etc/systemd/system/branchline.service "$NS/etc/systemd/system/multi-user.target.wants/branchline.service"
+# No machined and no systemd on the host: not registered, no scope of its own.
+systemd-nspawn --register=no --keep-unit --quiet --boot --console=pipe -D "$NS" >"$TMP/nspawn.log" 2>&1 </dev/null &
+NSPAWN_PID=$!
+IN=()
+for _ in $(seq 1 60); do
+  leader=$(pgrep -P "$NSPAWN_PID" | head -1 || true)
+  if [ -n "$leader" ]; then
+    IN=(nsenter -t "$leader" -a)
+    state=$("${IN[@]}" systemctl is-system-running 2>/dev/null || true)
+    case "$state" in running | degraded) break ;; esac
+  fi
+  sleep 1
+done
+unit() { "${IN[@]}" systemctl show -p "$2" --value "$1"; }
+if [ "${state:-}" = running ] || [ "${state:-}" = degraded ]; then
+  pass "booted: systemd $("${IN[@]}" systemctl --version | awk 'NR==1 {print $2, $3}') as PID 1, system $state"
+  for _ in $(seq 1 20); do [ "$(unit branchline ActiveState)" = active ] && [ "$(unit branchline NRestarts)" = 0 ] && sleep 3 && break; sleep 1; done
+  main=$(unit branchline MainPID || echo 0)
+  if [ "$(unit branchline ActiveState)" = active ] && [ "$(unit branchline NRestarts)" = 0 ] && [ "$main" != 0 ]; then
+    creds=$("${IN[@]}" awk '/^(Uid|CapEff|NoNewPrivs|Seccomp):/ {printf "%s %s ", $1, $2}' "/proc/$main/status" || true)
+    if [ "$creds" = "Uid: $BL_UID CapEff: 0000000000000000 NoNewPrivs: 1 Seccomp: 2 " ]; then
+      pass "branchline.service active, running as branchline (uid $BL_UID), no capabilities, no_new_privs, seccomp filter on"
+    else
+      fail "branchline.service runs with: $creds"
+    fi
+  else
+    fail "branchline.service is $(unit branchline ActiveState)/$(unit branchline SubState), restarts $(unit branchline NRestarts), main process $(unit branchline ExecMainCode)/$(unit branchline ExecMainStatus)"
+    "${IN[@]}" journalctl -u branchline --no-pager -n 5 2>&1 | sed 's/^/        /'
+  fi
+  replicate "branchline.service"
+  if health=$(node -e "fetch('http://127.0.0.1:$HTTP_PORT/health').then(r=>r.text()).then(t=>{console.log(t);process.exit(0)},()=>process.exit(1))") && [[ "$health" == *'"status":"ok"'* ]]; then
+    pass "branchline.service: GET /health -> $health"
+  else
+    fail "branchline.service: GET /health -> '${health:-no answer}'"
+  fi
+  # Restart=on-failure after a kill; RestartSec=10s.
+  "${IN[@]}" sh -c "kill -KILL $main"
+  for _ in $(seq 1 25); do [ "$(unit branchline NRestarts)" = 1 ] && [ "$(unit branchline ActiveState)" = active ] && break; sleep 1; done
+  [ "$(unit branchline NRestarts)" = 1 ] && [ "$(unit branchline ActiveState)" = active ] \
+    && pass "branchline.service: SIGKILL -> restarted once (Restart=on-failure, RestartSec=10s), active" \
+    || fail "branchline.service after SIGKILL: $(unit branchline ActiveState), restarts $(unit branchline NRestarts)"
+  "${IN[@]}" systemctl stop branchline
+  if [ "$(unit branchline Result)" = success ] && [ "$(unit branchline ExecMainStatus)" = 0 ] \
+    && "${IN[@]}" journalctl -u branchline --no-pager -o cat | grep -q '"message":"agent stopped"'; then
+    pass "systemctl stop: SIGTERM -> 'agent stopped', exit 0, Result=success"
+  else
+    fail "systemctl stop: Result=$(unit branchline Result), exit $(unit branchline ExecMainStatus)"
+  fi
+  # A configuration error (exit 2) is not restarted: RestartPreventExitStatus=2.
+  echo 'bogus_setting: 1' >>"$NS/etc/branchline/branchline.yml"
+  "${IN[@]}" systemctl reset-failed branchline 2>/dev/null || true
+  "${IN[@]}" systemctl start branchline
+  sleep 13
+  if [ "$(unit branchline ExecMainStatus)" = 2 ] && [ "$(unit branchline ActiveState)" = failed ] && [ "$(unit branchline NRestarts)" = 0 ]; then
+    pass "a configuration error: exit 2, failed, not restarted after RestartSec (RestartPreventExitStatus=2): $("${IN[@]}" journalctl -u branchline --no-pager -o cat | grep -o 'BL-C003[^.]*' | head -1)"
+  else
+    fail "a configuration error: exit $(unit branchline ExecMainStatus), $(unit branchline ActiveState), restarts $(unit branchline NRestarts)"
+  fi
+  "${IN[@]}" systemctl poweroff 2>/dev/null || true
+else
+  fail "the nspawn container did not boot (state '${state:-}'): $(tail -5 "$TMP/nspawn.log")"
+fi
+for _ in $(seq 1 30); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 1; done
+kill -0 "$NSPAWN_PID" 2>/dev/null && kill -KILL "$NSPAWN_PID"
+wait "$NSPAWN_PID" 2>/dev/null || true
+NSPAWN_PID=
+
+stop_world
+grep -q '^stopped' "$TMP/world.log" && pass "PostgreSQL world stopped and removed" || fail "PostgreSQL world: $(tail -3 "$TMP/world.log")"
 
 # ---------------------------------------------------------------------------
 echo
