@@ -15,7 +15,7 @@
 #    images (no docs, man pages, locales, apt lists), this machine's node 20
 #    and npm in /usr/local, a `node` user and group with uid/gid 1000 like the
 #    official image; committed as docker.io/library/node:20-bookworm-slim.
-# 2. The repository's Dockerfile built unchanged by `buildah bud` (docker
+# 2. The repository's Dockerfile, as it is, built by `buildah bud` (docker
 #    format, so HEALTHCHECK is kept; chroot isolation, vfs storage).
 # 3. The image run by podman (runc, host network, cgroupfs) against an
 #    embedded PostgreSQL HQ and store (scripts/packaging-world.ts):
@@ -243,21 +243,21 @@ fi
 # The container's main process as the host sees it (rootful podman, no user namespace).
 check_uid() {
   local pid uids
-  pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$1")
-  uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")
+  pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$1" || echo 0)
+  uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid/status" 2>/dev/null || true)
   if [ "$uids" = "1000 1000 1000 1000" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'dist/bundle/main.js run'; then
     pass "$1: the agent (pid $pid on the host) runs as uid 1000 (real, effective, saved, fs), not root"
   else
     fail "$1: pid $pid has uids '$uids', command '$(tr '\0' ' ' <"/proc/$pid/cmdline")'"
   fi
 }
-replicate() {
+replicate() { # what runs the agent, the command that prints its last log lines
   local out
   if out=$(cd "$ROOT_DIR" && node --import tsx scripts/packaging-world.ts replicate "$TMP/world" 60 2>&1); then
     pass "$1: $out"
   else
     fail "$1: no replication: $out"
-    "${PODMAN[@]}" logs --tail 20 "$1" 2>&1 | sed 's/^/        /'
+    "${@:2}" 2>&1 | tail -5 | sed 's/^/        /' || true
   fi
 }
 sigterm() {
@@ -293,16 +293,16 @@ if [ -n "$healthy" ]; then
   pass "$CTR_HTTP: podman healthcheck run -> healthy, $healthy ms after the container started"
 else
   fail "$CTR_HTTP: never healthy (last: ${out:-})"
-  "${PODMAN[@]}" logs --tail 20 "$CTR_HTTP" 2>&1 | sed 's/^/        /'
+  "${PODMAN[@]}" logs --tail 20 "$CTR_HTTP" 2>&1 | sed 's/^/        /' || true
 fi
 check_uid "$CTR_HTTP"
-replicate "$CTR_HTTP"
+replicate "$CTR_HTTP" "${PODMAN[@]}" logs "$CTR_HTTP"
 status=$("${PODMAN[@]}" inspect --format '{{.State.Health.Status}}' "$CTR_HTTP")
 [ "$status" = healthy ] && pass "$CTR_HTTP: State.Health.Status $status" || fail "$CTR_HTTP: State.Health.Status '$status'"
 sigterm "$CTR_HTTP"
 if "${PODMAN[@]}" logs "$CTR_HTTP" 2>&1 | grep -q '"level":"error"'; then
   fail "$CTR_HTTP: error lines in the agent's log"
-  "${PODMAN[@]}" logs "$CTR_HTTP" 2>&1 | grep '"level":"error"' | head -5 | sed 's/^/        /'
+  "${PODMAN[@]}" logs "$CTR_HTTP" 2>&1 | grep '"level":"error"' | head -5 | sed 's/^/        /' || true
 else
   pass "$CTR_HTTP: no error line in the agent's log ($("${PODMAN[@]}" logs "$CTR_HTTP" 2>&1 | wc -l) lines)"
 fi
@@ -311,7 +311,7 @@ step "the same image without http: in the configuration"
 run_agent "$CTR_NO_HTTP" "$TMP/world/etc-no-http"
 started=$(date +%s)
 # The agent resumes S001 from HQ's position: a new sale proves it runs.
-replicate "$CTR_NO_HTTP"
+replicate "$CTR_NO_HTTP" "${PODMAN[@]}" logs "$CTR_NO_HTTP"
 out=$(health "$CTR_NO_HTTP") && hrc=0 || hrc=$?
 status=$("${PODMAN[@]}" inspect --format '{{.State.Health.Status}}' "$CTR_NO_HTTP")
 if [ "$hrc" != 0 ] && [ "$out" = unhealthy ]; then
@@ -416,6 +416,16 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 unit() { "${IN[@]}" systemctl show -p "$2" --value "$1"; }
+# GET /health of the agent from the host (shared network); waits up to $1 seconds for an answer with status ok.
+agent_health() {
+  local body
+  for _ in $(seq 1 "$1"); do
+    body=$(node -e "fetch('http://127.0.0.1:$HTTP_PORT/health').then(r=>r.text()).then(t=>{console.log(t);process.exit(0)},()=>process.exit(1))" 2>/dev/null) \
+      && [[ "$body" == *'"status":"ok"'* ]] && { echo "$body"; return 0; }
+    sleep 1
+  done
+  return 1
+}
 if [ "${state:-}" = running ] || [ "${state:-}" = degraded ]; then
   pass "booted: systemd $("${IN[@]}" systemctl --version | awk 'NR==1 {print $2, $3}') as PID 1, system $state"
   for _ in $(seq 1 20); do [ "$(unit branchline ActiveState)" = active ] && [ "$(unit branchline NRestarts)" = 0 ] && sleep 3 && break; sleep 1; done
@@ -429,20 +439,23 @@ if [ "${state:-}" = running ] || [ "${state:-}" = degraded ]; then
     fi
   else
     fail "branchline.service is $(unit branchline ActiveState)/$(unit branchline SubState), restarts $(unit branchline NRestarts), main process $(unit branchline ExecMainCode)/$(unit branchline ExecMainStatus)"
-    "${IN[@]}" journalctl -u branchline --no-pager -n 5 2>&1 | sed 's/^/        /'
+    "${IN[@]}" journalctl -u branchline --no-pager -n 5 2>&1 | sed 's/^/        /' || true
   fi
-  replicate "branchline.service"
-  if health=$(node -e "fetch('http://127.0.0.1:$HTTP_PORT/health').then(r=>r.text()).then(t=>{console.log(t);process.exit(0)},()=>process.exit(1))") && [[ "$health" == *'"status":"ok"'* ]]; then
+  replicate "branchline.service" "${IN[@]}" journalctl -u branchline --no-pager
+  if health=$(agent_health 10); then
     pass "branchline.service: GET /health -> $health"
   else
-    fail "branchline.service: GET /health -> '${health:-no answer}'"
+    fail "branchline.service: GET /health: no answer with status ok in 10 s"
   fi
   # Restart=on-failure after a kill; RestartSec=10s.
-  "${IN[@]}" sh -c "kill -KILL $main"
+  [ "$main" != 0 ] && "${IN[@]}" sh -c "kill -KILL $main"
   for _ in $(seq 1 25); do [ "$(unit branchline NRestarts)" = 1 ] && [ "$(unit branchline ActiveState)" = active ] && break; sleep 1; done
-  [ "$(unit branchline NRestarts)" = 1 ] && [ "$(unit branchline ActiveState)" = active ] \
-    && pass "branchline.service: SIGKILL -> restarted once (Restart=on-failure, RestartSec=10s), active" \
-    || fail "branchline.service after SIGKILL: $(unit branchline ActiveState), restarts $(unit branchline NRestarts)"
+  # Up again: /health answers (stopping it before node set its SIGTERM handler would test nothing).
+  if [ "$(unit branchline NRestarts)" = 1 ] && [ "$(unit branchline ActiveState)" = active ] && agent_health 20 >/dev/null; then
+    pass "branchline.service: SIGKILL -> restarted once (Restart=on-failure, RestartSec=10s), /health answers again"
+  else
+    fail "branchline.service after SIGKILL: $(unit branchline ActiveState), restarts $(unit branchline NRestarts)"
+  fi
   "${IN[@]}" systemctl stop branchline
   if [ "$(unit branchline Result)" = success ] && [ "$(unit branchline ExecMainStatus)" = 0 ] \
     && "${IN[@]}" journalctl -u branchline --no-pager -o cat | grep -q '"message":"agent stopped"'; then
