@@ -9,9 +9,14 @@ COPY scripts scripts
 COPY src src
 COPY connectors connectors
 COPY migrations migrations
+# The bundle inlines the dependencies: keep in node_modules only what it loads
+# from there (knex and its driver pg, scripts/prune-runtime-modules.mjs), and
+# drop the source maps (node reads them only with --enable-source-maps).
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json --noEmit \
  && node scripts/bundle.mjs \
- && npm prune --omit=dev --omit=optional
+ && npm prune --omit=dev --omit=optional \
+ && node scripts/prune-runtime-modules.mjs \
+ && find dist -name '*.map' -delete
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
