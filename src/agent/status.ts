@@ -8,7 +8,7 @@ import { reportFreshSql, upLagSeconds, upState, type UpReport } from './up-lag.j
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
   readonly store: string;
-  /** streaming | backoff | starting | stopped | not running | never ran */
+  /** streaming | backoff | starting | halted | stopped | not running | never ran */
   readonly state: string;
   readonly position: string | null;
   /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
@@ -122,7 +122,8 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
       const agentState = upState(report, p !== undefined);
       let lagSeconds = upLagSeconds(report, new Date());
-      if (lagSeconds === null && lagBytes === 0) lagSeconds = 0;
+      // (A halted pipeline is never in step, whatever its lost slot still says.)
+      if (lagSeconds === null && lagBytes === 0 && agentState !== 'halted') lagSeconds = 0;
       if (lagSeconds === null && p?.source_commit_time && lagBytes !== null && lagBytes > 0)
         lagSeconds = Math.max(0, (Date.now() - p.source_commit_time.getTime()) / 1000);
       return {

@@ -9,6 +9,7 @@ import { formatTable } from '../core/change.js';
 import { ApplyRejected, type PgSink, type PipelineIdentity } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
 import { Backoff } from './backoff.js';
+import { haltsPipeline, waitWhileHalted } from './halt.js';
 import { behindReason, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from './parking.js';
 import type { ApplyGate } from './apply-gate.js';
 import { Scheduler } from '../schedule/scheduler.js';
@@ -32,7 +33,8 @@ export interface BatchSettings {
   readonly chunkRows: number;
 }
 
-export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'stopped';
+/** `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. */
+export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped';
 
 export interface PipelineSnapshot {
   readonly state: PipelineState;
@@ -172,8 +174,14 @@ export class Pipeline<P> {
       } catch (e) {
         if (signal.aborted) break;
         if (Date.now() - startedAt > 60_000) backoff.reset();
-        const delay = backoff.next();
         this.recordError(e);
+        if (haltsPipeline(e)) {
+          this.setState('halted', e);
+          await waitWhileHalted({ error: e, since: this.position, sink: this.options.sink, intervalMs: this.options.retry.maxMs, logger: log, signal });
+          backoff.reset();
+          continue;
+        }
+        const delay = backoff.next();
         const level = isBranchlineError(e) ? 'warn' : 'error';
         log.log(level, 'pipeline session ended; retrying', {
           code: isBranchlineError(e) ? e.code : undefined,

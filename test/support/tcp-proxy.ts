@@ -2,8 +2,10 @@ import net from 'node:net';
 
 /**
  * A TCP proxy between the agent and a database, for network faults:
- * `cut()` drops every open connection at once (as a broken link does), and
- * `refuse()` makes new connections fail until `accept()`.
+ * `cut()` drops every open connection at once (as a broken link does),
+ * `stall()` swallows packets without a reset (a firewall), `slow()`
+ * throttles latency and bandwidth, and `refuse()` makes new connections
+ * fail until `accept()`.
  */
 export class TcpProxy {
   private readonly server: net.Server;
@@ -11,6 +13,7 @@ export class TcpProxy {
   private refusing = false;
   private dropUpstream = false;
   private stalled = false;
+  private slowness = { latencyMs: 0, bytesPerSecond: 0 };
   port = 0;
   connections = 0;
 
@@ -47,13 +50,26 @@ export class TcpProxy {
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    // Client -> server bytes can be swallowed (see `swallowClientBytes`).
-    client.on('data', (d: Buffer) => {
-      if (!this.dropUpstream && !this.stalled) upstream.write(d);
-    });
-    upstream.on('data', (d: Buffer) => {
-      if (!this.stalled) client.write(d);
-    });
+    // Client -> server bytes can be swallowed (see `swallowClientBytes`), and both directions slowed (see `slow`).
+    const toServer = this.link(upstream, () => !this.dropUpstream);
+    const toClient = this.link(client, () => true);
+    client.on('data', toServer);
+    upstream.on('data', toClient);
+  }
+
+  /** Forwards chunks to `to`, after the latency and at the bandwidth `slow` set, in order; nothing while stalled. */
+  private link(to: net.Socket, pass: () => boolean): (d: Buffer) => void {
+    let freeAt = 0; // when the simulated link has sent what it was given
+    return (d) => {
+      if (this.stalled || !pass()) return;
+      const { latencyMs, bytesPerSecond } = this.slowness;
+      if (latencyMs === 0 && bytesPerSecond === 0) return void to.write(d);
+      const now = Date.now();
+      freeAt = Math.max(freeAt, now) + (bytesPerSecond > 0 ? (d.length * 1000) / bytesPerSecond : 0);
+      setTimeout(() => {
+        if (!this.stalled && !to.destroyed) to.write(d);
+      }, freeAt - now + latencyMs);
+    };
   }
 
   /** Drops every open connection (both directions, with a reset). Returns how many (pairs; a stalled one counts half). */
@@ -80,6 +96,15 @@ export class TcpProxy {
    */
   stall(on: boolean): void {
     this.stalled = on;
+  }
+
+  /**
+   * A slow link (a store's DSL or 4G): every chunk arrives `latencyMs`
+   * late, and each direction carries at most `bytesPerSecond` (0: no
+   * limit). `slow({})` makes it fast again.
+   */
+  slow(options: { readonly latencyMs?: number; readonly bytesPerSecond?: number }): void {
+    this.slowness = { latencyMs: options.latencyMs ?? 0, bytesPerSecond: options.bytesPerSecond ?? 0 };
   }
 
   refuse(): void {
