@@ -14,7 +14,7 @@ import { serversForTests } from './support/pg.js';
  * each pipeline applied exactly the transactions its source committed.
  */
 
-const KILLS = Number(process.env['FAULT_KILLS'] ?? 50);
+const KILLS = 50;
 
 describe('faults: SIGKILL with both directions running', { timeout: 600_000 }, () => {
   const servers = serversForTests();
@@ -27,7 +27,7 @@ describe('faults: SIGKILL with both directions running', { timeout: 600_000 }, (
       stores: ['K001', 'K002'],
       extraConfig: 'batch:\n  max_delay_ms: 50\n  max_rows: 300\n  chunk_rows: 100\ndown:\n  poll_ms: 100',
     });
-    const agent = new AgentProcess(world.configFile, process.env['FAULT_LOG'] ?? path.join(world.dir, 'agent.log'));
+    const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent.log'));
     let writers: ReturnType<typeof startBothWriters> | null = null;
     try {
       agent.start();

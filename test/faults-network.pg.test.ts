@@ -26,12 +26,14 @@ import type { World } from './support/world.js';
  * directions must apply again within a bound, and at the end nothing is
  * lost or applied twice.
  *
- * Deadlines here: apply.statement_timeout_ms 5 s (a query at a target with
- * no answer 15 s later drops its connection, BL-S010), source.silence_timeout_ms
- * 5 s (a replication stream or a change-log read silent that long).
+ * Deadlines here: apply.statement_timeout_ms 5 s (a statement at a target
+ * or a change-log read with no answer 15 s later drops its connection,
+ * BL-S010), source.silence_timeout_ms 5 s (a replication stream silent
+ * that long, BL-S005).
  */
 
-const STALL_S = 10;
+/** Longer than the longest read deadline (15 s): the agent gives up on a connection while the link still swallows its close. */
+const STALL_S = 20;
 /** After a stall ends: the longest deadline (15 s), a connect timeout (10 s), the retry back-off, and the busy machine. */
 const RECOVER_MS = 60_000;
 

@@ -281,7 +281,7 @@ export class Agent {
       skipOrigin: store.code,
       requireStart: true,
       reloadCommand: `\`branchline snapshot --store ${store.code}\``,
-      readTimeoutMs: config.source.silenceTimeoutMs,
+      statementTimeoutMs: config.apply.statementTimeoutMs,
     });
     const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
     const catalog = this.storeDown.get(store.code)!;

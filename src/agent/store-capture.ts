@@ -135,7 +135,7 @@ function changeTableReader(store: StoreConfig, config: Config, logger: Logger, r
     reader: upReaderName(store),
     skipOrigin: DOWN_ORIGIN,
     reloadCommand,
-    readTimeoutMs: config.source.silenceTimeoutMs,
+    statementTimeoutMs: config.apply.statementTimeoutMs,
   };
 }
 

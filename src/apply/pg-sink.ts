@@ -4,7 +4,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { BranchlineError, describeProblem } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { connect, connectionError, endClient, isConnectionError } from '../db/connect.js';
+import { connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../db/connect.js';
 import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
@@ -72,10 +72,8 @@ export interface ChunkExtras {
 
 /** Advisory lock namespace for pipelines (the first int of the two-int form). */
 const LOCK_CLASS = 0x42_4c_01; // "BL" 1
-/** A statement's answer may come this long after its statement_timeout before the link counts as hung (BL-S010). */
-const READ_GRACE_MS = 10_000;
-/** Backend pid of each pipeline's last session at each target, in this process: a lock still held by it is our own hung connection. */
-const OWN_BACKENDS = new Map<string, number>();
+/** Each pipeline's last session at each target in this process (`pid@backend_start`): a lock still held by it is our own hung connection. */
+const OWN_SESSIONS = new Map<string, string>();
 
 /**
  * Applies batches to a PostgreSQL target (HQ) in one transaction each,
@@ -108,7 +106,7 @@ export class PgSink {
       applicationName: `branchline-${pipeline.name}`,
       statementTimeoutMs,
       // The server answers every statement within its timeout, if only with a cancel: past that the link hangs.
-      readTimeoutMs: statementTimeoutMs + READ_GRACE_MS,
+      readTimeoutMs: readDeadlineMs(statementTimeoutMs),
     });
     try {
       if (!(await this.tryLock(client)))
@@ -136,26 +134,34 @@ export class PgSink {
   private async tryLock(client: pg.Client): Promise<boolean> {
     const { url, pipeline } = this.options;
     const key = `${url}\u0000${pipeline.name}`;
+    // The session is named by pid and start time: a pid alone may since belong to another agent's session.
     const take = async () =>
-      (await client.query<{ ok: boolean; pid: number }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok, pg_backend_pid() AS pid`, [LOCK_CLASS, pipeline.name])).rows[0]!;
+      (
+        await client.query<{ ok: boolean; session: string }>(
+          `SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok, pg_backend_pid() || '@' || (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS session`,
+          [LOCK_CLASS, pipeline.name],
+        )
+      ).rows[0]!;
     let lock = await take();
-    const former = OWN_BACKENDS.get(key);
+    const former = OWN_SESSIONS.get(key);
     if (!lock.ok && former !== undefined) {
-      const holder = await client.query<{ pid: number }>(
-        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND classid = $1::bigint::oid AND objid = (hashtext($2)::bigint & 4294967295)::oid AND objsubid = 2`,
+      const holder = await client.query<{ pid: number; session: string }>(
+        `SELECT l.pid, l.pid || '@' || a.backend_start AS session FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = $1::bigint::oid AND l.objid = (hashtext($2)::bigint & 4294967295)::oid AND l.objsubid = 2`,
         [LOCK_CLASS, pipeline.name],
       );
-      if (holder.rows[0]?.pid === former) {
-        this.options.logger.warn('the pipeline\'s lock is held by this agent\'s former connection, which hung: terminating that session', { pid: former });
-        await client.query(`SELECT pg_terminate_backend($1)`, [former]);
+      const stale = holder.rows[0];
+      if (stale?.session === former) {
+        this.options.logger.warn('the pipeline\'s lock is held by this agent\'s former connection, which hung: terminating that session', { pid: stale.pid });
+        await client.query(`SELECT pg_terminate_backend($1)`, [stale.pid]);
         for (let i = 0; i < 25 && !lock.ok; i++) {
           await new Promise((r) => setTimeout(r, 200));
           lock = await take();
         }
       }
     }
-    if (lock.ok) OWN_BACKENDS.set(key, lock.pid);
+    if (lock.ok) OWN_SESSIONS.set(key, lock.session);
     return lock.ok;
   }
 

@@ -71,6 +71,14 @@ export async function connect(url: string, options: ConnectOptions): Promise<pg.
 
 const READ_TIMEOUT = /Query read timeout/;
 
+/** How long after its statement_timeout a statement's answer may come before the link counts as hung (BL-S010). */
+const READ_GRACE_MS = 10_000;
+
+/** The read deadline of a connection whose statements time out at the server after `statementTimeoutMs`. */
+export function readDeadlineMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + READ_GRACE_MS;
+}
+
 /**
  * node-postgres answers a query past `query_timeout` with an error but
  * keeps the connection, whose next queries would wait behind the one that
@@ -140,7 +148,7 @@ export function connectionError(e: unknown, url: string, role: string): Branchli
       {
         code: 'BL-S010',
         message: `the ${where} stopped answering: a query got no reply within its deadline, and the connection was not reset (a firewall dropping packets, a dead link, a stalled server).`,
-        hint: 'branchline dropped that connection and reconnects on its own. If it keeps happening, check the link; if big batches need longer, raise apply.statement_timeout_ms (the deadline is it plus 10 s; source.silence_timeout_ms for reading a change log).',
+        hint: 'branchline dropped that connection and reconnects on its own. If it keeps happening, check the link; if big batches need longer, raise apply.statement_timeout_ms (the deadline is it plus 10 s).',
       },
       { cause: e },
     );

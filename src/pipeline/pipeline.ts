@@ -177,7 +177,7 @@ export class Pipeline<P> {
         this.recordError(e);
         if (haltsPipeline(e)) {
           this.setState('halted', e);
-          await waitWhileHalted({ error: e, since: this.position, sink: this.options.sink, intervalMs: this.options.retry.maxMs, logger: log, signal });
+          await waitWhileHalted({ error: e, since: this.position, sink: this.options.sink, intervalMs: Math.min(this.options.retry.maxMs, HALT_REPORT_MS), logger: log, signal });
           backoff.reset();
           continue;
         }
@@ -584,6 +584,9 @@ function errorReport(e: unknown): { code: string; message: string } {
   if (isBranchlineError(e)) return { code: e.code, message: describeProblem(e.problem) };
   return { code: 'internal', message: (e as Error)?.message ?? String(e) };
 }
+
+/** A halted pipeline reports itself (and looks for a new position) at least this often: as often as a running one reports. */
+const HALT_REPORT_MS = 5_000;
 
 const TIMEOUT = Symbol('timeout');
 

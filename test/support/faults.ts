@@ -120,6 +120,7 @@ export function startWriters(world: World) {
 export function startHqWriter(world: World, random: () => number) {
   const pool = new pg.Pool({ connectionString: world.hq.server.url(world.hq.db), max: 1, connectionTimeoutMillis: 2_000 });
   pool.on('error', () => undefined);
+  pool.on('connect', (c) => c.on('error', () => undefined));
   let txns = 0;
   let products = 100;
   const codes = world.stores.map((s) => s.code);

@@ -42,14 +42,17 @@ export class TcpProxy {
     const upstream = net.connect(this.targetPort, this.targetHost);
     this.sockets.add(client);
     this.sockets.add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
+    // While stalled, a close does not get through either: the other side keeps its connection (a server serves a
+    // session whose client is gone until its TCP keepalive notices, hours later), until `cut()` or `close()`.
+    const drop = (closed: net.Socket, other: net.Socket) => () => {
+      closed.destroy();
+      this.sockets.delete(closed);
+      if (this.stalled) return;
+      other.destroy();
+      this.sockets.delete(other);
     };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
+    client.on('error', drop(client, upstream)).on('close', drop(client, upstream));
+    upstream.on('error', drop(upstream, client)).on('close', drop(upstream, client));
     // Client -> server bytes can be swallowed (see `swallowClientBytes`), and both directions slowed (see `slow`).
     const toServer = this.link(upstream, () => !this.dropUpstream);
     const toClient = this.link(client, () => true);
@@ -92,7 +95,8 @@ export class TcpProxy {
   /**
    * While on, connections hang as behind a firewall that drops packets: new
    * ones are accepted and never answered, open ones stop carrying bytes
-   * both ways, and nothing is reset.
+   * both ways, and nothing is reset: a side that closes meanwhile leaves
+   * the other side's connection open (the server's session lives on).
    */
   stall(on: boolean): void {
     this.stalled = on;
