@@ -109,6 +109,11 @@ describe('faults: cut, stalled and slow links between the agent and the database
       await assertDownExactlyOnce(w, baseline, writers.hq.txns, 120_000);
       const log = await agent.logText();
       assert.match(log, /"code":"BL-S010"/, 'a hung connection was noticed by its deadline (BL-S010)');
+    } catch (e) {
+      // What the agent did last, for the failure's reader (its log goes with the test's folder).
+      const lines = ((await agent?.logText()) ?? '').trim().split('\n');
+      process.stdout.write(`# the agent's last ${Math.min(40, lines.length)} log lines:\n${lines.slice(-40).join('\n')}\n`);
+      throw e;
     } finally {
       await writers?.stop();
       await agent?.dispose();

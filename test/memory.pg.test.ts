@@ -96,8 +96,11 @@ describe('memory stays bounded for any transaction size', { timeout: 600_000 }, 
       await eventually('the down pipeline of M01 streaming', async () => /"down pipeline starting"/.test(await agent.logText()));
       const before = await downApplied();
       // One HQ transaction: a new price for 1,000,000 products.
+      const t0 = Date.now();
       await world.hqQuery(`UPDATE product SET price = 1.50, updated_at = now() WHERE id > 1000000`);
+      const updated = Date.now();
       await eventually('the 1,000,000-row price update at the store', async () => (await downApplied()) > before, 400_000, 500);
+      process.stdout.write(`# the HQ update took ${((updated - t0) / 1000).toFixed(1)} s (its capture trigger included), the store had it ${((Date.now() - updated) / 1000).toFixed(1)} s later\n`);
       const peak = await peakRssMb(agent.pid!);
       watching = false;
       await watcher;

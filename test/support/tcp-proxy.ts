@@ -60,18 +60,27 @@ export class TcpProxy {
     upstream.on('data', toClient);
   }
 
-  /** Forwards chunks to `to`, after the latency and at the bandwidth `slow` set, in order; nothing while stalled. */
+  /** Forwards chunks to `to`, after the latency and at the bandwidth `slow` set, in order (also when it is made fast again); nothing while stalled. */
   private link(to: net.Socket, pass: () => boolean): (d: Buffer) => void {
+    const queue: { at: number; d: Buffer }[] = [];
     let freeAt = 0; // when the simulated link has sent what it was given
+    let timer: NodeJS.Timeout | null = null;
+    const pump = () => {
+      timer = null;
+      while (queue.length > 0 && queue[0]!.at <= Date.now()) {
+        const { d } = queue.shift()!;
+        if (!this.stalled && !to.destroyed) to.write(d);
+      }
+      if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - Date.now());
+    };
     return (d) => {
       if (this.stalled || !pass()) return;
       const { latencyMs, bytesPerSecond } = this.slowness;
-      if (latencyMs === 0 && bytesPerSecond === 0) return void to.write(d);
+      if (latencyMs === 0 && bytesPerSecond === 0 && queue.length === 0) return void to.write(d);
       const now = Date.now();
       freeAt = Math.max(freeAt, now) + (bytesPerSecond > 0 ? (d.length * 1000) / bytesPerSecond : 0);
-      setTimeout(() => {
-        if (!this.stalled && !to.destroyed) to.write(d);
-      }, freeAt - now + latencyMs);
+      queue.push({ at: Math.max(freeAt + latencyMs, queue.at(-1)?.at ?? 0), d });
+      timer ??= setTimeout(pump, Math.max(0, queue[0]!.at - now));
     };
   }
 
