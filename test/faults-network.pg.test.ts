@@ -64,7 +64,8 @@ describe('faults: cut, stalled and slow links between the agent and the database
       agent = new AgentProcess(w.configFile, path.join(w.dir, 'agent.log'));
       agent.start();
       const baseline = await settleTwoWay(w);
-      writers = startBothWriters(w, random);
+      // A steady rate (some 50 transactions a second at each store and at HQ): what a slow link falls behind on must be caught up within the bound.
+      writers = startBothWriters(w, random, 20);
       let last = await bothMoveOn(w, await appliedCounts(w), 'writers started', RECOVER_MS);
 
       // Cuts (a reset), at random moments, each link in turn.
@@ -109,6 +110,7 @@ describe('faults: cut, stalled and slow links between the agent and the database
       await assertDownExactlyOnce(w, baseline, writers.hq.txns, 120_000);
       const log = await agent.logText();
       assert.match(log, /"code":"BL-S010"/, 'a hung connection was noticed by its deadline (BL-S010)');
+      assert.match(log, /held by this agent's former connection, which hung/, 'the lock a hung session kept was taken over');
     } catch (e) {
       // What the agent did last, for the failure's reader (its log goes with the test's folder).
       const lines = ((await agent?.logText()) ?? '').trim().split('\n');

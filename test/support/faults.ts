@@ -48,7 +48,8 @@ interface Writer {
   stop(): Promise<void>;
 }
 
-function writerLoop(step: (n: number) => Promise<boolean>, pauseEvery: number): Writer & { done: Promise<void>; stopped: () => boolean } {
+/** `paceMs`: a pause after every transaction (a steady rate instead of as fast as the database goes). */
+function writerLoop(step: (n: number) => Promise<boolean>, pauseEvery: number, paceMs = 0): Writer & { done: Promise<void>; stopped: () => boolean } {
   let stopped = false;
   const errors: unknown[] = [];
   const done = (async () => {
@@ -62,7 +63,8 @@ function writerLoop(step: (n: number) => Promise<boolean>, pauseEvery: number): 
         await pause(200);
       }
       n++;
-      if (n % pauseEvery === 0) await pause(5);
+      if (paceMs > 0) await pause(paceMs);
+      else if (n % pauseEvery === 0) await pause(5);
     }
   })();
   return {
@@ -81,7 +83,7 @@ function writerLoop(step: (n: number) => Promise<boolean>, pauseEvery: number): 
  * confirmations, fiscal coupons and cancellations of final coupons (which
  * take their items back out of HQ's daily totals). Counts the transactions.
  */
-export function startWriters(world: World) {
+export function startWriters(world: World, paceMs = 0) {
   const txns = new Map(world.stores.map((s) => [s.code, 0]));
   const loops = world.stores.map((s) =>
     writerLoop(async (n) => {
@@ -98,7 +100,7 @@ export function startWriters(world: World) {
       }
       txns.set(s.code, txns.get(s.code)! + 1);
       return true;
-    }, 20),
+    }, 20, paceMs),
   );
   return {
     txns,
@@ -117,7 +119,7 @@ export function startWriters(world: World) {
  * of them exactly once); some also add a product, or set a store's own
  * price. Counts the committed transactions.
  */
-export function startHqWriter(world: World, random: () => number) {
+export function startHqWriter(world: World, random: () => number, paceMs = 0) {
   const pool = new pg.Pool({ connectionString: world.hq.server.url(world.hq.db), max: 1, connectionTimeoutMillis: 2_000 });
   pool.on('error', () => undefined);
   pool.on('connect', (c) => c.on('error', () => undefined));
@@ -148,7 +150,7 @@ export function startHqWriter(world: World, random: () => number) {
     } finally {
       c.release(true);
     }
-  }, 5);
+  }, 5, paceMs);
   return {
     get txns() {
       return txns;
@@ -284,10 +286,10 @@ export async function assertDownExactlyOnce(world: World, baseline: ReadonlyMap<
   }
 }
 
-/** Both directions' writers and checks, for the tests that run the two at once. */
-export function startBothWriters(world: World, random: () => number) {
-  const stores = startWriters(world);
-  const hq = startHqWriter(world, random);
+/** Both directions' writers, for the tests that run the two at once; `paceMs` as in writerLoop. */
+export function startBothWriters(world: World, random: () => number, paceMs = 0) {
+  const stores = startWriters(world, paceMs);
+  const hq = startHqWriter(world, random, paceMs);
   return {
     stores,
     hq,
