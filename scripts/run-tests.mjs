@@ -3,7 +3,9 @@
 // (child-process agents in the tests run the bundled CLI, as in production),
 // then runs the pure tests (*.test.ts), the PostgreSQL tests (*.pg.test.ts), and
 // the up channel's PostgreSQL tests once more with every store on pg-trigger.
-// Usage: node scripts/run-tests.mjs [--unit | --pg] [test files...]
+// `--faults` (`npm run test:faults`, which .ci/run runs after `npm test`) runs
+// the fault suite instead: test/faults-*.pg.test.ts and memory.pg.test.ts.
+// Usage: node scripts/run-tests.mjs [--unit | --pg | --faults] [test files...]
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const only = args.find((a) => a === '--unit' || a === '--pg');
+const only = args.find((a) => a === '--unit' || a === '--pg' || a === '--faults');
 const files = args.filter((a) => !a.startsWith('--'));
 
 // One initdb for the whole run: every embedded server of the tests starts from a copy of it
@@ -39,11 +41,13 @@ const all = readdirSync(path.join(root, 'test'))
   .sort()
   .map((f) => path.join('test', f));
 const unit = all.filter((f) => !f.endsWith('.pg.test.ts'));
-const pg = all.filter((f) => f.endsWith('.pg.test.ts'));
+// The fault suite (SIGKILLs, outages, network faults, a lost slot, 1,000,000-row transactions): minutes of its own.
+const faults = all.filter((f) => /^test\/(faults-.+|memory)\.pg\.test\.ts$/.test(f.split(path.sep).join('/')));
+const pg = all.filter((f) => f.endsWith('.pg.test.ts') && !faults.includes(f));
 // The up channel's files again with every store captured by triggers (connector: pg-trigger):
 // the same tests must pass whichever way a store's changes are read.
 const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'down', 'faults', 'hostile-values'].map((f) => path.join('test', `${f}.pg.test.ts`));
-const groups = files.length ? [['selected', files, {}]] : [
+const groups = files.length ? [['selected', files, {}]] : only === '--faults' ? [['fault suite', faults, {}]] : [
   ...(only !== '--pg' ? [['pure tests', unit, {}]] : []),
   ...(only !== '--unit' ? [['PostgreSQL tests', pg, {}]] : []),
   ...(only !== '--unit' ? [['PostgreSQL tests of the up channel, every store on connector pg-trigger', UP_CHANNEL, { BRANCHLINE_TEST_UP_CONNECTOR: 'pg-trigger' }]] : []),

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { checkAndCompile, loadMappings, readCatalog, tablesOf } from '../src/agent/prepare.js';
-import { compareStore, inStep } from '../src/verify/compare.js';
+import { describe, it } from 'node:test';
 import { Lsn } from '../src/core/lsn.js';
-import { NothingToPickError } from '../src/demo/workload.js';
 import { AgentProcess } from './support/agent-process.js';
-import { cannotControl, startTestServer, type TestServer } from './support/pg.js';
+import { assertExactlyOnce, AUDIT_SQL, startWriters } from './support/faults.js';
+import { cannotControl, serversForTests } from './support/pg.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { createWorld, eventually, TEST_UP_CONNECTOR, type World } from './support/world.js';
+import { createWorld, eventually, TEST_UP_CONNECTOR } from './support/world.js';
 
 /**
  * Exactly once through crashes and outages, with the agent as a separate
@@ -17,100 +15,11 @@ import { createWorld, eventually, TEST_UP_CONNECTOR, type World } from './suppor
  * transaction counter equal to the number of store transactions.
  */
 
-const AUDIT_SQL = `
-  CREATE TABLE audit_sale_insert (store_code text NOT NULL, sale_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
-  CREATE FUNCTION audit_sale_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-  BEGIN INSERT INTO audit_sale_insert (store_code, sale_id) VALUES (NEW.store_code, NEW.sale_id); RETURN NEW; END $$;
-  CREATE TRIGGER audit_sale_insert AFTER INSERT ON store_sale FOR EACH ROW EXECUTE FUNCTION audit_sale_insert();`;
-
-/**
- * Writes at every store until stopped, one transaction each: sales,
- * confirmations, fiscal coupons and cancellations of final coupons (which
- * take their items back out of HQ's daily totals). Counts the transactions.
- */
-function startWriters(world: World) {
-  let stopped = false;
-  const txns = new Map(world.stores.map((s) => [s.code, 0]));
-  const errors: unknown[] = [];
-  const runs = world.stores.map(async (s, i) => {
-    let n = 0;
-    while (!stopped) {
-      try {
-        const k = n % 6;
-        if (k === 3) await s.workload.confirmSale();
-        else if (k === 4) await s.workload.coupon();
-        else if (k === 5 && n % 24 === 5) await s.workload.cancelCoupon();
-        else if (k === 5) await s.workload.coupon();
-        else await s.workload.sale();
-        txns.set(s.code, txns.get(s.code)! + 1);
-      } catch (e) {
-        if (!(e instanceof NothingToPickError)) {
-          // The store may be down on purpose: wait and go on.
-          errors.push(e);
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-      n++;
-      if ((n + i) % 20 === 0) await new Promise((r) => setTimeout(r, 5));
-    }
-  });
-  return {
-    txns,
-    errors,
-    async stop() {
-      stopped = true;
-      await Promise.all(runs);
-    },
-  };
-}
-
-async function assertExactlyOnce(world: World, storeTxns: Map<string, number>): Promise<void> {
-  const config = await world.config();
-  const files = await loadMappings(config);
-  const hq = await readCatalog(world.hq.url, 'HQ', tablesOf(files).targets);
-  const mappings = checkAndCompile(files, hq, null, 'HQ');
-  for (const s of world.stores) {
-    // Setup wrote one transaction before the writers started.
-    const expected = storeTxns.get(s.code)! + 1;
-    await eventually(
-      `HQ to hold every transaction of ${s.code} (${expected})`,
-      async () => {
-        const r = await world.hqQuery<{ n: string }>(`SELECT txns_applied::text AS n FROM branchline.pipelines WHERE pipeline = $1`, [`up:${s.code}`]);
-        return Number(r[0]?.n ?? 0) >= expected;
-      },
-      60_000,
-    );
-    const counted = await world.hqQuery<{ n: string }>(`SELECT txns_applied::text AS n FROM branchline.pipelines WHERE pipeline = $1`, [`up:${s.code}`]);
-    assert.equal(Number(counted[0]!.n), expected, `${s.code}: transactions applied at HQ must equal transactions committed at the store`);
-    const cmp = await compareStore({ storeUrl: s.server.url(s.db), hqUrl: world.hq.server.url(world.hq.db), storeCode: s.code, mappings });
-    assert.ok(inStep(cmp), `${s.code}: HQ differs from the store: ${JSON.stringify(cmp.filter((c) => c.missing || c.extra))}`);
-    assert.ok(cmp.find((c) => c.target === 'public.store_sale')!.targetRows > 0);
-    // The daily totals equal the store's items summed (compareStore above), and cancellations happened.
-    const items = await s.server.query<{ n: string }>(s.db, `SELECT count(*)::text AS n FROM fiscal_coupon_item WHERE NOT cancelled`);
-    assert.ok(cmp.find((c) => c.target === 'public.daily_product_sales')!.targetRows > 0, `${s.code}: no daily totals at HQ (${items[0]!.n} coupon items that count at the store)`);
-    const cancelled = await s.server.query<{ n: string }>(s.db, `SELECT count(*)::text AS n FROM fiscal_coupon_item WHERE cancelled`);
-    assert.ok(Number(cancelled[0]!.n) > 0, `${s.code}: no coupon was cancelled, so no total was ever taken back out`);
-  }
-  const dups = await world.hqQuery(`SELECT store_code, sale_id, count(*) FROM audit_sale_insert GROUP BY 1, 2 HAVING count(*) > 1`);
-  assert.deepEqual(dups, [], 'a sale was inserted at HQ more than once');
-  const inserted = await world.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM audit_sale_insert`);
-  const sales = await world.hqQuery<{ n: string }>(`SELECT count(*)::text AS n FROM store_sale`);
-  assert.equal(inserted[0]!.n, sales[0]!.n);
-}
-
 describe('faults: exactly once through crashes and outages', { timeout: 600_000 }, () => {
-  let hqServer: TestServer;
-  let storeServer: TestServer;
-
-  before(async () => {
-    [hqServer, storeServer] = await Promise.all([startTestServer('hq'), startTestServer('stores')]);
-  });
-  after(async () => {
-    await Promise.all([hqServer?.dispose(), storeServer?.dispose()]);
-  });
+  const servers = serversForTests();
 
   it('SIGKILL of the agent at random moments, 22 times, while two stores write', async () => {
-    const world = await createWorld({ hqServer, storeServer, stores: ['S001', 'S002'], extraConfig: 'batch:\n  max_delay_ms: 50\n  max_rows: 300\n  chunk_rows: 100' });
+    const world = await createWorld({ hqServer: servers.hq, storeServer: servers.stores, stores: ['S001', 'S002'], extraConfig: 'batch:\n  max_delay_ms: 50\n  max_rows: 300\n  chunk_rows: 100' });
     await world.hqQuery(AUDIT_SQL);
     const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent.log'));
     const writers = startWriters(world);
@@ -145,10 +54,10 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
       ? 'pg-logical only: a pg-trigger store has no slot to acknowledge; its reader records its position on the connection it reads with, so it cannot lose one while reads go on (restarts are the SIGKILL case)'
       : false;
   it('acknowledgements lost on the way to the store: it redelivers what HQ holds, and nothing is applied twice', { skip: slotOnly }, async () => {
-    const storeProxy = await new TcpProxy(Number(new URL(storeServer.url('postgres')).port)).start();
+    const storeProxy = await new TcpProxy(Number(new URL(servers.stores.url('postgres')).port)).start();
     const world = await createWorld({
-      hqServer,
-      storeServer,
+      hqServer: servers.hq,
+      storeServer: servers.stores,
       stores: ['S051'],
       agentUrl: (role, url) => (role === 'hq' ? url : storeProxy.url(url)),
       extraConfig: 'batch:\n  max_delay_ms: 50\n  max_rows: 200',
@@ -187,21 +96,21 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
   });
 
   it('HQ stopped while stores write, then started: everything arrives once', async (t) => {
-    const why = cannotControl(hqServer);
+    const why = cannotControl(servers.hq);
     if (why) return t.skip(why);
-    const world = await createWorld({ hqServer, storeServer, stores: ['S101'] });
+    const world = await createWorld({ hqServer: servers.hq, storeServer: servers.stores, stores: ['S101'] });
     await world.hqQuery(AUDIT_SQL);
     const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent.log'));
     const writers = startWriters(world);
     try {
       agent.start();
       await eventually('first rows at HQ', async () => (await world.hqQuery(`SELECT 1 FROM store_sale LIMIT 1`)).length > 0);
-      await hqServer.stop();
+      await servers.hq.stop();
       const writtenWhileDown = writers.txns.get('S101')!;
       await new Promise((r) => setTimeout(r, 4000));
       assert.ok(writers.txns.get('S101')! > writtenWhileDown, 'the store kept selling while HQ was down');
       assert.ok(agent.running, 'the agent survives HQ going away');
-      await hqServer.restart();
+      await servers.hq.restart();
       await new Promise((r) => setTimeout(r, 1500));
       await writers.stop();
       await assertExactlyOnce(world, writers.txns);
@@ -214,9 +123,9 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
   });
 
   it('store stopped and started while the agent runs: it reconnects and catches up', async (t) => {
-    const why = cannotControl(storeServer);
+    const why = cannotControl(servers.stores);
     if (why) return t.skip(why);
-    const world = await createWorld({ hqServer, storeServer, stores: ['S201'] });
+    const world = await createWorld({ hqServer: servers.hq, storeServer: servers.stores, stores: ['S201'] });
     await world.hqQuery(AUDIT_SQL);
     const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent.log'));
     let writers = startWriters(world);
@@ -226,10 +135,10 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
       await eventually('first rows at HQ', async () => (await world.hqQuery(`SELECT 1 FROM store_sale LIMIT 1`)).length > 0);
       await writers.stop();
       total.set('S201', writers.txns.get('S201')!);
-      await storeServer.stop();
+      await servers.stores.stop();
       await new Promise((r) => setTimeout(r, 2500));
       assert.ok(agent.running, 'the agent survives the store going away');
-      await storeServer.restart();
+      await servers.stores.restart();
       writers = startWriters(world);
       await new Promise((r) => setTimeout(r, 2000));
       await writers.stop();
@@ -243,11 +152,11 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
   });
 
   it('TCP connections to HQ and the store cut mid-batch, 8 times: nothing lost or doubled', async () => {
-    const hqProxy = await new TcpProxy(Number(new URL(hqServer.url('postgres')).port)).start();
-    const storeProxy = await new TcpProxy(Number(new URL(storeServer.url('postgres')).port)).start();
+    const hqProxy = await new TcpProxy(Number(new URL(servers.hq.url('postgres')).port)).start();
+    const storeProxy = await new TcpProxy(Number(new URL(servers.stores.url('postgres')).port)).start();
     const world = await createWorld({
-      hqServer,
-      storeServer,
+      hqServer: servers.hq,
+      storeServer: servers.stores,
       stores: ['S301', 'S302'],
       agentUrl: (role, url) => (role === 'hq' ? hqProxy.url(url) : storeProxy.url(url)),
       extraConfig: 'batch:\n  max_delay_ms: 300\n  max_rows: 2000\n  chunk_rows: 50',

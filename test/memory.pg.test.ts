@@ -71,4 +71,49 @@ describe('memory stays bounded for any transaction size', { timeout: 600_000 }, 
       await agent.dispose();
     }
   });
+
+  it('hands a 1,000,000-row HQ price update down to a store whole, with the agent under 300 MB RSS', async () => {
+    const store = world.stores[0]!;
+    const downApplied = async () =>
+      Number((await store.server.query<{ n: string }>(store.db, `SELECT coalesce(sum(txns_applied), 0)::text AS n FROM branchline.pipelines WHERE pipeline = 'down:M01'`))[0]!.n);
+    // 1,000,000 more products on both sides, equal, written past the capture (replica role: HQ's triggers do not fire).
+    const BULK = `SELECT 1000000 + g, 'M' || g, 'bulk product ' || g, 'UN', 1.00 FROM generate_series(1, 1000000) g`;
+    await store.server.query(world.hq.db, `SET session_replication_role = replica; INSERT INTO product (id, sku, description, unit, price) ${BULK}; RESET session_replication_role;`);
+    await store.server.query(store.db, `INSERT INTO product (id, sku, description, unit, price) ${BULK}`);
+    const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent-down.log'));
+    // What the store shows while the update arrives: all of it or none, never part.
+    const seen = new Set<number>();
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const r = await store.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM product WHERE id > 1000000 AND price = 1.50`).catch(() => null);
+        if (r) seen.add(Number(r.rows[0]!.n));
+        await new Promise((res) => setTimeout(res, 300));
+      }
+    })();
+    try {
+      agent.start();
+      await eventually('the down pipeline of M01 streaming', async () => /"down pipeline starting"/.test(await agent.logText()));
+      const before = await downApplied();
+      // One HQ transaction: a new price for 1,000,000 products.
+      const t0 = Date.now();
+      await world.hqQuery(`UPDATE product SET price = 1.50, updated_at = now() WHERE id > 1000000`);
+      const updated = Date.now();
+      await eventually('the 1,000,000-row price update at the store', async () => (await downApplied()) > before, 400_000, 500);
+      process.stdout.write(`# the HQ update took ${((updated - t0) / 1000).toFixed(1)} s (its capture trigger included), the store had it ${((Date.now() - updated) / 1000).toFixed(1)} s later\n`);
+      const peak = await peakRssMb(agent.pid!);
+      watching = false;
+      await watcher;
+      const [counts] = (await store.pool.query<{ updated: string; total: string }>(`SELECT count(*) FILTER (WHERE price = 1.50)::text AS updated, count(*)::text AS total FROM product WHERE id > 1000000`)).rows;
+      assert.deepEqual(counts, { updated: '1000000', total: '1000000' });
+      assert.equal(await downApplied(), before + 1, 'one HQ transaction, applied as one');
+      assert.deepEqual([...seen].filter((n) => n !== 0 && n !== 1_000_000), [], `the store showed part of the update: ${[...seen].join(', ')} rows`);
+      process.stdout.write(`# agent peak RSS for a 1,000,000-row HQ price update: ${peak.toFixed(0)} MB (the store saw ${[...seen].sort((a, b) => a - b).join(' or ')} updated rows)\n`);
+      assert.ok(peak < 300, `agent peak RSS ${peak.toFixed(0)} MB is over 300 MB`);
+    } finally {
+      watching = false;
+      await watcher;
+      await agent.dispose();
+    }
+  });
 });

@@ -62,11 +62,18 @@ export class PgLogicalInstaller implements SourceInstaller {
           done.push(`publication "${publication}" already holds the ${wanted.length} mapped tables`);
         }
       }
-      const existing = await db.query<{ plugin: string }>(
-        `SELECT plugin FROM pg_replication_slots WHERE slot_name = $1`,
+      const existing = await db.query<{ plugin: string; wal_status: string | null }>(
+        `SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
         [slot],
       );
-      if (existing.rowCount === 0) {
+      if (existing.rows[0]?.plugin === 'pgoutput' && existing.rows[0].wal_status === 'lost') {
+        // An invalidated slot can never be read again (BL-S003): what it held is gone already, so a new one loses nothing more.
+        await db.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+        await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+        done.push(
+          `replaced the invalidated replication slot "${slot}" with a new one; what the store wrote while it was lost is not in it: load the store into HQ again (\`branchline snapshot --direction up --restart\`, docs/operations.md)`,
+        );
+      } else if (existing.rowCount === 0) {
         await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
         done.push(`created replication slot "${slot}" (pgoutput); changes from now on are kept until HQ applied them`);
       } else if (existing.rows[0]?.plugin !== 'pgoutput') {

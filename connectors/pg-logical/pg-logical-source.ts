@@ -6,7 +6,7 @@ import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
 import { SlotPosition } from '../../src/core/slot-position.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
-import { clientConfig, connect, connectionError, describeUrl, isConnectionError, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
+import { clientConfig, connect, connectionError, describeUrl, endClient, isConnectionError, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
 import { decodeRowMessage, type RelationShape } from './row-decoder.js';
@@ -20,6 +20,8 @@ export interface PgLogicalSourceOptions {
   readonly logger: Logger;
   readonly statusIntervalMs?: number;
   readonly silenceTimeoutMs?: number;
+  /** The load that repairs an invalidated slot (BL-S003), e.g. `branchline snapshot --store S001 --direction up --restart`. */
+  readonly reloadCommand?: string;
   /** Messages buffered before the socket is paused (bounds memory for any transaction size). */
   readonly highWaterMark?: number;
   /**
@@ -78,7 +80,7 @@ export class PgLogicalSource implements Source<SlotPosition> {
         throw new BranchlineError({
           code: 'BL-S003',
           message: `the replication slot "${slot}" at the ${role} database was invalidated (${row.reason ?? 'wal_removed'}): the store removed WAL branchline had not applied yet, so HQ cannot be brought in step from the slot.`,
-          hint: 'Re-create the slot (`branchline uninstall` then `install` for this store) and run an initial load of the store\'s tables into HQ; consider raising max_slot_wal_keep_size.',
+          hint: invalidatedHint(this.options),
         });
       if (row.plugin !== 'pgoutput')
         throw new BranchlineError({
@@ -203,9 +205,7 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
       this.settle({ done: true, value: undefined });
     }
     // end() waits for the server to finish the copy; a broken link must not hang us.
-    const conn = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
-    await Promise.race([this.client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
-    conn?.stream?.destroy();
+    await endClient(this.client);
   }
 
   poll(): SourceMessage<SlotPosition> | undefined {
@@ -370,6 +370,16 @@ function micros(us: bigint | BigInt): Date {
   return new Date(Number((us as bigint) / 1000n));
 }
 
+/** What to do about an invalidated slot (BL-S003): a new slot, and the store's tables loaded into HQ again. */
+function invalidatedHint(options: PgLogicalSourceOptions): string {
+  const load = options.reloadCommand ?? 'branchline snapshot --store S --direction up --restart';
+  const install = load.replace(/^branchline snapshot (--store \S+).*$/, 'branchline install $1');
+  return (
+    `The pipeline is halted and applies nothing until then: re-create the slot with \`${install}\`, delete the store's rows from the up mappings' target tables at HQ (its totals too), ` +
+    `and load them again with \`${load}\`; it carries on by itself once the load is done (docs/operations.md, "A store's slot was invalidated"). Raise max_slot_wal_keep_size so the next outage fits.`
+  );
+}
+
 function mapStreamError(e: unknown, options: PgLogicalSourceOptions): unknown {
   if (e instanceof BranchlineError) return e;
   const err = e as { code?: string; message?: string };
@@ -390,7 +400,7 @@ function mapStreamError(e: unknown, options: PgLogicalSourceOptions): unknown {
     );
   if (err?.code === '55000' && /invalidated|wal_removed|can no longer/i.test(err.message ?? ''))
     return new BranchlineError(
-      { code: 'BL-S003', message: `the replication slot "${options.slot}" at the ${options.role} database can no longer be read: ${err.message}.`, hint: 'Re-create the slot and run an initial load of the store into HQ.' },
+      { code: 'BL-S003', message: `the replication slot "${options.slot}" at the ${options.role} database can no longer be read: ${err.message}.`, hint: invalidatedHint(options) },
       { cause: e },
     );
   if (isConnectionError(e)) return connectionError(e, options.url, options.role);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { wakeableSleep } from '../../src/core/wakeable-sleep.js';
 import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
 import type { ChangeTableReaderOptions, Source, SourceStream } from '../../src/core/source.js';
-import { connect, connectionError, isConnectionError } from '../../src/db/connect.js';
+import { connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../../src/db/connect.js';
 import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, relevantRows, rowsSql, txnsSql, type RouteFilterSpec } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
@@ -77,8 +77,9 @@ export class PgTriggerSource implements Source<XidPosition> {
   constructor(private readonly options: PgTriggerSourceOptions) {}
 
   async open(after: XidPosition | null): Promise<SourceStream<XidPosition>> {
-    const { url, role } = this.options;
-    const db = await connect(url, { role, applicationName: 'branchline-trigger-reader' }); // says BL-D001 itself
+    const { url, role, statementTimeoutMs } = this.options;
+    const deadline = statementTimeoutMs ? { statementTimeoutMs, readTimeoutMs: readDeadlineMs(statementTimeoutMs) } : {};
+    const db = await connect(url, { role, applicationName: 'branchline-trigger-reader', ...deadline }); // says BL-D001 itself
     let purgedBelow: bigint;
     try {
       await db.query(`LISTEN ${NOTIFY_CHANNEL}`);
@@ -159,7 +160,7 @@ class TriggerStream implements SourceStream<XidPosition> {
     if (ack !== null && this.options.reader && !this.closed) await this.db.query(ACK_SQL, [this.options.reader, ack.toString()]).catch(() => undefined);
     this.closed = true;
     this.wake?.();
-    await this.db.end().catch(() => undefined);
+    await endClient(this.db);
   }
 
   private table(schema: string, name: string): TableId {

@@ -329,6 +329,7 @@ export class Agent {
       rowFilter: downRowFilter(files.down, store.code),
       requireStart: true,
       reloadCommand: `\`branchline snapshot --store ${store.code}\``,
+      statementTimeoutMs: config.apply.statementTimeoutMs,
     });
     const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
     const catalog = this.storeDown.get(store.code)!;

@@ -9,7 +9,7 @@ import { reportFreshSql, upLagSeconds, upState, type UpReport } from './up-lag.j
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
   readonly store: string;
-  /** streaming | backoff | starting | stopped | not running | never ran */
+  /** streaming | backoff | starting | halted | stopped | not running | never ran */
   readonly state: string;
   readonly position: string | null;
   /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
@@ -132,7 +132,8 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       const agentState = upState(report, p !== undefined);
       const now = new Date(hqNow.getTime() + (Date.now() - sinceHqNow));
       let lagSeconds = upLagSeconds(report, now);
-      if (lagSeconds === null && lagBytes === 0) lagSeconds = 0;
+      // (A halted pipeline is never in step, whatever its lost slot still says.)
+      if (lagSeconds === null && lagBytes === 0 && agentState !== 'halted') lagSeconds = 0;
       if (lagSeconds === null && p?.source_commit_time && lagBytes !== null && lagBytes > 0)
         lagSeconds = Math.max(0, (now.getTime() - p.source_commit_time.getTime()) / 1000);
       return {

@@ -97,6 +97,7 @@ function logicalCapture(store: StoreConfig): StoreCapture<SlotPosition> {
         logger,
         statusIntervalMs: config.source.statusIntervalMs,
         silenceTimeoutMs: config.source.silenceTimeoutMs,
+        reloadCommand: `branchline snapshot --store ${store.code} --direction up --restart`,
         // Keep decoding while HQ applies a chunk: room for two.
         highWaterMark: Math.max(5_000, config.batch.chunkRows * 2),
       }),
@@ -134,6 +135,7 @@ function changeTableReader(store: StoreConfig, config: Config, logger: Logger, r
     reader: upReaderName(store),
     skipOrigin: DOWN_ORIGIN,
     reloadCommand,
+    statementTimeoutMs: config.apply.statementTimeoutMs,
   };
 }
 

@@ -15,7 +15,7 @@ export function reportFreshSql(column: string): string {
 
 /** An agent's last report of an up pipeline, as read at HQ. */
 export interface UpReport {
-  /** starting | streaming | backoff | stopped | failed */
+  /** starting | streaming | backoff | halted | stopped | failed */
   readonly state: string;
   /** Reported within REPORT_FRESH_SECONDS. */
   readonly fresh: boolean;

@@ -4,7 +4,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { BranchlineError, describeProblem } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { connect, connectionError, isConnectionError } from '../db/connect.js';
+import { connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../db/connect.js';
 import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
@@ -72,6 +72,8 @@ export interface ChunkExtras {
 
 /** Advisory lock namespace for pipelines (the first int of the two-int form). */
 const LOCK_CLASS = 0x42_4c_01; // "BL" 1
+/** Each pipeline's last session at each target in this process (`pid@backend_start`): a lock still held by it is our own hung connection. */
+const OWN_SESSIONS = new Map<string, string>();
 
 /**
  * Applies batches to a PostgreSQL target (HQ) in one transaction each,
@@ -103,10 +105,11 @@ export class PgSink {
       role,
       applicationName: `branchline-${pipeline.name}`,
       statementTimeoutMs,
+      // The server answers every statement within its timeout, if only with a cancel: past that the link hangs.
+      readTimeoutMs: readDeadlineMs(statementTimeoutMs),
     });
     try {
-      const lock = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok`, [LOCK_CLASS, pipeline.name]);
-      if (!lock.rows[0]?.ok)
+      if (!(await this.tryLock(client)))
         throw new BranchlineError({
           code: 'BL-A002',
           message: `another agent is already applying pipeline ${pipeline.name} at ${role}.`,
@@ -120,6 +123,46 @@ export class PgSink {
       throw this.mapError(e);
     }
     this.client = client;
+  }
+
+  /**
+   * The pipeline's lock. Held by this process' own former session (its
+   * backend pid remembered), it is a connection that hung without a reset
+   * (BL-S010) and that the server still serves: that backend is terminated
+   * and the lock taken. Any other holder is another agent (BL-A002).
+   */
+  private async tryLock(client: pg.Client): Promise<boolean> {
+    const { url, pipeline } = this.options;
+    const key = `${url}\u0000${pipeline.name}`;
+    // The session is named by pid and start time: a pid alone may since belong to another agent's session.
+    const take = async () =>
+      (
+        await client.query<{ ok: boolean; session: string }>(
+          `SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok, pg_backend_pid() || '@' || (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS session`,
+          [LOCK_CLASS, pipeline.name],
+        )
+      ).rows[0]!;
+    let lock = await take();
+    const former = OWN_SESSIONS.get(key);
+    if (!lock.ok && former !== undefined) {
+      const holder = await client.query<{ pid: number; session: string }>(
+        `SELECT l.pid, l.pid || '@' || a.backend_start AS session FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = $1::bigint::oid AND l.objid = (hashtext($2)::bigint & 4294967295)::oid AND l.objsubid = 2`,
+        [LOCK_CLASS, pipeline.name],
+      );
+      const stale = holder.rows[0];
+      if (stale?.session === former) {
+        this.options.logger.warn('the pipeline\'s lock is held by this agent\'s former connection, which hung: terminating that session', { pid: stale.pid });
+        await client.query(`SELECT pg_terminate_backend($1)`, [stale.pid]);
+        for (let i = 0; i < 25 && !lock.ok; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          lock = await take();
+        }
+      }
+    }
+    if (lock.ok) OWN_SESSIONS.set(key, lock.session);
+    return lock.ok;
   }
 
   private async ensureInstalled(client: pg.Client): Promise<void> {
@@ -581,7 +624,28 @@ export class PgSink {
     this.client = null;
     this.inFlight = null;
     this.inTransaction = false;
-    if (c) await c.end().catch(() => undefined);
+    if (c) await endClient(c);
+  }
+
+  /**
+   * A halted pipeline's report (pipeline/halt.ts): without the pipeline's
+   * lock (the fix, an initial load, takes it), records `halted` with its
+   * error and reads the stored position and whether a load is copying.
+   */
+  async reportHalted(error: { code: string; message: string } | null): Promise<{ position: string | null; loading: boolean }> {
+    const { url, role, pipeline } = this.options;
+    this.client = await connect(url, { role, applicationName: `branchline-${pipeline.name}`, connectTimeoutMs: 5_000 });
+    try {
+      await this.reportStatus('halted', { error });
+      const r = await this.client.query<{ position: string | null; loading: boolean }>(
+        `SELECT (SELECT position FROM branchline.pipelines WHERE pipeline = $1) AS position,
+                EXISTS (SELECT 1 FROM branchline.initial_loads WHERE pipeline = $1 AND status = 'copying') AS loading`,
+        [pipeline.name],
+      );
+      return r.rows[0]!;
+    } finally {
+      await this.close();
+    }
   }
 
   /** Report runtime status outside any batch (best effort: HQ may be the thing that is down). */

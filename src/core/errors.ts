@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   'BL-S007': 'an initial load of the store has not been done or did not finish',
   'BL-S008': 'an initial load into HQ would add to what HQ already holds of the store (aggregates counted twice)',
   'BL-S009': 'an interrupted initial load into HQ cannot be finished exactly (the store changed a table an aggregate sums)',
+  'BL-S010': 'a database stopped answering on an open connection (no reply within the deadline, no reset)',
   // apply (BL-A)
   'BL-A001': 'HQ rejected a batch',
   'BL-A002': 'another agent is already running this pipeline',

@@ -56,6 +56,8 @@ export interface ChangeTableReaderOptions {
   readonly skipOrigin?: string | null;
   /** How to name the fix in BL-S006 (and BL-S007), e.g. `branchline snapshot --store S001`. */
   readonly reloadCommand?: string;
+  /** The reads' statement_timeout (apply.statement_timeout_ms); a read with no answer 10 s past it drops the connection (BL-S010) and the pipeline reconnects. None: no timeout. */
+  readonly statementTimeoutMs?: number;
 }
 
 /** What `install` prepares at a source and `uninstall` removes. */

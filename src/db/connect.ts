@@ -8,6 +8,14 @@ export interface ConnectOptions {
   readonly applicationName?: string;
   readonly connectTimeoutMs?: number;
   readonly statementTimeoutMs?: number;
+  /**
+   * Client-side deadline for every query's answer: past it the query fails
+   * with BL-S010 and the connection is dropped (destroyed, no goodbye). What
+   * a connection that hangs without a reset needs (a firewall that drops
+   * packets, a dead link): TCP keepalives do not fire while a request waits
+   * for its answer, and retransmissions take minutes to give up.
+   */
+  readonly readTimeoutMs?: number;
   readonly replication?: boolean;
 }
 
@@ -41,6 +49,7 @@ export function clientConfig(url: string, options: ConnectOptions): pg.ClientCon
     options: SESSION_OPTIONS,
   };
   if (options.statementTimeoutMs) cfg.statement_timeout = options.statementTimeoutMs;
+  if (options.readTimeoutMs) cfg.query_timeout = options.readTimeoutMs;
   if (options.replication) cfg.replication = 'database';
   return cfg;
 }
@@ -56,7 +65,54 @@ export async function connect(url: string, options: ConnectOptions): Promise<pg.
     await client.end().catch(() => undefined);
     throw connectionError(e, url, options.role);
   }
+  if (options.readTimeoutMs) dropOnReadTimeout(client);
   return client;
+}
+
+const READ_TIMEOUT = /Query read timeout/;
+
+/** How long after its statement_timeout a statement's answer may come before the link counts as hung (BL-S010). */
+const READ_GRACE_MS = 10_000;
+
+/** The read deadline of a connection whose statements time out at the server after `statementTimeoutMs`. */
+export function readDeadlineMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + READ_GRACE_MS;
+}
+
+/**
+ * node-postgres answers a query past `query_timeout` with an error but
+ * keeps the connection, whose next queries would wait behind the one that
+ * never got an answer: destroy it instead, so everything after fails at
+ * once and the caller reconnects.
+ */
+function dropOnReadTimeout(client: pg.Client): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (result instanceof Promise)
+      result.catch((e: unknown) => {
+        if (READ_TIMEOUT.test((e as Error)?.message ?? '')) destroyClient(client);
+      });
+    return result;
+  };
+}
+
+function destroyClient(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/** Ends a client, or destroys its connection when the server does not see it off within `ms` (a hung link would keep `end()` waiting). */
+export async function endClient(client: pg.Client, ms = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.end().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  if (!ended) destroyClient(client);
 }
 
 export function newPool(url: string, options: ConnectOptions & { max?: number }): pg.Pool {
@@ -72,7 +128,7 @@ export function isConnectionError(e: unknown): boolean {
   if (!err) return false;
   if (err.code && UNREACHABLE.has(err.code)) return true;
   if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true; // connection exception, admin shutdown, crash shutdown, cannot connect now
-  return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error|not queryable|socket hang up/i.test(
+  return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error|not queryable|socket hang up|Query read timeout/i.test(
     err.message ?? '',
   );
 }
@@ -84,6 +140,16 @@ export function connectionError(e: unknown, url: string, role: string): Branchli
   if (err?.code === '28P01' || err?.code === '28000') {
     return new BranchlineError(
       { code: 'BL-D002', message: `the ${where} refused the user name or password.`, hint: 'Check the user and password in the URL (or the environment variable that holds it).' },
+      { cause: e },
+    );
+  }
+  if (READ_TIMEOUT.test(err?.message ?? '')) {
+    return new BranchlineError(
+      {
+        code: 'BL-S010',
+        message: `the ${where} stopped answering: a query got no reply within its deadline, and the connection was not reset (a firewall dropping packets, a dead link, a stalled server).`,
+        hint: 'branchline dropped that connection and reconnects on its own. If it keeps happening, check the link; if big batches need longer, raise apply.statement_timeout_ms (the deadline is it plus 10 s).',
+      },
       { cause: e },
     );
   }

@@ -4,7 +4,7 @@ import { METRIC } from './names.js';
 export type Direction = 'up' | 'down';
 export const DIRECTIONS: readonly Direction[] = ['up', 'down'];
 /** `none`: this agent runs no such pipeline (yet: e.g. no down mappings, or HQ not reached). The rest are the pipeline's states. */
-export const PIPELINE_STATES = ['none', 'starting', 'streaming', 'backoff', 'stopped'] as const;
+export const PIPELINE_STATES = ['none', 'starting', 'streaming', 'backoff', 'halted', 'stopped'] as const;
 export type MetricsPipelineState = (typeof PIPELINE_STATES)[number];
 
 /** What one pipeline reports, per source transaction or per batch (never per row). */
@@ -126,7 +126,7 @@ export function createPipelineMetrics(registry: client.Registry, stores: readonl
         parked: (n) => c.parked.inc(n),
         state(s) {
           if (s === current) return;
-          if (s === 'backoff') errors.inc(l);
+          if (s === 'backoff' || s === 'halted') errors.inc(l);
           state.set({ ...l, state: current }, 0);
           state.set({ ...l, state: s }, 1);
           current = s;

@@ -10,6 +10,7 @@ import { formatTable } from '../core/change.js';
 import { ApplyRejected, type PgSink, type PipelineIdentity } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
 import { Backoff } from './backoff.js';
+import { haltsPipeline, waitWhileHalted } from './halt.js';
 import { behindReason, ParkedRows, parkRecord, rowKeyText, type ChangeOrigin, type MappedChange, type ParkRecord } from './parking.js';
 import type { ApplyGate } from './apply-gate.js';
 import { Scheduler } from '../schedule/scheduler.js';
@@ -33,7 +34,8 @@ export interface BatchSettings {
   readonly chunkRows: number;
 }
 
-export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'stopped';
+/** `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. */
+export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped';
 
 export interface PipelineSnapshot {
   readonly state: PipelineState;
@@ -196,8 +198,14 @@ export class Pipeline<P> {
       } catch (e) {
         if (signal.aborted) break;
         if (Date.now() - startedAt > 60_000) backoff.reset();
-        const delay = backoff.next();
         this.recordError(e);
+        if (haltsPipeline(e)) {
+          this.setState('halted', e);
+          await waitWhileHalted({ error: e, since: this.position, sink: this.options.sink, intervalMs: Math.min(this.options.retry.maxMs, HALT_REPORT_MS), logger: log, signal });
+          backoff.reset();
+          continue;
+        }
+        const delay = backoff.next();
         const level = isBranchlineError(e) ? 'warn' : 'error';
         log.log(level, 'pipeline session ended; retrying', {
           code: isBranchlineError(e) ? e.code : undefined,
@@ -604,6 +612,9 @@ function errorReport(e: unknown): { code: string; message: string } {
   if (isBranchlineError(e)) return { code: e.code, message: describeProblem(e.problem) };
   return { code: 'internal', message: (e as Error)?.message ?? String(e) };
 }
+
+/** A halted pipeline reports itself (and looks for a new position) at least this often: as often as a running one reports. */
+const HALT_REPORT_MS = 5_000;
 
 const TIMEOUT = Symbol('timeout');
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { EmbeddedServer } from '../../src/embedded/pg-server.js';
 
@@ -90,4 +91,19 @@ function uniqueName(prefix: string): string {
 /** Why a test that needs to stop servers cannot run here (printed, never silent). */
 export function cannotControl(server: TestServer): string | false {
   return server.controllable ? false : 'needs to stop and restart PostgreSQL, which it cannot do to the server in BRANCHLINE_TEST_PG_URL';
+}
+
+/**
+ * HQ's server and the stores' for the tests of a describe block: started
+ * before them, removed after. `stores` settings, e.g. `{ max_slot_wal_keep_size: '1MB' }`.
+ */
+export function serversForTests(options: { readonly stores?: Record<string, string | number> } = {}): { readonly hq: TestServer; readonly stores: TestServer } {
+  const servers = {} as { hq: TestServer; stores: TestServer };
+  before(async () => {
+    [servers.hq, servers.stores] = await Promise.all([startTestServer('hq'), startTestServer('stores', options.stores)]);
+  });
+  after(async () => {
+    await Promise.all([servers.hq?.dispose(), servers.stores?.dispose()]);
+  });
+  return servers;
 }
