@@ -74,6 +74,8 @@ export interface ChunkExtras {
 const LOCK_CLASS = 0x42_4c_01; // "BL" 1
 /** Each pipeline's last session at each target in this process (`pid@backend_start`): a lock still held by it is our own hung connection. */
 const OWN_SESSIONS = new Map<string, string>();
+/** Sessions a sink of this process holds open now: never "our hung connection", whatever OWN_SESSIONS says (two sinks of one pipeline in one process, e.g. `reconcile --fix` beside a held sink). */
+const LIVE_SESSIONS = new Set<string>();
 
 /**
  * Applies batches to a PostgreSQL target (HQ) in one transaction each,
@@ -94,6 +96,8 @@ export class PgSink {
   /** Changes parked in the open transaction (counted with the position). */
   private parkedInTransaction = 0;
   private inFlight: Promise<void> | null = null;
+  /** The session holding the pipeline's lock (`pid@backend_start`), while connected. */
+  private session: string | null = null;
 
   constructor(private readonly options: PgSinkOptions) {
     options.targetOrder.forEach((t, i) => this.ranks.set(`${t.schema}.${t.table}`, i));
@@ -152,7 +156,7 @@ export class PgSink {
         [LOCK_CLASS, pipeline.name],
       );
       const stale = holder.rows[0];
-      if (stale?.session === former) {
+      if (stale?.session === former && !LIVE_SESSIONS.has(former)) {
         this.options.logger.warn('the pipeline\'s lock is held by this agent\'s former connection, which hung: terminating that session', { pid: stale.pid });
         await client.query(`SELECT pg_terminate_backend($1)`, [stale.pid]);
         for (let i = 0; i < 25 && !lock.ok; i++) {
@@ -161,7 +165,11 @@ export class PgSink {
         }
       }
     }
-    if (lock.ok) OWN_SESSIONS.set(key, lock.session);
+    if (lock.ok) {
+      OWN_SESSIONS.set(key, lock.session);
+      LIVE_SESSIONS.add(lock.session);
+      this.session = lock.session;
+    }
     return lock.ok;
   }
 
@@ -622,6 +630,9 @@ export class PgSink {
   async close(): Promise<void> {
     const c = this.client;
     this.client = null;
+    // Closed by us: if the server still holds it (the link hung), the next session may take it over.
+    if (this.session !== null) LIVE_SESSIONS.delete(this.session);
+    this.session = null;
     this.inFlight = null;
     this.inTransaction = false;
     if (c) await endClient(c);
