@@ -115,7 +115,7 @@ export class EmbeddedServer {
   private async fromTemplate(folder: string): Promise<void> {
     const ready = path.join(folder, 'data');
     if (!(await exists(path.join(ready, 'PG_VERSION')))) {
-      await mkdirP(folder);
+      await mkdir(folder, { recursive: true, mode: 0o755 });
       await chmod(folder, 0o755);
       const building = await mkdtemp(path.join(folder, 'building-'));
       await chmod(building, 0o755);
@@ -229,10 +229,6 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function mkdirP(p: string): Promise<void> {
-  await mkdir(p, { recursive: true, mode: 0o755 });
 }
 
 function run(cmd: string, args: readonly string[]): Promise<void> {

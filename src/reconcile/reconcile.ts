@@ -20,6 +20,7 @@ import { ExpectedTable } from './table-diff.js';
 import { ExpectedTotals } from './aggregate-diff.js';
 import { effectiveInstant, StoreZone } from '../schedule/effective-time.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
+import { readClock } from '../doctor/clock.js';
 import { hashedDiff, type HashedSide } from './hashed-diff.js';
 import { removeExtra, resend, softMark } from './repair.js';
 
@@ -268,7 +269,7 @@ async function reconcileSide(s: SideRun): Promise<TableReconciliation[]> {
     const chosen = new Set(s.chosen.map(tableKey));
     const mappings = s.mappings.mappings.filter((m) => chosen.has(tableKey(m.source)));
     const total = await reader.estimate(s.chosen);
-    const storeNowMs = direction === 'down' && mappings.some((m) => m.effectiveAt) ? await clockOf(target) : null;
+    const storeNowMs = direction === 'down' && mappings.some((m) => m.effectiveAt) ? (await readClock(target!)).serverAt : null;
     const runOf = (m: CompiledMapping): MappingRun => {
       const srcInfo = s.sourceCatalog.get(tableKey(m.source));
       const tgtInfo = s.targetCatalog.get(tableKey(m.target));
@@ -330,12 +331,6 @@ const NOT_COMPARED = {
   removed: 0,
   isolation: null,
 } as const;
-
-/** A database's clock (clock_timestamp()), in ms since 1970: the store decides what is due by it. */
-async function clockOf(db: pg.Client): Promise<number> {
-  const r = await db.query<{ ms: string }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8::text AS ms`);
-  return Number(r.rows[0]!.ms);
-}
 
 /** The sink --fix writes with: the pipeline's own lock, so a running agent's pipeline is refused (stop it first). */
 async function openSink(s: SideRun): Promise<PgSink> {
