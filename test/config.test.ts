@@ -65,7 +65,7 @@ describe('config: defaults', () => {
       ],
       mappingsDir: path.join(dir, 'maps'),
       batch: { maxRows: 20_000, maxDelayMs: 500, idleMs: 0, chunkRows: 5_000 },
-      apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' },
+      apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin', copyMinRows: 100 },
       retry: { initialMs: 500, maxMs: 30_000 },
       source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 200, purgeIntervalS: 60 },
       down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' },
@@ -110,6 +110,7 @@ apply:
   concurrency: 2
   statement_timeout_ms: 1000
   session_replication_role: replica
+  copy_min_rows: 250
 retry:
   initial_ms: 10
   max_ms: 100
@@ -178,7 +179,7 @@ labels:
     });
     assert.equal(config.mappingsDir, path.join(dir, 'etc', 'maps2'));
     assert.deepEqual(config.batch, { maxRows: 10, maxDelayMs: 0, idleMs: 7, chunkRows: 3 });
-    assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica' });
+    assert.deepEqual(config.apply, { concurrency: 2, statementTimeoutMs: 1000, sessionReplicationRole: 'replica', copyMinRows: 250 });
     assert.deepEqual(config.retry, { initialMs: 10, maxMs: 100 });
     assert.deepEqual(config.source, { statusIntervalMs: 100, silenceTimeoutMs: 1000, pollMs: 300, purgeIntervalS: 9 });
     assert.deepEqual(config.down, { pollMs: 250, retentionHours: 0.5, purgeIntervalS: 7, initialLoad: 'manual' });

@@ -38,7 +38,10 @@ function changes(msgs: SourceMessage<SlotPosition>[]) {
   return msgs.flatMap((m) => {
     if (m.kind !== 'change') return [];
     const c = m.change as unknown as Record<string, unknown>;
-    const out: Record<string, unknown> = { ...c };
+    // An insert keeps its row as bytes (TupleInsert: `after` is built from `tuple` when read); compared by its values.
+    const { tuple, ...own } = c;
+    if (c['op'] === 'insert') assert.ok(tuple !== undefined, 'an insert carries its row as bytes (TupleRow)');
+    const out: Record<string, unknown> = { ...own };
     if (c['after']) out['after'] = { ...(c['after'] as object) };
     if (c['before']) out['before'] = { ...(c['before'] as object) };
     return [out as unknown as typeof m.change];

@@ -1,25 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeRowMessage, type RelationShape } from '../connectors/pg-logical/row-decoder.js';
+import { tupleData } from './support/pgoutput.js';
 
-/** Builds pgoutput messages byte by byte, as the walsender sends them (protocol 1, text). */
-type Value = string | null | 'UNCHANGED';
-function tuple(values: Value[]): Buffer {
-  const parts: Buffer[] = [Buffer.from([0, 0])];
-  parts[0]!.writeInt16BE(values.length);
-  for (const v of values) {
-    if (v === null) parts.push(Buffer.from('n'));
-    else if (v === 'UNCHANGED') parts.push(Buffer.from('u'));
-    else {
-      const bytes = Buffer.from(v, 'utf8');
-      const head = Buffer.alloc(5);
-      head.write('t');
-      head.writeInt32BE(bytes.length, 1);
-      parts.push(head, bytes);
-    }
-  }
-  return Buffer.concat(parts);
-}
+/** pgoutput messages byte by byte, as the walsender sends them (protocol 1, text). */
+const tuple = tupleData;
 function msg(tag: string, relid: number, ...rest: (string | Buffer)[]): Buffer {
   const head = Buffer.alloc(5);
   head.write(tag);

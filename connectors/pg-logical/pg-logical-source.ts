@@ -10,6 +10,7 @@ import { clientConfig, connect, connectionError, describeUrl, endClient, isConne
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
 import { decodeRowMessage, type RelationShape } from './row-decoder.js';
+import { TupleArena } from '../../src/core/tuple-row.js';
 
 export interface PgLogicalSourceOptions {
   readonly url: string;
@@ -150,6 +151,8 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
   private readonly lowWater: number;
   private readonly relations = new Map<number, TableId>();
   private readonly shapes = new Map<number, RelationShape>();
+  /** Where inserts keep their rows as bytes (see TupleRow). */
+  private readonly arena = new TupleArena();
 
   constructor(
     private readonly client: pg.Client,
@@ -281,12 +284,21 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
     if (tag === 0x49 /* I */ || tag === 0x55 /* U */ || tag === 0x44 /* D */) {
       if (this.skipping) return;
       try {
-        const change = decodeRowMessage(payload, this.shapes)!;
+        const change = decodeRowMessage(payload, this.shapes, this.arena)!;
         if (this.skippingLoaded && change.op !== 'truncate' && this.after!.loaded(tableKey(change.table))) return;
         this.pushChange(change);
       } catch (e) {
         this.fail(e);
       }
+      return;
+    }
+    // Begin and Commit come with every transaction: read here, without the library's BigInt parsing.
+    if (tag === 0x42 /* B */ && payload.length >= 21) {
+      this.onBegin(Lsn.read(payload, 1), pgTime(payload, 9), payload.readUInt32BE(17));
+      return;
+    }
+    if (tag === 0x43 /* C */ && payload.length >= 26) {
+      this.onCommit(Lsn.read(payload, 10), pgTime(payload, 18));
       return;
     }
     let msg: Pgoutput.Message;
@@ -297,27 +309,9 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
       return;
     }
     switch (msg.tag) {
-      case 'begin': {
-        this.inTransaction = true;
-        // Redelivered: committed at or before the position HQ already holds.
-        // `commitLsn` is where the commit record starts; our position is
-        // where the last applied one ended.
-        // Or, right after an initial load into HQ, already in its copy: the
-        // load's snapshot saw this transaction committed (decided by xid).
-        const commitStart = msg.commitLsn ? Lsn.parse(msg.commitLsn) : null;
-        this.commitStart = commitStart;
-        const after = this.after;
-        const inCopy = after !== null && commitStart !== null ? after.inCopy(msg.xid, commitStart) : 'none';
-        this.skipping = (after !== null && commitStart !== null && commitStart.isBefore(after.lsn)) || inCopy === 'all';
-        this.skippingLoaded = inCopy === 'loaded tables';
-        if (!this.skipping)
-          this.push(
-            commitStart
-              ? { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime), commitPosition: SlotPosition.at(commitStart) }
-              : { kind: 'begin', xid: msg.xid, commitTime: micros(msg.commitTime) },
-          );
+      case 'begin':
+        this.onBegin(msg.commitLsn ? Lsn.parse(msg.commitLsn) : null, micros(msg.commitTime), msg.xid);
         return;
-      }
       case 'origin':
         return; // only local transactions are sent (origin 'none')
       case 'relation': {
@@ -339,22 +333,39 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
         return;
       }
       case 'commit':
-        this.inTransaction = false;
-        this.skippingLoaded = false;
-        if (this.skipping) {
-          this.skipping = false;
-          return;
-        }
-        {
-          const end = Lsn.parse(msg.commitEndLsn!);
-          const position = this.current ? this.current.afterCommit(this.commitStart ?? end, end) : SlotPosition.at(end);
-          this.current = position;
-          this.push({ kind: 'commit', position, commitTime: micros(msg.commitTime) });
-        }
+        this.onCommit(Lsn.parse(msg.commitEndLsn!), micros(msg.commitTime));
         return;
       default:
         return; // type, message: nothing to replicate
     }
+  }
+
+  private onBegin(commitStart: Lsn | null, commitTime: Date, xid: number): void {
+    this.inTransaction = true;
+    // Redelivered: committed at or before the position HQ already holds.
+    // `commitStart` is where the commit record starts; our position is
+    // where the last applied one ended.
+    // Or, right after an initial load into HQ, already in its copy: the
+    // load's snapshot saw this transaction committed (decided by xid).
+    this.commitStart = commitStart;
+    const after = this.after;
+    const inCopy = after !== null && commitStart !== null ? after.inCopy(xid, commitStart) : 'none';
+    this.skipping = (after !== null && commitStart !== null && commitStart.isBefore(after.lsn)) || inCopy === 'all';
+    this.skippingLoaded = inCopy === 'loaded tables';
+    if (!this.skipping)
+      this.push(commitStart ? { kind: 'begin', xid, commitTime, commitPosition: SlotPosition.at(commitStart) } : { kind: 'begin', xid, commitTime });
+  }
+
+  private onCommit(end: Lsn, commitTime: Date): void {
+    this.inTransaction = false;
+    this.skippingLoaded = false;
+    if (this.skipping) {
+      this.skipping = false;
+      return;
+    }
+    const position = this.current ? this.current.afterCommit(this.commitStart ?? end, end) : SlotPosition.at(end);
+    this.current = position;
+    this.push({ kind: 'commit', position, commitTime });
   }
 
   private pushChange(change: RowChange): void {
@@ -364,6 +375,12 @@ class PgLogicalStream implements SourceStream<SlotPosition> {
   private table(relation: Pgoutput.MessageRelation): TableId {
     return this.relations.get(relation.relationOid) ?? { schema: relation.schema, table: relation.name };
   }
+}
+
+/** A pgoutput timestamp (Int64 microseconds since 2000-01-01) at `offset`, to the millisecond, without BigInt. */
+function pgTime(buf: Buffer, offset: number): Date {
+  const us = buf.readInt32BE(offset) * 4_294_967_296 + buf.readUInt32BE(offset + 4);
+  return new Date(Math.floor(us / 1000) + 946_684_800_000);
 }
 
 function micros(us: bigint | BigInt): Date {

@@ -1,4 +1,5 @@
-import type { RowChange, RowValues, TableId } from '../../src/core/change.js';
+import { TupleInsert, type RowChange, type RowValues, type TableId } from '../../src/core/change.js';
+import { TupleRow, type TupleArena } from '../../src/core/tuple-row.js';
 
 /** What the decoder needs of a relation (from pgoutput's Relation message). */
 export interface RelationShape {
@@ -17,8 +18,13 @@ export interface RelationShape {
  * without a prototype (dictionary objects that are slow to fill and read).
  * Returns null for any other message, which the caller hands to the
  * library. Throws on a relation it has not seen (a protocol error).
+ *
+ * With `tuples`, an insert keeps its new row as bytes, copied into that
+ * arena (a TupleInsert over a TupleRow): nothing is decoded until something
+ * reads `after`, and a plain mapping copies the bytes to HQ without ever
+ * making strings of them.
  */
-export function decodeRowMessage(payload: Buffer, relations: ReadonlyMap<number, RelationShape>): RowChange | null {
+export function decodeRowMessage(payload: Buffer, relations: ReadonlyMap<number, RelationShape>, tuples: TupleArena | null = null): RowChange | null {
   const tag = payload[0];
   if (tag !== 0x49 /* I */ && tag !== 0x55 /* U */ && tag !== 0x44 /* D */) return null;
   const relid = payload.readUInt32BE(1);
@@ -27,6 +33,10 @@ export function decodeRowMessage(payload: Buffer, relations: ReadonlyMap<number,
   const cursor = { at: 5 };
   if (tag === 0x49) {
     expect(payload, cursor, 0x4e /* N */);
+    if (tuples !== null) {
+      const row = TupleRow.copy(payload, cursor.at, rel.columns, tuples);
+      if (row !== null) return new TupleInsert(rel.table, row);
+    }
     return { op: 'insert', table: rel.table, after: readTuple(payload, cursor, rel, null, false) };
   }
   if (tag === 0x44) {

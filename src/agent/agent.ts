@@ -248,6 +248,7 @@ export class Agent {
           targetOrder: mappings.targetOrder,
           statementTimeoutMs: config.apply.statementTimeoutMs,
           sessionReplicationRole: config.apply.sessionReplicationRole,
+          copyMinRows: config.apply.copyMinRows,
           associations,
           // HQ's change log records whose changes these are: they go down to the other stores, not back to this one.
           origin: { name: store.code },

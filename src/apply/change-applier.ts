@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { runStatement } from './run-statement.js';
 import { AssociationResolver, type KeyTranslator } from '../associate/resolver.js';
 import type { TargetOp } from '../core/target-op.js';
 import { behindReason, missingReason, ParkedRows, type ParkReason } from '../pipeline/parking.js';
@@ -61,8 +62,8 @@ export class ChangeApplier {
       let rows = 0;
       let notInserted = 0;
       for (const st of statements) {
-        const res = await db.query(st.sql, st.params);
-        if (st.kind === 'insert-missing') notInserted += st.rows - (res.rowCount ?? 0);
+        const rowCount = await runStatement(db, st);
+        if (st.kind === 'insert-missing') notInserted += st.rows - rowCount;
         rows += st.rows;
       }
       await db.query('RELEASE SAVEPOINT branchline_change');

@@ -9,6 +9,7 @@ import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
 import { TableStatements } from './statements.js';
+import { runStatement } from './run-statement.js';
 import { AssociationResolver, type KeyTranslator } from '../associate/resolver.js';
 import { opRowKeys, parksJson, parkUnresolved, PARK_SQL } from './parked-chunk.js';
 import { changeFromJson, parkRecord, type ChangeOrigin, type MappedChange, type ParkRecord } from '../pipeline/parking.js';
@@ -57,6 +58,8 @@ export interface PgSinkOptions {
    * Default true.
    */
   readonly plainInserts?: boolean;
+  /** Rows a source inserted go by COPY when a statement holds at least this many (apply.copy_min_rows); undefined or 0: never. */
+  readonly copyMinRows?: number;
   readonly logger: Logger;
 }
 
@@ -307,6 +310,7 @@ export class PgSink {
       statements: (t) => this.statementsFor(t),
       rank: (t) => this.ranks.get(`${t.schema}.${t.table}`) ?? Number.MAX_SAFE_INTEGER,
       plainInserts: this.options.plainInserts ?? true,
+      ...(this.options.copyMinRows ? { copyMinRows: this.options.copyMinRows } : {}),
     });
     await this.drain();
     // One statement after the other (a chain, not pg's deprecated query
@@ -329,10 +333,10 @@ export class PgSink {
     let rows = 0;
     for (const st of statements) {
       chain = chain.then(() =>
-        db.query(st.sql, st.params).then(
-          (res) => {
+        runStatement(db, st).then(
+          (rowCount) => {
             // Rows HQ already held: an insert_only policy left them alone.
-            if (st.kind === 'insert-missing') this.ignoredInTransaction += st.rows - (res.rowCount ?? 0);
+            if (st.kind === 'insert-missing') this.ignoredInTransaction += st.rows - rowCount;
           },
           (e: unknown) => Promise.reject(this.mapError(e, st.table)),
         ),
@@ -465,7 +469,7 @@ export class PgSink {
         // A truncate: no change to park it with; a failure fails the batch.
         const { statements, ignored } = this.planExact(group);
         this.ignoredInTransaction += ignored;
-        for (const st of statements) await this.db.query(st.sql, st.params).catch((e: unknown) => Promise.reject(this.mapError(e, st.table)));
+        for (const st of statements) await runStatement(this.db, st).catch((e: unknown) => Promise.reject(this.mapError(e, st.table)));
         continue;
       }
       const keys = group.flatMap(opRowKeys);

@@ -1,11 +1,14 @@
-import type { TargetOp, TargetTable } from '../core/target-op.js';
+import { TupleUpsert, upsertWith, type TargetOp, type TargetTable } from '../core/target-op.js';
+import { CopyText } from './copy-rows.js';
 import { textArrayLiteral } from './array-literal.js';
 import type { TableStatements } from './statements.js';
 
 export interface PlannedStatement {
   readonly sql: string;
-  /** One text[] literal per column (see array-literal.ts), or scalars for delete-where. */
+  /** One text[] literal per column (see array-literal.ts), or scalars for delete-where; none for a COPY. */
   readonly params: unknown[];
+  /** A `COPY ... FROM STDIN` statement: its rows in COPY text format (see copy-rows.ts). */
+  readonly copy?: Buffer;
   /** Operations this statement carries (for counting). */
   readonly rows: number;
   readonly table: TargetTable;
@@ -49,11 +52,19 @@ export interface PlanContext {
    * INSERTs, because the target may hold them already. Default true.
    */
   readonly plainInserts?: boolean;
+  /**
+   * Rows a source inserted go to the target by `COPY ... FROM STDIN` when a
+   * statement holds at least this many (cheaper for the target than an
+   * INSERT of arrays, and from TupleRows the values are never strings).
+   * Undefined: never.
+   */
+  readonly copyMinRows?: number;
 }
 
 type Keyed = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' | 'update' | 'delete' }>;
 type Add = Extract<TargetOp, { kind: 'add' }>;
 type Row = Readonly<Record<string, string | null>>;
+type Written = Extract<TargetOp, { kind: 'upsert' | 'insert-missing' | 'update' }>;
 
 interface TableGroup {
   readonly target: TargetTable;
@@ -98,7 +109,7 @@ export function planChunk(ops: readonly TargetOp[], mode: PlanMode, ctx: PlanCon
           table: op.target,
           kind: 'update',
         });
-        out.push(rowsStatement(op.target, 'upsert', cols, [op.row], ctx));
+        out.push(rowsStatement(op.target, 'upsert', cols, [op], ctx));
       }
       if (op?.kind === 'delete-where') {
         const cols = Object.keys(op.where);
@@ -165,7 +176,7 @@ function combine(prev: Keyed, op: Exclude<Keyed, { kind: 'delete' }>): Keyed | n
     case 'upsert': {
       if (prev.kind === 'delete') {
         // After a delete that the collapse drops, the row may still be at the target: never a plain insert.
-        return op.fresh ? { ...op, fresh: false } : op;
+        return op.fresh ? upsertWith(op, false) : op;
       }
       if (prev.kind !== 'upsert') return null;
       // Later values win; earlier ones fill what the later change did not
@@ -174,7 +185,7 @@ function combine(prev: Keyed, op: Exclude<Keyed, { kind: 'delete' }>): Keyed | n
       const same = prev.columns !== undefined && prev.columns === op.columns;
       const fresh = prev.fresh === true;
       if (same && (op.fresh === true) === fresh) return op;
-      if (same) return { ...op, fresh };
+      if (same) return upsertWith(op, fresh);
       return { kind: 'upsert', target: op.target, key: op.key, row: { ...prev.row, ...op.row }, fresh };
     }
     case 'insert-missing':
@@ -205,7 +216,7 @@ function planGrouped(ops: readonly TargetOp[], ctx: PlanContext, out: PlannedSta
   }
   // Writes, parents first, one statement per kind and column set.
   for (const t of tables) {
-    type Group = { kind: 'insert' | 'upsert' | 'insert-missing' | 'update'; columns: readonly string[]; rows: Row[] };
+    type Group = { kind: 'insert' | 'upsert' | 'insert-missing' | 'update'; columns: readonly string[]; ops: Written[] };
     const groups = { insert: new Map<readonly string[] | string, Group>(), upsert: new Map(), 'insert-missing': new Map(), update: new Map() } as Record<
       Group['kind'],
       Map<readonly string[] | string, Group>
@@ -226,10 +237,10 @@ function planGrouped(ops: readonly TargetOp[], ctx: PlanContext, out: PlannedSta
       const byColumns = groups[kind];
       let g = byColumns.get(sig);
       if (!g) {
-        g = { kind, columns, rows: [] };
+        g = { kind, columns, ops: [] };
         byColumns.set(sig, g);
       }
-      g.rows.push(net.row);
+      g.ops.push(net);
     }
     // Equal column sets reached through different arrays are still one statement.
     for (const byColumns of Object.values(groups)) {
@@ -237,10 +248,10 @@ function planGrouped(ops: readonly TargetOp[], ctx: PlanContext, out: PlannedSta
       for (const g of byColumns.values()) {
         const k = g.columns.join(SEP);
         const m = merged.get(k);
-        if (m) m.rows.push(...g.rows);
+        if (m) for (const op of g.ops) m.ops.push(op);
         else merged.set(k, g);
       }
-      for (const g of merged.values()) out.push(rowsStatement(t.target, g.kind, g.columns, g.rows, ctx));
+      for (const g of merged.values()) out.push(rowsStatement(t.target, g.kind, g.columns, g.ops, ctx));
     }
   }
   // Aggregate additions, summed per key by the statement.
@@ -289,11 +300,16 @@ function rowsStatement(
   target: TargetTable,
   kind: 'insert' | 'upsert' | 'insert-missing' | 'update',
   columns: readonly string[],
-  rows: readonly Row[],
+  ops: readonly { readonly row: Row }[],
   ctx: PlanContext,
 ): PlannedStatement {
-  const params = columnParams(columns, rows);
   const statements = ctx.statements(target);
+  if (kind === 'insert' && ctx.copyMinRows !== undefined && ops.length >= ctx.copyMinRows && statements.copyAllowed) {
+    return { sql: statements.copy(columns), params: [], copy: copyRows(columns, ops), rows: ops.length, table: target, kind };
+  }
+  const rows = new Array<Row>(ops.length);
+  for (let i = 0; i < ops.length; i++) rows[i] = ops[i]!.row;
+  const params = columnParams(columns, rows);
   const sql =
     kind === 'insert'
       ? statements.insert(columns)
@@ -303,6 +319,22 @@ function rowsStatement(
           ? statements.insertMissing(columns)
           : statements.update(columns);
   return { sql, params, rows: rows.length, table: target, kind };
+}
+
+/** The rows in COPY text format, columns in `columns` order: a TupleUpsert of these columns straight from its bytes. */
+function copyRows(columns: readonly string[], ops: readonly { readonly row: Row }[]): Buffer {
+  const out = new CopyText(Math.max(1 << 12, ops.length * 16 * columns.length));
+  const values = new Array<string | null>(columns.length);
+  for (const op of ops) {
+    if (op instanceof TupleUpsert && op.columns === columns) {
+      out.tupleRow(op.tuple, op.plan.sources, op.plan.escaped);
+      continue;
+    }
+    const row = op.row;
+    for (let c = 0; c < columns.length; c++) values[c] = row[columns[c]!] ?? null;
+    out.row(values);
+  }
+  return out.bytes();
 }
 
 /** One text[] literal per column, rows in order. */

@@ -29,11 +29,14 @@ export class TableStatements {
   private readonly cache = new Map<string, string>();
   private readonly types: Map<string, string>;
   private readonly name: string;
+  /** COPY FROM may write this table (not with row-level security, which COPY FROM refuses). */
+  readonly copyAllowed: boolean;
 
   constructor(
     readonly target: TargetTable,
     info: TableInfo,
   ) {
+    this.copyAllowed = info.rowSecurity !== true;
     this.types = new Map(info.columns.map((c) => [c.name, castType(c.type)]));
     this.name = qualified(target.schema, target.table);
   }
@@ -91,6 +94,22 @@ export class TableStatements {
     const casts = columns.map((c) => `u.${quoteIdent(c)}::${this.typeOf(c)}`);
     const params = columns.map((_, i) => `$${i + 1}::text[]`);
     sql = `INSERT INTO ${this.name} (${cols.join(', ')}) SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${cols.join(', ')})`;
+    this.cache.set(signature, sql);
+    return sql;
+  }
+
+  /**
+   * COPY ... FROM STDIN (text format) into these columns: rows new at the
+   * target, as `insert` writes them. Each value is read by the column's
+   * input function with its modifier, as an assignment does: a value too
+   * long for a varchar(10) is refused (22001), never cut.
+   */
+  copy(columns: readonly string[]): string {
+    const signature = this.signature('copy', columns);
+    let sql = this.cache.get(signature);
+    if (sql) return sql;
+    for (const c of columns) this.typeOf(c);
+    sql = `COPY ${this.name} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`;
     this.cache.set(signature, sql);
     return sql;
   }

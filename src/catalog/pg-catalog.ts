@@ -66,6 +66,8 @@ export interface TableInfo {
   /** Columns a delete or key-changing update carries at the source. */
   readonly identityColumns: readonly string[];
   readonly foreignKeys: readonly ForeignKeyInfo[];
+  /** Row-level security is enabled (COPY FROM refuses such a table: the sink inserts instead). Absent: false. */
+  readonly rowSecurity?: boolean;
 }
 
 export function column(info: TableInfo, name: string): ColumnInfo | undefined {
@@ -132,8 +134,8 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
   const schemas = tables.map((t) => t.schema);
   const names = tables.map((t) => t.table);
 
-  const rels = await db.query<{ oid: number; nspname: string; relname: string; relreplident: string }>(
-    `SELECT c.oid::int AS oid, n.nspname, c.relname, c.relreplident
+  const rels = await db.query<{ oid: number; nspname: string; relname: string; relreplident: string; relrowsecurity: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname, c.relname, c.relreplident, c.relrowsecurity
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN unnest($1::text[], $2::text[]) AS w(s, t) ON w.s = n.nspname AND w.t = c.relname
       WHERE c.relkind IN ${RELKINDS}`,
@@ -231,6 +233,7 @@ export async function describeTables(db: Queryable, tables: readonly TableId[]):
       uniqueKeys: indexes.map((i) => i.cols),
       replicaIdentity,
       identityColumns,
+      ...(rel.relrowsecurity ? { rowSecurity: true } : {}),
       foreignKeys: fks.rows
         .filter((f) => f.conrelid === rel.oid)
         .map((f) => ({

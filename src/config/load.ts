@@ -59,7 +59,7 @@ export interface Config {
   readonly stores: readonly StoreConfig[];
   readonly mappingsDir: string;
   readonly batch: { readonly maxRows: number; readonly maxDelayMs: number; readonly idleMs: number; readonly chunkRows: number };
-  readonly apply: { readonly concurrency: number; readonly statementTimeoutMs: number; readonly sessionReplicationRole: 'origin' | 'replica' };
+  readonly apply: { readonly concurrency: number; readonly statementTimeoutMs: number; readonly sessionReplicationRole: 'origin' | 'replica'; readonly copyMinRows: number };
   readonly retry: { readonly initialMs: number; readonly maxMs: number };
   readonly source: { readonly statusIntervalMs: number; readonly silenceTimeoutMs: number; readonly pollMs: number; readonly purgeIntervalS: number };
   readonly down: { readonly pollMs: number; readonly retentionHours: number; readonly purgeIntervalS: number; readonly initialLoad: 'auto' | 'manual' };
@@ -93,7 +93,7 @@ export interface LabelsConfig {
 
 export const DEFAULTS = {
   batch: { maxRows: 20_000, maxDelayMs: 500, idleMs: 0, chunkRows: 5_000 },
-  apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' as const },
+  apply: { concurrency: 8, statementTimeoutMs: 300_000, sessionReplicationRole: 'origin' as const, copyMinRows: 100 },
   retry: { initialMs: 500, maxMs: 30_000 },
   source: { statusIntervalMs: 10_000, silenceTimeoutMs: 45_000, pollMs: 200, purgeIntervalS: 60 },
   down: { pollMs: 1_000, retentionHours: 168, purgeIntervalS: 300, initialLoad: 'auto' as const },
@@ -330,6 +330,7 @@ export async function parseConfig(file: string, text: string, env: NodeJS.Proces
       concurrency: config.apply?.concurrency ?? DEFAULTS.apply.concurrency,
       statementTimeoutMs: config.apply?.statement_timeout_ms ?? DEFAULTS.apply.statementTimeoutMs,
       sessionReplicationRole: config.apply?.session_replication_role ?? DEFAULTS.apply.sessionReplicationRole,
+      copyMinRows: config.apply?.copy_min_rows ?? DEFAULTS.apply.copyMinRows,
     },
     retry: {
       initialMs: config.retry?.initial_ms ?? DEFAULTS.retry.initialMs,

@@ -110,6 +110,9 @@ export const ConfigSchema = Type.Object(
         {
           concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'HQ transactions open at once across stores' })),
           statement_timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, description: 'HQ statement timeout' })),
+          copy_min_rows: Type.Optional(
+            Type.Integer({ minimum: 0, description: 'rows a store inserted are written with COPY when one statement holds at least this many (default 100; 0: never COPY)' }),
+          ),
           session_replication_role: Type.Optional(
             Type.Union([Type.Literal('origin'), Type.Literal('replica')], {
               description:

@@ -6,6 +6,8 @@
  * integers never pass through a JavaScript number and never drift.
  */
 
+import type { TupleRow } from './tuple-row.js';
+
 /** A table name, schema-qualified. */
 export interface TableId {
   readonly schema: string;
@@ -28,7 +30,13 @@ export function formatTable(t: TableId): string {
 export type RowValues = Readonly<Record<string, string | null | undefined>>;
 
 export type RowChange =
-  | { readonly op: 'insert'; readonly table: TableId; readonly after: RowValues }
+  | {
+      readonly op: 'insert';
+      readonly table: TableId;
+      readonly after: RowValues;
+      /** The new row still in the bytes it arrived in, when the source keeps them (pg-logical; see TupleRow). `after` then reads from it. */
+      readonly tuple?: TupleRow;
+    }
   | {
       readonly op: 'update';
       readonly table: TableId;
@@ -64,3 +72,16 @@ export type SourceMessage<P> =
       readonly kind: 'idle';
       readonly position: P;
     };
+
+/** An insert whose new row is a TupleRow: `after` is built from it on first read, only if something reads it. */
+export class TupleInsert {
+  readonly op = 'insert' as const;
+  constructor(
+    readonly table: TableId,
+    readonly tuple: TupleRow,
+  ) {}
+
+  get after(): RowValues {
+    return this.tuple.row();
+  }
+}

@@ -1,3 +1,5 @@
+import type { TupleRow } from './tuple-row.js';
+
 /**
  * What a mapping turns a source change into: set-based operations on one
  * target table, keyed by the target key. Values are in PostgreSQL text form
@@ -104,3 +106,57 @@ export type TargetOp =
       readonly where: Readonly<Record<string, string>>;
       readonly set?: Readonly<Record<string, string | null>>;
     };
+
+/**
+ * How a plain mapping's target columns come from a TupleRow of one source
+ * relation: column i is the tuple's column `sources[i]`, or when that is -1
+ * the constant `constants[i]` (`escaped[i]` as COPY text).
+ */
+export interface TuplePlan {
+  readonly sources: Int32Array;
+  readonly constants: readonly (string | null)[];
+  readonly escaped: readonly (Buffer | null)[];
+}
+
+/**
+ * The upsert of a row a source inserted, through a plain mapping (every
+ * column a bare source column or a constant), with its values still in the
+ * source's bytes: a sink copies them to the target (COPY) without making a
+ * row object. `row` builds one, once, for whatever needs it (an update of
+ * the same row in the chunk, the exact plan, parking).
+ */
+export class TupleUpsert {
+  readonly kind = 'upsert' as const;
+  readonly fresh = true as const;
+  private built: Record<string, string | null> | null = null;
+
+  constructor(
+    readonly target: TargetTable,
+    readonly key: readonly string[],
+    /** The mapping's column array (shared by its operations). */
+    readonly columns: readonly string[],
+    readonly tuple: TupleRow,
+    readonly plan: TuplePlan,
+  ) {}
+
+  get row(): Readonly<Record<string, string | null>> {
+    if (this.built !== null) return this.built;
+    const out: Record<string, string | null> = {};
+    const { sources, constants } = this.plan;
+    for (let i = 0; i < this.columns.length; i++) {
+      const s = sources[i]!;
+      out[this.columns[i]!] = s < 0 ? constants[i]! : this.tuple.value(s);
+    }
+    this.built = out;
+    return out;
+  }
+}
+
+/** An upsert with `fresh` set as given, as a plain object (never a spread: a TupleUpsert's row is not an own property). */
+export function upsertWith(op: Extract<TargetOp, { kind: 'upsert' }>, fresh: boolean): Extract<TargetOp, { kind: 'upsert' }> {
+  const out: { -readonly [K in keyof Extract<TargetOp, { kind: 'upsert' }>]: Extract<TargetOp, { kind: 'upsert' }>[K] } = { kind: 'upsert', target: op.target, key: op.key, row: op.row };
+  if (op.columns !== undefined) out.columns = op.columns;
+  if (op.assoc !== undefined) out.assoc = op.assoc;
+  if (fresh) out.fresh = true;
+  return out;
+}

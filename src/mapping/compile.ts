@@ -8,6 +8,7 @@ import { CompiledTableMapping, type CompiledColumn } from './compiled-table-mapp
 import type { CompiledFilter } from './row-filter.js';
 import type { CheckedExpr } from './expr/check.js';
 import { compileExpression } from './expr/compile.js';
+import { FUNCTIONS } from './expr/functions.js';
 import { truth } from './expr/runtime.js';
 import type { LoadedMappingFile } from './load.js';
 import type { EntitySet } from './entities.js';
@@ -114,7 +115,17 @@ function compileColumn(c: AnalyzedColumn, m: AnalyzedMapping): CompiledColumn {
     associate: c.associate ? { entity: c.associate.name, allocate: c.associate.kind === 'allocate' } : null,
     bare: e.kind === 'column' ? e.name : null,
     reads: checked.columns,
+    contextual: callsContextual(e),
     evaluate: compileExpression(checked),
     location: c.location,
   };
+}
+
+/** Whether an expression calls a function that reads the transaction (commit_time()): its value differs between rows that read no column. */
+function callsContextual(e: unknown): boolean {
+  if (e === null || typeof e !== 'object') return false;
+  if (Array.isArray(e)) return e.some(callsContextual);
+  const node = e as { kind?: unknown; name?: unknown };
+  if (node.kind === 'call' && typeof node.name === 'string' && FUNCTIONS.get(node.name.toLowerCase())?.contextual === true) return true;
+  return Object.values(node).some((v) => typeof v === 'object' && callsContextual(v));
 }

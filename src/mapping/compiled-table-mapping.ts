@@ -1,6 +1,8 @@
 import { formatTable, type RowChange, type RowValues, type TableId } from '../core/change.js';
 import { BranchlineError, type SourceLocation } from '../core/errors.js';
-import type { AssocRef, TargetOp, TargetTable } from '../core/target-op.js';
+import { TupleUpsert, type AssocRef, type TargetOp, type TargetTable, type TuplePlan } from '../core/target-op.js';
+import type { TupleRow } from '../core/tuple-row.js';
+import { escaped } from '../apply/copy-rows.js';
 import { RowEvalError, type Eval } from './expr/runtime.js';
 import { mappingName, type CompiledMapping, type MappingContext, type PlainColumn } from './mapping.js';
 import type { EffectiveAt } from './analyze.js';
@@ -17,6 +19,8 @@ export interface CompiledColumn {
   readonly bare: string | null;
   /** Source columns the expression reads; if one is absent from the row (unchanged TOAST), so is the result. */
   readonly reads: readonly string[];
+  /** The expression reads the transaction (commit_time()): not a constant even when it reads no column. */
+  readonly contextual?: boolean;
   readonly evaluate: Eval;
   /** Where the expression is written, for BL-M015. */
   readonly location: SourceLocation;
@@ -88,6 +92,11 @@ export class CompiledTableMapping implements CompiledMapping {
   /** Associated columns, shared by every operation this mapping returns; null when none. */
   private readonly assoc: readonly AssocRef[] | null;
   private lastComplete = true;
+  /** Every column a bare source column or a constant, no filter, policy, association or schedule: inserts that arrive as TupleRows go to the target as bytes. */
+  private readonly copyable: boolean;
+  /** The TuplePlan per source relation version (its column array) and store code. */
+  private readonly tuplePlans = new WeakMap<readonly string[], { storeCode: string; plan: TuplePlan | null }>();
+  private readonly keyIndexes: Int32Array;
 
   constructor(options: CompiledTableMappingOptions) {
     this.file = options.file;
@@ -114,11 +123,65 @@ export class CompiledTableMapping implements CompiledMapping {
     this.keyLocation = options.keyLocation;
     this.assoc = assocRefs([...options.columns, ...(this.removal.kind === 'soft' ? this.removal.columns : [])], options.target.key);
     this.associates = this.assoc !== null;
+    this.copyable =
+      this.filter === null && this.assoc === null && !this.insertOnly && this.effectiveAt === null && options.columns.every((c) => c.bare !== null || (c.reads.length === 0 && c.contextual !== true));
+    this.keyIndexes = Int32Array.from(options.target.key.map((k) => options.columns.findIndex((c) => c.name === k)));
   }
 
   map(change: Exclude<RowChange, { op: 'truncate' }>, ctx: MappingContext): TargetOp[] {
+    if (change.op === 'insert' && change.tuple !== undefined && this.copyable) {
+      const op = this.tupleWrite(change.tuple, ctx);
+      if (op !== null) return [op];
+    }
     const ops = this.mapRow(change, ctx);
     return this.assoc === null ? ops : tagAssociations(ops, this.assoc);
+  }
+
+  /**
+   * An insert that arrived as a TupleRow, as a TupleUpsert; null when its
+   * relation lacks a column the mapping reads or a key value is NULL (the
+   * usual path then maps it, and reports what is wrong).
+   */
+  private tupleWrite(tuple: TupleRow, ctx: MappingContext): TupleUpsert | null {
+    let cached = this.tuplePlans.get(tuple.columns);
+    if (cached === undefined || cached.storeCode !== ctx.storeCode) {
+      cached = { storeCode: ctx.storeCode, plan: this.tuplePlan(tuple.columns, ctx) };
+      this.tuplePlans.set(tuple.columns, cached);
+    }
+    const plan = cached.plan;
+    if (plan === null) return null;
+    const idx = this.keyIndexes;
+    const key = new Array<string>(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      const s = plan.sources[idx[i]!]!;
+      const v = s < 0 ? plan.constants[idx[i]!]! : tuple.value(s);
+      if (v === null) return null;
+      key[i] = v;
+    }
+    return new TupleUpsert(this.target, key, this.columns, tuple, plan);
+  }
+
+  private tuplePlan(sourceColumns: readonly string[], ctx: MappingContext): TuplePlan | null {
+    const cols = this.cols;
+    const sources = new Int32Array(cols.length);
+    const constants: (string | null)[] = [];
+    const bytes: (Buffer | null)[] = [];
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!;
+      if (c.bare !== null) {
+        sources[i] = sourceColumns.indexOf(c.bare);
+        if (sources[i]! < 0) return null;
+        constants.push(null);
+        bytes.push(null);
+      } else {
+        sources[i] = -1;
+        const v = this.evalOne(c, {}, ctx);
+        if (v === undefined) return null;
+        constants.push(v);
+        bytes.push(escaped(v));
+      }
+    }
+    return { sources, constants, escaped: bytes };
   }
 
   plainColumns(ctx: MappingContext): ReadonlyMap<string, PlainColumn> | null {
@@ -126,7 +189,7 @@ export class CompiledTableMapping implements CompiledMapping {
     const out = new Map<string, PlainColumn>();
     for (const c of this.cols) {
       if (c.bare !== null) out.set(c.name, { source: c.bare });
-      else if (c.reads.length === 0) {
+      else if (c.reads.length === 0 && c.contextual !== true) {
         const v = this.evalOne(c, {}, ctx);
         if (v === undefined) return null;
         out.set(c.name, { value: v });

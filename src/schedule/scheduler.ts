@@ -1,6 +1,6 @@
 import { describeProblem, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { TargetOp } from '../core/target-op.js';
+import { upsertWith, type TargetOp } from '../core/target-op.js';
 import type { CompiledMapping, MappingContext, MappingSet } from '../mapping/mapping.js';
 import { ApplyRejected, type ChunkExtras, type PgSink } from '../apply/pg-sink.js';
 import type { PlanMode } from '../apply/plan.js';
@@ -250,7 +250,7 @@ export class Scheduler {
           if (op.kind !== 'ignore' && op.kind !== 'delete-where') effective.set(`${op.target.schema}.${op.target.table}|${rowKeyText(op.key)}`, row.effective_at);
           origins[ops.length] = origin;
           // The row may exist by now (a load, another change): a scheduled insert writes it whatever is there.
-          ops.push(op.kind === 'upsert' && op.fresh ? { ...op, fresh: false } : op);
+          ops.push(op.kind === 'upsert' && op.fresh ? upsertWith(op, false) : op);
         }
       }
     } finally {
