@@ -6,7 +6,7 @@ import type { DownResult } from '../src/bench/down-bench.js';
 import { downFigures, renderDownText } from '../src/bench/down-report.js';
 import type { LiveResult } from '../src/bench/live.js';
 import { BENCH_FLAGS, resolveOptions } from '../src/bench/options.js';
-import { renderCeiling, type BenchResult } from '../src/bench/report.js';
+import { medianRound, renderCeiling, type BenchResult, type CatchUpRound } from '../src/bench/report.js';
 import type { ScaleResult, ScaleRun } from '../src/bench/scale-bench.js';
 import { renderScaleTable, scaleFigures } from '../src/bench/scale-report.js';
 import { summarize } from '../src/bench/stats.js';
@@ -128,6 +128,25 @@ describe('bench targets (issue 8)', () => {
     const lines = renderCeiling(r);
     assert.match(lines[0]!, /^decode ceiling: 150000 rows\/s \(600000 rows in 4\.00 s;.* 50\.0 MiB read; CPU s per 100k rows: decode 0\.50, client 0\.20\)$/);
     assert.equal(lines[1], '  native 60000 rows/s = 40% of it; branchline 120000 rows/s = 80% of it');
+  });
+
+  test('--catch-up-rounds (default 1): the round judged is the one with the median ratio, the lower middle one of an even count', () => {
+    assert.equal(resolveOptions(flags()).options!.catchUpRounds, 1);
+    assert.equal(resolveOptions(flags({ 'catch-up-rounds': 5 })).options!.catchUpRounds, 5);
+    const refused = resolveOptions(flags({ 'catch-up-rounds': 0 }));
+    assert.equal(refused.options, null);
+    assert.deepEqual(refused.problems, ['--catch-up-rounds must be a whole number of at least 1 (got 0).']);
+    // Rounds of 1.40x, 1.10x, 1.25x (native 10 s; branchline 600,000 rows in 10/ratio s).
+    const round = (n: number, ratio: number): CatchUpRound => {
+      const cu = { native: catchUp(600_000, 10), branchline: catchUp(600_000, 10 / ratio) };
+      return { round: n, rows: 600_000, backlogSeconds: 50, ceiling: CEILING, catchUp: cu, ratio: cu.branchline.rowsPerSecond / cu.native.rowsPerSecond };
+    };
+    const three = [round(1, 1.4), round(2, 1.1), round(3, 1.25)];
+    assert.equal(medianRound(three).round, 3);
+    assert.equal(catchUpTargets(medianRound(three).catchUp, CEILING)[0]!.value, '1.25x');
+    assert.equal(medianRound([round(1, 1.6), round(2, 1.2)]).round, 2, 'of two, the lower');
+    assert.equal(medianRound([round(1, 1.3)]).round, 1);
+    assert.throws(() => medianRound([]), /no catch-up round/);
   });
 
   test('live: the worst store\'s p99 is judged against 500 ms', () => {

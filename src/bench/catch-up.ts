@@ -38,6 +38,8 @@ export interface CatchUpResult {
 
 export interface CatchUpOptions {
   readonly expectedRows: number;
+  /** Rows HQ holds from earlier rounds (default 0): the probes must read exactly this before the start, and count from it. */
+  readonly alreadyThere?: number;
   /** Rows each probe must reach (adds up to expectedRows): records when each one got there. */
   readonly expectedPerProbe?: readonly number[];
   readonly pollMs: number;
@@ -62,7 +64,8 @@ export async function measureCatchUp(contender: Contender, options: CatchUpOptio
   let result: CatchUpResult;
   try {
     const before = await readSum(probes);
-    if (before !== 0) throw new Error(`${contender.name}: ${where} already holds ${before} rows before the catch-up`);
+    const baseline = options.alreadyThere ?? 0;
+    if (before !== baseline) throw new Error(`${contender.name}: ${where} holds ${before} rows before the catch-up, not the ${baseline} of the earlier rounds`);
     await tracker.start();
     const phaseCpu = new PhaseCpu();
     const t0 = performance.now();
@@ -77,7 +80,7 @@ export async function measureCatchUp(contender: Contender, options: CatchUpOptio
       const sentAt = performance.now();
       const previous = rows;
       const values = await Promise.all(probes.map((p) => p.read()));
-      rows = values.reduce((a, b) => a + b, 0);
+      rows = values.reduce((a, b) => a + b, 0) - baseline;
       if (expectedPerProbe) values.forEach((v, j) => (probeDone[j] ??= v >= expectedPerProbe[j]! ? (sentAt - t0) / 1000 : null));
       if (rows > previous) progress.push([Math.round(sentAt - t0) / 1000, rows]);
       if (i % 5 === 0) await contender.assertRunning();

@@ -20,7 +20,7 @@ import { measureLive, type LiveResult } from './live.js';
 import { NativeContender, upNativeSpec } from './native-contender.js';
 import { BENCH_FLAGS, resolveOptions, type BenchOptions, type ContenderName } from './options.js';
 import { machineInfo } from './proc-stats.js';
-import { renderJson, renderText, type BenchResult } from './report.js';
+import { medianRound, renderJson, renderText, type BenchResult, type CatchUpRound } from './report.js';
 import { BenchTopology, DURABLE_SETTINGS, type Say } from './topology.js';
 import { runTriggerCost } from './trigger-cost.js';
 import { renderTriggerCostReport, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
@@ -149,21 +149,6 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   const contenders: Record<ContenderName, Contender> = { native, branchline };
   const order = options.order.map((n) => contenders[n]);
 
-  // The backlog: every store writes its share at once, nothing replicates.
-  const perStore = split(options.sales, options.stores);
-  say(`writing the backlog: ${options.sales} sales (${perStore.join(' + ')}), ${options.concurrency} connections per store`);
-  const t = performance.now();
-  await Promise.all(topology.stores.map((s, i) => s.workload.sales(perStore[i]!, { lines: options.lines, concurrency: options.concurrency })));
-  const backlogSeconds = (performance.now() - t) / 1000;
-  const rows = (await Promise.all(topology.stores.map((s) => topology.storeRows(s)))).reduce((a, b) => a + b, 0);
-  say(`backlog written in ${backlogSeconds.toFixed(1)} s: ${rows} rows`);
-
-  let ceiling: DecodeCeiling = { measured: false, reason: RECVLOGICAL_INSTALL };
-  if (recvlogical) {
-    await topology.checkpoint();
-    say(`catch-up: decode ceiling (${recvlogical.path})`);
-    ceiling = await measureDecodeCeiling(topology, recvlogical, { rows, timeoutMs: options.timeoutMs, say });
-  }
   const catchUp = {} as Record<ContenderName, CatchUpResult>;
   let live: Record<ContenderName, LiveResult> | null = null;
   // A failed phase shows the contender's own log before everything is removed.
@@ -176,11 +161,43 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
       throw e;
     }
   };
-  for (const c of order) {
-    await topology.checkpoint();
-    say(`catch-up: ${c.name}`);
-    catchUp[c.name] = await phase(c, () => measureCatchUp(c, { expectedRows: rows, pollMs: CATCH_UP_POLL_MS, timeoutMs: options.timeoutMs, say }));
+  // Each round: a new backlog, every store writing its share at once while nothing replicates; the
+  // decode ceiling over it; then each contender drains it. HQ keeps the earlier rounds' rows.
+  const rounds: CatchUpRound[] = [];
+  let storeRowsBefore = 0;
+  for (let round = 1; round <= options.catchUpRounds; round++) {
+    const of = options.catchUpRounds > 1 ? ` (round ${round} of ${options.catchUpRounds})` : '';
+    const perStore = split(options.sales, options.stores);
+    say(`writing the backlog${of}: ${options.sales} sales (${perStore.join(' + ')}), ${options.concurrency} connections per store`);
+    const t = performance.now();
+    await Promise.all(topology.stores.map((s, i) => s.workload.sales(perStore[i]!, { lines: options.lines, concurrency: options.concurrency })));
+    const backlogSeconds = (performance.now() - t) / 1000;
+    const storeRows = (await Promise.all(topology.stores.map((s) => topology.storeRows(s)))).reduce((a, b) => a + b, 0);
+    const rows = storeRows - storeRowsBefore;
+    say(`backlog written in ${backlogSeconds.toFixed(1)} s: ${rows} rows`);
+
+    let ceiling: DecodeCeiling = { measured: false, reason: RECVLOGICAL_INSTALL };
+    if (recvlogical) {
+      await topology.checkpoint();
+      say(`catch-up${of}: decode ceiling (${recvlogical.path})`);
+      ceiling = await measureDecodeCeiling(topology, recvlogical, { rows, timeoutMs: options.timeoutMs, say });
+    }
+    const drained = {} as Record<ContenderName, CatchUpResult>;
+    for (const c of order) {
+      await topology.checkpoint();
+      say(`catch-up${of}: ${c.name}`);
+      drained[c.name] = await phase(c, () =>
+        measureCatchUp(c, { expectedRows: rows, alreadyThere: storeRowsBefore, pollMs: CATCH_UP_POLL_MS, timeoutMs: options.timeoutMs, say }),
+      );
+    }
+    const ratio = drained.branchline.rowsPerSecond / drained.native.rowsPerSecond;
+    if (options.catchUpRounds > 1) say(`catch-up round ${round}: branchline / native ${ratio.toFixed(2)}x`);
+    rounds.push({ round, rows, backlogSeconds, ceiling, catchUp: drained, ratio });
+    storeRowsBefore = storeRows;
   }
+  const median = medianRound(rounds);
+  Object.assign(catchUp, median.catchUp);
+  const { ceiling, rows, backlogSeconds } = median;
   const problems = await verifyHq(topology);
   say(problems.length ? `verification failed: ${problems.join(' ')}` : 'verified: both HQ sides hold exactly the stores\' sales');
 
@@ -224,6 +241,8 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     order: options.order,
     catchUp,
     ceiling,
+    catchUpRounds: rounds,
+    medianRound: median.round,
     live,
     verification: { ok: problems.length === 0, problems },
     triggerCost,

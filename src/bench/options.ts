@@ -22,6 +22,11 @@ export const BENCH_FLAGS = {
   products: { type: 'number', default: 200_000, describe: 'initial-load: products at HQ to copy' },
   'batch-chunk-rows': { type: 'number', describe: "initial-load: branchline's batch.chunk_rows, rows per store transaction of the load (default: the product's default)" },
   sales: { type: 'number', default: 100_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
+  'catch-up-rounds': {
+    type: 'number',
+    default: 1,
+    describe: 'catch-up: backlogs written and drained in turn, each by every contender; the targets are judged on the round with the median ratio (a single run moves by about 0.2x here)',
+  },
   stores: { type: 'string', describe: 'store databases on the stores server (default 2); --scenario scale: a list of store counts, one run each (default 1,10,100)' },
   lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
   'live-seconds': { type: 'number', default: 15, describe: 'how long every store writes during each live measurement (0 skips it)' },
@@ -91,6 +96,8 @@ export interface BenchOptions {
   readonly products: number;
   readonly batchChunkRows: number | undefined;
   readonly sales: number;
+  /** Catch-up rounds: a new backlog each, drained by every contender; the median round's ratio is judged. */
+  readonly catchUpRounds: number;
   readonly stores: number;
   /** --scenario scale: the store counts, one run each, ascending (other scenarios: [stores]). */
   readonly storeCounts: readonly number[];
@@ -153,6 +160,7 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     products: int('products', 1),
     batchChunkRows: optionalInt('batch-chunk-rows', 1),
     sales,
+    catchUpRounds: int('catch-up-rounds', 1),
     stores,
     storeCounts,
     lines: int('lines', 1),

@@ -9,6 +9,27 @@ import type { MachineInfo } from './proc-stats.js';
 import { catchUpTargets, ceilingShare, liveTargets, renderTargets, type Target } from './targets.js';
 import { renderTriggerCostText, triggerCostDisturbances, triggerCostJson, type TriggerCostResult } from './trigger-cost-report.js';
 
+/** One catch-up round: a backlog of its own, drained by every contender. */
+export interface CatchUpRound {
+  readonly round: number;
+  readonly rows: number;
+  readonly backlogSeconds: number;
+  readonly ceiling: DecodeCeiling;
+  readonly catchUp: Readonly<Record<ContenderName, CatchUpResult>>;
+  /** branchline rows/s / native rows/s in this round. */
+  readonly ratio: number;
+}
+
+/**
+ * The round whose ratio is the median (of an even count, the lower of the
+ * two middle ones: the figure judged never flatters branchline).
+ */
+export function medianRound(rounds: readonly CatchUpRound[]): CatchUpRound {
+  if (rounds.length === 0) throw new Error('no catch-up round was run');
+  const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
 export interface BenchResult {
   readonly command: string;
   readonly startedAt: string;
@@ -29,9 +50,14 @@ export interface BenchResult {
     readonly backlogSeconds: number;
   };
   readonly order: readonly ContenderName[];
+  /** The median round's catch-up (see catchUpRounds). */
   readonly catchUp: Readonly<Record<ContenderName, CatchUpResult>>;
-  /** pg_recvlogical with pgoutput over the same WAL, all stores at once: the most any contender could do. */
+  /** pg_recvlogical with pgoutput over the same WAL, all stores at once: the most any contender could do (the median round's). */
   readonly ceiling: DecodeCeiling;
+  /** Every catch-up round (`--catch-up-rounds`, default 1), in the order run. */
+  readonly catchUpRounds: readonly CatchUpRound[];
+  /** The round shown as `catchUp` and judged by the targets. */
+  readonly medianRound: number;
   readonly live: Readonly<Record<ContenderName, LiveResult>> | null;
   readonly verification: { readonly ok: boolean; readonly problems: readonly string[] };
   /** The store's write throughput with and without capture (null when `--trigger-cost-sales 0` left it out). */
@@ -151,6 +177,11 @@ export function renderText(r: BenchResult): string {
       `backlog written by ${r.workload.writersPerStore} connections per store in ${r.workload.backlogSeconds.toFixed(1)} s`,
   );
   out.push(`order:     ${r.order.join(' then ')} in each measurement`);
+  if (r.catchUpRounds.length > 1)
+    out.push(
+      `rounds:    ${r.catchUpRounds.length} catch-up rounds, a new backlog each; branchline / native: ${r.catchUpRounds.map((x) => `${x.ratio.toFixed(2)}x`).join(', ')}; ` +
+        `the catch-up figures and targets below are round ${r.medianRound}'s, the median`,
+    );
   out.push('');
   out.push(...comparedTable(comparedFigures(r)));
   out.push('');
