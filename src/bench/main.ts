@@ -234,6 +234,7 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
         agent: command.note,
         batchMaxRows: options.batchMaxRows ?? DEFAULTS.batch.maxRows,
         batchMaxDelayMs: options.batchMaxDelayMs ?? DEFAULTS.batch.maxDelayMs,
+        batchChunkRows: options.batchChunkRows ?? DEFAULTS.batch.chunkRows,
         sessionReplicationRole: options.sessionReplicationRole,
       },
     },

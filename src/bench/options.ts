@@ -20,7 +20,7 @@ export const BENCH_FLAGS = {
       'replication: a backlog of store sales caught up (with the pg_recvlogical decode ceiling), then live writes, then the down channel and the trigger cost; initial-load: HQ products copied into an empty store (snapshot vs copy_data); trigger-cost: only the store write throughput with and without capture; down: only HQ price changes drained to the stores (native vs branchline); scale: one agent serving 1, 10, 100 stores (--stores 1,10,100)',
   },
   products: { type: 'number', default: 200_000, describe: 'initial-load: products at HQ to copy' },
-  'batch-chunk-rows': { type: 'number', describe: "initial-load: branchline's batch.chunk_rows, rows per store transaction of the load (default: the product's default)" },
+  'batch-chunk-rows': { type: 'number', describe: "branchline's batch.chunk_rows: operations per statement sent to HQ (replication), rows per store transaction of the load (initial-load); default: the product's" },
   sales: { type: 'number', default: 100_000, describe: 'sales in the catch-up backlog, in total (split evenly across stores)' },
   'catch-up-rounds': {
     type: 'number',

@@ -39,7 +39,7 @@ export interface BenchResult {
   readonly settings: {
     readonly servers: Readonly<Record<string, string | number>>;
     readonly nativeSubscription: { readonly synchronous_commit: string; readonly copy_data: false };
-    readonly branchline: { readonly agent: string; readonly batchMaxRows: number; readonly batchMaxDelayMs: number; readonly sessionReplicationRole: string };
+    readonly branchline: { readonly agent: string; readonly batchMaxRows: number; readonly batchMaxDelayMs: number; readonly batchChunkRows: number; readonly sessionReplicationRole: string };
   };
   readonly workload: {
     readonly stores: number;
@@ -168,7 +168,7 @@ export function renderText(r: BenchResult): string {
   out.push(`servers:   ${Object.entries(r.settings.servers).map(([k, v]) => `${k}=${v}`).join(' ')} (both servers)`);
   out.push(
     `native:    one subscription per store, synchronous_commit=${r.settings.nativeSubscription.synchronous_commit}; ` +
-      `branchline: batch max_rows=${r.settings.branchline.batchMaxRows} max_delay_ms=${r.settings.branchline.batchMaxDelayMs}, ` +
+      `branchline: batch max_rows=${r.settings.branchline.batchMaxRows} max_delay_ms=${r.settings.branchline.batchMaxDelayMs} chunk_rows=${r.settings.branchline.batchChunkRows}, ` +
       `HQ session_replication_role=${r.settings.branchline.sessionReplicationRole}` +
       (r.settings.branchline.sessionReplicationRole === 'replica' ? ' (like the subscriptions: no FK checks or ordinary triggers for applied rows)' : ' (HQ checks foreign keys; subscriptions do not)'),
   );

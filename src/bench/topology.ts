@@ -225,6 +225,7 @@ function branchlineConfig(hqUrl: string, stores: readonly BenchStore[], options:
   const batch: string[] = [];
   if (options.batchMaxRows !== undefined) batch.push(`  max_rows: ${options.batchMaxRows}`);
   if (options.batchMaxDelayMs !== undefined) batch.push(`  max_delay_ms: ${options.batchMaxDelayMs}`);
+  if (options.batchChunkRows !== undefined) batch.push(`  chunk_rows: ${options.batchChunkRows}`);
   return [
     '# written by `npm run bench`; everything not set here is the product default',
     'hq:',
