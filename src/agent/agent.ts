@@ -157,7 +157,7 @@ export class Agent {
   /** Runs every pipeline (and the HTTP server, when configured) until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     // Each store's pipelines, loops and back-off sleeps listen to the stop signal while they run, so the number of
-    // listeners grows with the stores (three or four a store), never with time: no "possible memory leak" warning
+    // listeners grows with the stores (one or more a store), never with time: no "possible memory leak" warning
     // for an agent serving eleven stores or a hundred.
     setMaxListeners(0, signal);
     // HTTP first: /health and a store's questions to HQ answer while HQ is still awaited.
