@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentProcess } from './support/agent-process.js';
-import { appliedCounts, assertDownExactlyOnce, assertExactlyOnce, bothMoveOn, createTwoWayWorld, faultSeed, seededRandom, settleTwoWay, startBothWriters } from './support/faults.js';
+import { appliedCounts, assertDownExactlyOnce, assertExactlyOnce, createTwoWayWorld, faultSeed, killAtRandomMoments, seededRandom, settleTwoWay, startBothWriters } from './support/faults.js';
 import { serversForTests } from './support/pg.js';
 
 /**
@@ -34,28 +34,8 @@ describe('faults: SIGKILL with both directions running', { timeout: 600_000 }, (
       const baseline = await settleTwoWay(world);
       await agent.kill();
       writers = startBothWriters(world, random);
-      let progressUp = 0;
-      let progressDown = 0;
-      let last = { up: 0, down: 0 };
-      const applied = () => appliedCounts(world);
-      const moments: string[] = [];
-      for (let i = 0; i < KILLS; i++) {
-        agent.start();
-        // Every other kill lands while the agent applies (both directions moved since the last kill), at a random
-        // moment of the stream, a batch, a commit; the others at a random moment from the process' start (start-up,
-        // connecting, catching up), however long start-up takes on a busy machine.
-        const streaming = i % 2 === 1;
-        if (streaming) await bothMoveOn(world, last, `kill ${i + 1}`, 60_000);
-        const ms = Math.round(streaming ? random() * 500 : 200 + random() * 2300);
-        moments.push(`${streaming ? 'streaming+' : ''}${ms}`);
-        await new Promise((r) => setTimeout(r, ms));
-        await agent.kill();
-        const now = await applied();
-        if (now.up > last.up) progressUp++;
-        if (now.down > last.down) progressDown++;
-        last = now;
-      }
-      process.stdout.write(`# killed ${KILLS} times, after ${moments.join(', ')} ms; applied between kills: up ${progressUp}, down ${progressDown} times\n`);
+      const { moments, progress } = await killAtRandomMoments(agent, { kills: KILLS, random, fromStart: [200, 2500], applied: () => appliedCounts(world) });
+      process.stdout.write(`# killed ${KILLS} times, after ${moments.join(', ')} ms; applied between kills: up ${progress.up}, down ${progress.down} times\n`);
       assert.equal(agent.starts, KILLS + 1, 'a start before each kill');
       await writers.stop();
       assert.ok(writers.hq.txns > 50, `HQ wrote only ${writers.hq.txns} transactions`);

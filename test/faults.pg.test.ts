@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Lsn } from '../src/core/lsn.js';
 import { AgentProcess } from './support/agent-process.js';
-import { assertExactlyOnce, AUDIT_SQL, faultSeed, seededRandom, startWriters } from './support/faults.js';
+import { assertExactlyOnce, AUDIT_SQL, faultSeed, killAtRandomMoments, seededRandom, startWriters } from './support/faults.js';
 import { cannotControl, serversForTests } from './support/pg.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { createWorld, eventually, TEST_UP_CONNECTOR } from './support/world.js';
@@ -24,30 +24,13 @@ describe('faults: exactly once through crashes and outages', { timeout: 600_000 
     const agent = new AgentProcess(world.configFile, path.join(world.dir, 'agent.log'));
     const writers = startWriters(world);
     try {
-      const random = seededRandom(faultSeed('SIGKILL moments, up only'));
-      const appliedUp = async () => Number((await world.hqQuery<{ n: string }>(`SELECT coalesce(sum(txns_applied), 0)::text AS n FROM branchline.pipelines`))[0]!.n);
-      let sawProgressBetweenKills = 0;
-      let lastApplied = 0;
-      const moments: string[] = [];
-      for (let i = 0; i < 22; i++) {
-        agent.start();
-        // Every other kill lands while the agent applies (HQ moved since the last kill), at a random moment of the
-        // stream, a batch, a commit; the others at a random moment from the process' start (start-up, connecting,
-        // catching up), however long start-up takes on a busy machine.
-        const streaming = i % 2 === 1;
-        if (streaming) {
-          const since = lastApplied;
-          await eventually(`kill ${i + 1}: the agent applying again (since ${since} transactions)`, async () => (await appliedUp()) > since, 60_000, 100);
-        }
-        const ms = Math.round(streaming ? random() * 500 : 300 + random() * 2700);
-        moments.push(`${streaming ? 'streaming+' : ''}${ms}`);
-        await new Promise((r) => setTimeout(r, ms));
-        await agent.kill();
-        const applied = await appliedUp();
-        if (applied > lastApplied) sawProgressBetweenKills++;
-        lastApplied = applied;
-      }
-      process.stdout.write(`# killed 22 times, after ${moments.join(', ')} ms; applied between kills ${sawProgressBetweenKills} times\n`);
+      const { moments, progress } = await killAtRandomMoments(agent, {
+        kills: 22,
+        random: seededRandom(faultSeed('SIGKILL moments, up only')),
+        fromStart: [300, 3000],
+        applied: async () => ({ up: Number((await world.hqQuery<{ n: string }>(`SELECT coalesce(sum(txns_applied), 0)::text AS n FROM branchline.pipelines`))[0]!.n) }),
+      });
+      process.stdout.write(`# killed 22 times, after ${moments.join(', ')} ms; applied between kills ${progress.up} times\n`);
       await writers.stop();
       assert.equal(agent.starts, 22, 'a start before each kill');
       agent.start();

@@ -149,7 +149,6 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   const contenders: Record<ContenderName, Contender> = { native, branchline };
   const order = options.order.map((n) => contenders[n]);
 
-  const catchUp = {} as Record<ContenderName, CatchUpResult>;
   let live: Record<ContenderName, LiveResult> | null = null;
   // A failed phase shows the contender's own log before everything is removed.
   const phase = async <T>(c: Contender, fn: () => Promise<T>): Promise<T> => {
@@ -196,8 +195,7 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
     storeRowsBefore = storeRows;
   }
   const median = medianRound(rounds);
-  Object.assign(catchUp, median.catchUp);
-  const { ceiling, rows, backlogSeconds } = median;
+  const { catchUp, ceiling, rows, backlogSeconds } = median;
   const problems = await verifyHq(topology);
   say(problems.length ? `verification failed: ${problems.join(' ')}` : 'verified: both HQ sides hold exactly the stores\' sales');
 

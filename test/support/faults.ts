@@ -5,6 +5,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { NothingToPickError, RetailWorkload } from '../../src/demo/workload.js';
 import { differencesOf, runReconcile } from '../../src/reconcile/reconcile.js';
 import { compareStore, inStep } from '../../src/verify/compare.js';
+import type { AgentProcess } from './agent-process.js';
 import { createWorld, eventually, type World, type WorldOptions } from './world.js';
 
 /**
@@ -188,6 +189,47 @@ export async function appliedCounts(world: World): Promise<{ up: number; down: n
     up: Number((await world.hqQuery<{ n: string }>(`SELECT coalesce(sum(txns_applied), 0)::text AS n FROM branchline.pipelines WHERE direction = 'up'`))[0]!.n),
     down: Number((await s.server.query<{ n: string }>(s.db, `SELECT coalesce(sum(txns_applied), 0)::text AS n FROM branchline.pipelines WHERE direction = 'down'`))[0]!.n),
   };
+}
+
+/**
+ * Starts and SIGKILLs `agent` `kills` times at seeded moments. Every other
+ * kill lands within 500 ms of the agent being seen applying again (every
+ * count of `applied` above its value at the last kill): mid-stream,
+ * mid-batch, mid-commit. The others land `fromStart` ms (a random point of
+ * [min, max)) after the process' start: start-up, connecting, catching up,
+ * however long start-up takes on a busy machine. Returns the moments and,
+ * per count, after how many kills it had moved; the agent is left stopped.
+ */
+export async function killAtRandomMoments<K extends string>(
+  agent: AgentProcess,
+  options: { readonly kills: number; readonly random: () => number; readonly fromStart: readonly [number, number]; readonly applied: () => Promise<Record<K, number>> },
+): Promise<{ moments: string[]; progress: Record<K, number> }> {
+  const { kills, random, applied } = options;
+  const [min, max] = options.fromStart;
+  let last = await applied();
+  const keys = Object.keys(last) as K[];
+  const progress = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  const moments: string[] = [];
+  for (let i = 0; i < kills; i++) {
+    agent.start();
+    const streaming = i % 2 === 1;
+    if (streaming) {
+      const since = last;
+      const counts = keys.map((k) => `${k} ${since[k]}`).join(', ');
+      await eventually(`kill ${i + 1}: the agent applying again (since ${counts})`, async () => {
+        const now = await applied();
+        return keys.every((k) => now[k] > since[k]);
+      }, 60_000, 100);
+    }
+    const ms = Math.round(streaming ? random() * 500 : min + random() * (max - min));
+    moments.push(`${streaming ? 'streaming+' : ''}${ms}`);
+    await new Promise((r) => setTimeout(r, ms));
+    await agent.kill();
+    const now = await applied();
+    for (const k of keys) if (now[k] > last[k]) progress[k]++;
+    last = now;
+  }
+  return { moments, progress };
 }
 
 /** Waits until both directions applied more than `since` (an agent that hangs never does). */
