@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Lsn } from '../../src/core/lsn.js';
 import type { Logger } from '../../src/core/logger.js';
+import { CopyDataTap } from './copy-data-tap.js';
 
 /** Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -8,8 +9,8 @@ const PG_EPOCH_MS = 946_684_800_000;
 export interface WalStreamOptions {
   readonly client: pg.Client;
   readonly logger: Logger;
-  /** Called for each XLogData payload, in order. Returns false to stop reading (back-pressure). */
-  readonly onData: (payload: Buffer, walStart: Lsn) => void;
+  /** Called for each XLogData payload, in order (a view of the socket's bytes, valid during the call). */
+  readonly onData: (payload: Buffer) => void;
   /** Called for each primary keepalive, in order with the data. */
   readonly onKeepalive: (walEnd: Lsn) => void;
   /** Status update period; also how often silence is checked. */
@@ -32,16 +33,18 @@ export interface WalStreamOptions {
  */
 export class WalStream {
   private flushed: Lsn | null = null;
-  private received: Lsn = Lsn.ZERO;
+  /** The highest WAL end the server reported, as two 32-bit halves (no BigInt per message). */
+  private receivedHigh = 0;
+  private receivedLow = 0;
   private lastServerMessageAt = Date.now();
   private pingSentAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private paused = false;
   private closed = false;
 
+  /** Before the client connects: its CopyData frames then come here straight from the socket (see CopyDataTap). */
   constructor(private readonly options: WalStreamOptions) {
-    const connection = this.connection;
-    connection.on('copyData', (msg: { chunk: Buffer }) => this.onCopyData(msg.chunk));
+    CopyDataTap.install(options.client, (buf, start, end) => this.onCopyData(buf, start, end));
   }
 
   // pg's Connection is not in its typings.
@@ -87,24 +90,37 @@ export class WalStream {
     this.timer = null;
   }
 
-  private onCopyData(chunk: Buffer): void {
+  /** One CopyData frame, `buf[start, end)`: code `d`, Int32 length, then the replication message. */
+  private onCopyData(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     this.lastServerMessageAt = Date.now();
     this.pingSentAt = 0;
-    const type = chunk[0];
-    if (type === 0x77 /* w: XLogData */) {
-      const walStart = Lsn.read(chunk, 1);
-      const walEnd = Lsn.read(chunk, 9);
-      if (walEnd.isAfter(this.received)) this.received = walEnd;
-      this.options.onData(chunk.subarray(25), walStart);
-    } else if (type === 0x6b /* k: primary keepalive */) {
-      const walEnd = Lsn.read(chunk, 1);
-      if (walEnd.isAfter(this.received)) this.received = walEnd;
-      if (chunk[17] === 1) this.sendStatus(false);
-      this.options.onKeepalive(walEnd);
+    const at = start + 5;
+    const type = buf[at];
+    if (type === 0x77 /* w: XLogData */ && end - at >= 25) {
+      this.noteReceived(buf, at + 9);
+      this.options.onData(buf.subarray(at + 25, end));
+    } else if (type === 0x6b /* k: primary keepalive */ && end - at >= 18) {
+      this.noteReceived(buf, at + 1);
+      if (buf[at + 17] === 1) this.sendStatus(false);
+      this.options.onKeepalive(Lsn.read(buf, at + 1));
     } else {
-      this.options.logger.warn('unknown replication message ignored', { type });
+      this.options.logger.warn('unknown replication message ignored', { type, bytes: end - at });
     }
+  }
+
+  /** The WAL end at `offset` (8 bytes, big-endian), kept when it is past what was received. */
+  private noteReceived(buf: Buffer, offset: number): void {
+    const high = buf.readUInt32BE(offset);
+    const low = buf.readUInt32BE(offset + 4);
+    if (high > this.receivedHigh || (high === this.receivedHigh && low > this.receivedLow)) {
+      this.receivedHigh = high;
+      this.receivedLow = low;
+    }
+  }
+
+  private get received(): Lsn {
+    return Lsn.fromBigInt((BigInt(this.receivedHigh) << 32n) | BigInt(this.receivedLow));
   }
 
   private tick(): void {

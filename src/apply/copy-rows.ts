@@ -69,9 +69,10 @@ export class CopyText {
       let at = this.at;
       for (let k = from, end = from + len; k < end; k++) {
         const b = src[k]!;
-        if (b === 0x5c || b === 0x09 || b === 0x0a || b === 0x0d) {
+        const e = ESCAPED[b]!;
+        if (e !== 0) {
           out[at++] = 0x5c;
-          out[at++] = b === 0x5c ? 0x5c : b === 0x09 ? 0x74 : b === 0x0a ? 0x6e : 0x72;
+          out[at++] = e;
         } else out[at++] = b;
       }
       this.at = at;
@@ -114,6 +115,13 @@ export class CopyText {
 }
 
 const ESCAPE = /[\\\t\n\r]/;
+
+/** For each byte, what follows the backslash that COPY text needs before it (0: the byte goes as it is). */
+const ESCAPED = new Uint8Array(256);
+ESCAPED[0x5c] = 0x5c; // \\
+ESCAPED[0x09] = 0x74; // \t
+ESCAPED[0x0a] = 0x6e; // \n
+ESCAPED[0x0d] = 0x72; // \r
 
 function escapeText(v: string): string {
   return v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));

@@ -44,7 +44,7 @@ export class TupleRow {
     let at = this.start + 2;
     for (let c = 0; c < n; c++) {
       if (buf[at] === 0x74) {
-        const len = buf.readInt32BE(at + 1);
+        const len = int32(buf, at + 1);
         spans[2 * c] = at + 5;
         spans[2 * c + 1] = len;
         at += 5 + len;
@@ -100,7 +100,9 @@ export class TupleRow {
       const kind = buf[at];
       if (kind === 0x74) {
         if (at + 5 > buf.length) return -1;
-        at += 5 + buf.readInt32BE(at + 1);
+        const len = int32(buf, at + 1);
+        if (len < 0) return -1;
+        at += 5 + len;
         if (at > buf.length) return -1;
       } else if (kind === 0x6e /* n */) at += 1;
       else return -1;
@@ -112,9 +114,11 @@ export class TupleRow {
 /**
  * Where TupleRows keep their bytes: slabs of 1 MiB filled one after the
  * other (a tuple bigger than that gets a slab of its own). A message buffer
- * cannot be kept instead: pg's protocol parser reuses its buffer for later
- * socket reads. One copy per row, no object per row; a slab is freed when
- * the last row in it is.
+ * is not kept instead: the capture hands messages over as views of the
+ * socket's chunks, valid only during the call (see
+ * connectors/pg-logical/copy-data-tap.ts), and a kept view would hold a
+ * whole chunk for one row. One copy per row, no object per row; a slab is
+ * freed when the last row in it is.
  */
 export class TupleArena {
   slab: Buffer = Buffer.allocUnsafeSlow(0);
@@ -134,4 +138,9 @@ export class TupleArena {
     this.at = at + len;
     return at;
   }
+}
+
+/** A big-endian Int32 at `at` (the caller checked the bounds): Buffer#readInt32BE checks them again per call. */
+function int32(buf: Buffer, at: number): number {
+  return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
 }
