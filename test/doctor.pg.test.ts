@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmod, chown, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +15,7 @@ import { runCli } from './support/agent-process.js';
 import { assertNoStack, show } from './support/cli-output.js';
 import { deadPort } from './support/dead-port.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { makeCertificates } from './support/tls.js';
 import { createWorld, type World } from './support/world.js';
 
 /**
@@ -68,31 +68,11 @@ function find(r: DoctorReport, database: string, check: string): CheckResult {
 
 const lines = (r: DoctorReport) => r.checks.map((c) => `${c.status} ${c.database} ${c.check}: ${c.code ?? ''} ${c.message}`).join('\n');
 
-/** A CA and a server certificate for localhost (not for 127.0.0.1), made with openssl; the key readable by the server only. */
-async function makeCertificates(): Promise<{ dir: string; ca: string; settings: Record<string, string> }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'branchline-doctor-tls-'));
-  temps.push(dir);
-  await chmod(dir, 0o755);
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=branchline doctor test CA');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
-  await writeFile(f('san.ext'), 'subjectAltName=DNS:localhost\n');
-  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('san.ext'));
-  await chmod(f('server.key'), 0o600);
-  // As root the server runs as `postgres`, which must own its key.
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    await chown(f('server.key'), uid, gid);
-  }
-  return { dir, ca: f('ca.pem'), settings: { ssl: 'on', ssl_cert_file: f('server.pem'), ssl_key_file: f('server.key') } };
-}
-
 let ca = '';
 
 before(async () => {
-  const certs = await makeCertificates();
+  const certs = await makeCertificates('doctor');
+  temps.push(certs.dir);
   ca = certs.ca;
   logical = await startTestServer('doctor-logical', certs.settings);
   if (logical.controllable) replica = await startTestServer('doctor-replica', { wal_level: 'replica' });

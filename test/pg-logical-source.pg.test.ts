@@ -10,6 +10,8 @@ import { PgSnapshot } from '../src/core/pg-snapshot.js';
 import { SlotPosition } from '../src/core/slot-position.js';
 import type { SourceStream } from '../src/core/source.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { makeCertificates, type TestCertificates } from './support/tls.js';
+import { rm } from 'node:fs/promises';
 
 /** Reads messages until `n` commits have arrived (or fails after `ms`). */
 async function readCommits(stream: SourceStream<SlotPosition>, n: number, ms = 15_000): Promise<SourceMessage<SlotPosition>[]> {
@@ -264,5 +266,82 @@ describe('pg-logical source', () => {
     assert.equal(slots.length, 0);
     assert.equal(pubs.length, 0);
     assert.ok((tables[0] as { n: number }).n > 0, 'data untouched');
+  });
+});
+
+/**
+ * The capture reads the CopyData frames itself (CopyDataTap) from the
+ * stream pg parses, which over TLS is the decrypted one: the same rows must
+ * come through, and an error sent while replicating must still reach the
+ * source as the server's error.
+ */
+describe('pg-logical source over TLS (sslmode=verify-full)', () => {
+  let server: TestServer | null = null;
+  let certs: TestCertificates | null = null;
+  let db = '';
+  const logger = silentLogger();
+
+  before(async () => {
+    certs = await makeCertificates('pglogical');
+    server = await startTestServer('pglogical-tls', certs.settings);
+    if (!server.controllable) return;
+    db = await server.createDatabase('store');
+    await server.query(db, `CREATE TABLE doc (id int PRIMARY KEY, body text)`);
+    await new PgLogicalInstaller({ url: server.url(db), role: 'store T', slot: 'tls_slot', publication: 'tls_pub', logger }).install([{ schema: 'public', table: 'doc' }]);
+  });
+
+  after(async () => {
+    await server?.dispose();
+    if (certs) await rm(certs.dir, { recursive: true, force: true });
+  });
+
+  it('delivers every row, large values too, and passes on the server ending the stream', async (t) => {
+    if (!server!.controllable) {
+      t.skip('needs its own server with ssl=on and a test certificate, not the shared BRANCHLINE_TEST_PG_URL server');
+      process.stdout.write('# skipped: needs its own server with a test certificate (BRANCHLINE_TEST_PG_URL is set)\n');
+      return;
+    }
+    const u = new URL(server!.url(db));
+    u.hostname = 'localhost';
+    u.search = `?sslmode=verify-full&sslrootcert=${certs!.ca}`;
+    const source = new PgLogicalSource({ url: u.toString(), role: 'store T', slot: 'tls_slot', publication: 'tls_pub', logger, statusIntervalMs: 200, silenceTimeoutMs: 10_000 });
+    const stream = await source.open(null);
+    try {
+      // 200 small transactions and one of 20 rows of 100 kB: frames cut by TLS records and socket chunks.
+      await server!.query(db, `DO $$ BEGIN FOR i IN 1..200 LOOP INSERT INTO doc VALUES (i, 'row ' || i); COMMIT; END LOOP; END $$`);
+      await server!.query(db, `INSERT INTO doc SELECT 1000 + g, repeat(md5(g::text), 3125) FROM generate_series(1, 20) g`);
+      const msgs = await readCommits(stream, 201, 30_000);
+      const rows = changes(msgs).map((c) => (c as unknown as { after: { id: string; body: string } }).after);
+      assert.equal(rows.length, 220);
+      assert.deepEqual(rows.slice(0, 3), [{ id: '1', body: 'row 1' }, { id: '2', body: 'row 2' }, { id: '3', body: 'row 3' }]);
+      assert.deepEqual(rows.slice(0, 200).map((r) => Number(r.id)), Array.from({ length: 200 }, (_, i) => i + 1));
+      const big = await server!.query<{ id: string; body: string }>(db, `SELECT id::text, body FROM doc WHERE id > 1000 ORDER BY id`);
+      assert.deepEqual(rows.slice(200), big.map((r) => ({ id: r.id, body: r.body })));
+      assert.equal(rows[219]!.body.length, 100_000);
+      // The walsender's link is encrypted.
+      const ssl = await server!.query<{ ssl: boolean }>('postgres', `SELECT s.ssl FROM pg_stat_ssl s JOIN pg_replication_slots r ON r.active_pid = s.pid WHERE r.slot_name = 'tls_slot'`);
+      assert.deepEqual(ssl, [{ ssl: true }]);
+      // The server ends the walsender (a FATAL ErrorResponse while replicating): the stream fails with that error, not a hang.
+      const ended = (async () => {
+        const deadline = Date.now() + 15_000;
+        // Keepalives may come first; nothing else is left to read.
+        while (Date.now() < deadline) {
+          const r = await stream.messages.next();
+          if (r.done) throw new Error('the stream ended without an error');
+          assert.equal(r.value.kind, 'idle');
+        }
+        throw new Error('the stream went on for 15 s after its walsender was terminated');
+      })();
+      const failed = assert.rejects(ended, (e: Error & { code?: string }) => {
+        // The server's own words: its ErrorResponse went through the tap to pg, not just a closed socket.
+        assert.equal(e.code, 'BL-D001');
+        assert.match(e.message, /terminating connection due to administrator command/);
+        return true;
+      });
+      await server!.query('postgres', `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'tls_slot'`);
+      await failed;
+    } finally {
+      await stream.close();
+    }
   });
 });
