@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import pg from 'pg';
 import { CopyDataTap } from '../connectors/pg-logical/copy-data-tap.js';
+import { WalStream } from '../connectors/pg-logical/wal-stream.js';
+import { silentLogger } from '../src/core/logger.js';
 
 /** One backend protocol frame: code, Int32 length (counting itself), body. */
 function frame(code: string, body: Buffer): Buffer {
@@ -126,5 +130,31 @@ describe('CopyDataTap: CopyData frames taken off the replication socket', () => 
     assert.throws(() => run([bad]), /protocol frame of 2 bytes/);
     // The same with the bad header cut in two.
     assert.throws(() => run([bad.subarray(0, 10), bad.subarray(10)]), /protocol frame of 2 bytes/);
+  });
+
+  it('installed on a client: XLogData reaches the WAL stream, and a message cut short fails the connection instead of being skipped', () => {
+    const client = new pg.Client({});
+    const payloads: string[] = [];
+    new WalStream({
+      client,
+      logger: silentLogger(),
+      onData: (p) => payloads.push(p.toString('latin1')),
+      onKeepalive: () => undefined,
+      statusIntervalMs: 60_000,
+      silenceTimeoutMs: 60_000,
+      onSilence: () => undefined,
+    });
+    // The socket as pg would attach it: a tap failure must destroy it, not throw out of its 'data' listener.
+    let destroyedWith: Error | null = null;
+    const socket = Object.assign(new EventEmitter(), { destroy: (e: Error) => void (destroyedWith = e) });
+    (client as unknown as { connection: { attachListeners(s: unknown): void } }).connection.attachListeners(socket);
+    const xlogData = (body: string) => frame('d', Buffer.concat([Buffer.from([0x77]), Buffer.alloc(24), Buffer.from(body, 'latin1')]));
+    socket.emit('data', Buffer.concat([frame('W', Buffer.from([0, 0, 0])), xlogData('first'), xlogData('second').subarray(0, 9)]));
+    socket.emit('data', Buffer.concat([xlogData('second').subarray(9), xlogData('third')]));
+    assert.deepEqual(payloads, ['first', 'second', 'third']);
+    assert.equal(destroyedWith, null);
+    socket.emit('data', frame('d', Buffer.from([0x77, 1, 2])));
+    assert.match((destroyedWith as Error | null)?.message ?? '(not destroyed)', /XLogData message of 3 bytes, shorter than its 25-byte header/);
+    assert.deepEqual(payloads, ['first', 'second', 'third'], 'nothing delivered from the broken message');
   });
 });

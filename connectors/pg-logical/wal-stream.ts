@@ -97,10 +97,13 @@ export class WalStream {
     this.pingSentAt = 0;
     const at = start + 5;
     const type = buf[at];
-    if (type === 0x77 /* w: XLogData */ && end - at >= 25) {
+    if (type === 0x77 /* w: XLogData */) {
+      // Never skipped: a message cut short fails the connection (CopyDataTap destroys it), which is then opened again.
+      if (end - at < 25) throw new Error(`the server sent an XLogData message of ${end - at} bytes, shorter than its 25-byte header`);
       this.noteReceived(buf, at + 9);
       this.options.onData(buf.subarray(at + 25, end));
-    } else if (type === 0x6b /* k: primary keepalive */ && end - at >= 18) {
+    } else if (type === 0x6b /* k: primary keepalive */) {
+      if (end - at < 18) throw new Error(`the server sent a keepalive message of ${end - at} bytes, not 18`);
       this.noteReceived(buf, at + 1);
       if (buf[at + 17] === 1) this.sendStatus(false);
       this.options.onKeepalive(Lsn.read(buf, at + 1));
