@@ -95,7 +95,7 @@ export class CopyDataTap {
     const end = chunk.length;
     while (at + HEADER <= end) {
       const length = 1 + chunk.readUInt32BE(at + 1);
-      if (length < HEADER) throw new Error(`the server sent a protocol frame of ${length - 1} bytes, which cannot be`);
+      if (length < HEADER) throw new Error(`the server sent a protocol frame whose length is ${length - 1}, less than the 4 bytes of the length itself`);
       if (at + length > end) break;
       if (!this.tapping) {
         at += length;
@@ -141,7 +141,7 @@ export class CopyDataTap {
       at = take;
       if (this.partialLength < HEADER) return -1;
       const size = 1 + this.partial!.readUInt32BE(1);
-      if (size < HEADER) throw new Error(`the server sent a protocol frame of ${size - 1} bytes, which cannot be`);
+      if (size < HEADER) throw new Error(`the server sent a protocol frame whose length is ${size - 1}, less than the 4 bytes of the length itself`);
       const grown = Buffer.allocUnsafe(size);
       this.partial!.copy(grown, 0, 0, HEADER);
       this.partial = grown;
