@@ -45,12 +45,12 @@ export class CopyDataTap {
   static install(client: pg.Client, onCopyData: CopyDataHandler): CopyDataTap {
     const connection = (client as unknown as { connection: TappableConnection }).connection;
     const attach = connection.attachListeners.bind(connection);
-    let tap: CopyDataTap | null = null;
+    let attached = false;
     const proxy = new EventEmitter();
     const installed = new CopyDataTap(onCopyData, (bytes) => proxy.emit('data', bytes));
     connection.attachListeners = (stream: NodeJS.ReadableStream) => {
-      if (tap) throw new Error('internal: the replication connection attached its listeners twice');
-      tap = installed;
+      if (attached) throw new Error('internal: the replication connection attached its listeners twice');
+      attached = true;
       stream.on('data', (chunk: Buffer) => {
         try {
           installed.feed(chunk);
@@ -65,15 +65,10 @@ export class CopyDataTap {
     return installed;
   }
 
-  /** True once the CopyBothResponse went by: CopyData frames now come to the handler. */
-  get replicating(): boolean {
-    return this.tapping;
-  }
-
   /** One chunk read from the socket. */
   feed(chunk: Buffer): void {
     let at = 0;
-    /** Start of the bytes not yet forwarded (before replication: everything is forwarded, in runs). */
+    /** Before replication: where the bytes not yet forwarded start (everything is forwarded, in runs). */
     let run = 0;
     if (this.partialLength > 0) {
       at = this.complete(chunk);
@@ -108,12 +103,9 @@ export class CopyDataTap {
       }
       this.frame(chunk, at, at + length);
       at += length;
-      run = at;
     }
     if (at < end) this.keep(chunk, at);
-    if (!this.tapping) {
-      if (run < end) this.forward(run === 0 ? chunk : chunk.subarray(run));
-    }
+    if (!this.tapping && run < end) this.forward(run === 0 ? chunk : chunk.subarray(run));
   }
 
   private frame(buf: Buffer, start: number, end: number): void {

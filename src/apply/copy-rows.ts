@@ -124,7 +124,7 @@ ESCAPED[0x0a] = 0x6e; // \n
 ESCAPED[0x0d] = 0x72; // \r
 
 function escapeText(v: string): string {
-  return v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+  return v.replace(/[\\\t\n\r]/g, (c) => `\\${String.fromCharCode(ESCAPED[c.charCodeAt(0)]!)}`);
 }
 
 /** A constant value as COPY text bytes, escaped (null: `\N`). */

@@ -44,7 +44,7 @@ export class TupleRow {
     let at = this.start + 2;
     for (let c = 0; c < n; c++) {
       if (buf[at] === 0x74) {
-        const len = int32(buf, at + 1);
+        const len = buf.readInt32BE(at + 1);
         spans[2 * c] = at + 5;
         spans[2 * c + 1] = len;
         at += 5 + len;
@@ -100,7 +100,7 @@ export class TupleRow {
       const kind = buf[at];
       if (kind === 0x74) {
         if (at + 5 > buf.length) return -1;
-        const len = int32(buf, at + 1);
+        const len = buf.readInt32BE(at + 1);
         if (len < 0) return -1;
         at += 5 + len;
         if (at > buf.length) return -1;
@@ -138,9 +138,4 @@ export class TupleArena {
     this.at = at + len;
     return at;
   }
-}
-
-/** A big-endian Int32 at `at` (the caller checked the bounds): Buffer#readInt32BE checks them again per call. */
-function int32(buf: Buffer, at: number): number {
-  return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
 }
