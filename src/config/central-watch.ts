@@ -1,8 +1,5 @@
-import type pg from 'pg';
-import { isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { connect } from '../db/connect.js';
-import { Backoff } from '../pipeline/backoff.js';
+import { watchHq } from '../db/hq-watch.js';
 import { CONFIG_CHANNEL, newestVersion, requireConfigTable } from './central-table.js';
 
 export interface WatchConfigOptions {
@@ -28,74 +25,25 @@ export interface WatchConfigOptions {
  */
 export async function watchConfig(options: WatchConfigOptions): Promise<void> {
   const { hqUrl, logger, signal } = options;
-  const pollMs = options.pollMs ?? 30_000;
-  const backoff = new Backoff(options.retry ?? { initialMs: 1_000, maxMs: 30_000 });
   let last = options.since ?? null;
-  let woken = false;
-  let wake: (() => void) | null = null;
-  const poke = () => {
-    woken = true;
-    wake?.();
-  };
-  /** Resolves after `ms`, or at once on abort or (with `notifications`) a notification or a lost connection. */
-  const pause = (ms: number, notifications: boolean) =>
-    new Promise<void>((resolve) => {
-      if (signal.aborted || (notifications && woken)) return resolve();
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        if (wake === done) wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done);
-      if (notifications) wake = done;
-    });
-  let failing = false;
-  while (!signal.aborted) {
-    let db: pg.Client | null = null;
-    const conn: { lost: unknown } = { lost: null };
-    try {
-      db = await connect(hqUrl, { role: 'HQ', applicationName: 'branchline-config-watch' });
-      db.on('notification', (m) => m.channel === CONFIG_CHANNEL && poke());
-      db.on('error', (e) => {
-        conn.lost ??= e;
-        poke();
-      });
-      db.on('end', () => {
-        conn.lost ??= new Error('the connection to HQ ended');
-        poke();
-      });
-      await db.query(`LISTEN ${CONFIG_CHANNEL}`);
-      await requireConfigTable(db, hqUrl);
-      if (failing) logger.info('watching HQ for configuration versions again');
-      failing = false;
-      backoff.reset();
-      while (!signal.aborted && !conn.lost) {
-        woken = false;
-        const newest = await newestVersion(db);
-        if (newest && newest.version !== last) {
-          last = newest.version;
-          deliver(options, newest.version, newest.sha256);
-        }
-        await pause(pollMs, true);
+  await watchHq({
+    hqUrl,
+    applicationName: 'branchline-config-watch',
+    channel: CONFIG_CHANNEL,
+    what: 'configuration versions',
+    prepare: (db) => requireConfigTable(db, hqUrl),
+    look: async (db) => {
+      const newest = await newestVersion(db);
+      if (newest && newest.version !== last) {
+        last = newest.version;
+        deliver(options, newest.version, newest.sha256);
       }
-      if (conn.lost && !signal.aborted) throw conn.lost;
-    } catch (e) {
-      if (signal.aborted) break;
-      failing = true;
-      const delay = backoff.next();
-      logger.warn('cannot watch HQ for configuration versions; retrying', {
-        ...(isBranchlineError(e) ? { code: e.code } : {}),
-        error: (e as Error)?.message ?? String(e),
-        retryInMs: delay,
-      });
-      await pause(delay, false);
-    } finally {
-      conn.lost ??= 'closing';
-      await db?.end().catch(() => undefined);
-    }
-  }
+    },
+    pollMs: options.pollMs ?? 30_000,
+    ...(options.retry ? { retry: options.retry } : {}),
+    logger,
+    signal,
+  });
 }
 
 function deliver(options: WatchConfigOptions, version: number, sha256: string): void {
