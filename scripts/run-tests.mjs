@@ -68,7 +68,7 @@ const faults = all.filter((f) => /^test\/(faults-.+|memory)\.pg\.test\.ts$/.test
 const pg = all.filter((f) => f.endsWith('.pg.test.ts') && !faults.includes(f));
 // The up channel's files again with every store captured by triggers (connector: pg-trigger):
 // the same tests must pass whichever way a store's changes are read.
-const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'down', 'faults', 'hostile-values'].map((f) => `test/${f}.pg.test.ts`);
+const UP_CHANNEL = ['pipeline', 'associations', 'batching', 'policies', 'retail-example', 'initial-load-up', 'down', 'faults', 'hostile-values', 'pause'].map((f) => `test/${f}.pg.test.ts`);
 const TRIGGER = { BRANCHLINE_TEST_UP_CONNECTOR: 'pg-trigger' };
 
 /** @type {{ file: string, env: Record<string, string>, label: string }[]} */

@@ -49,7 +49,7 @@ describe('alert rules and dashboard (ops/)', () => {
   it('promtool check rules accepts alerts.yml', () => {
     const r = promtool('check', 'rules', 'alerts.yml');
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /SUCCESS: 7 rules found/);
+    assert.match(r.output, /SUCCESS: 8 rules found/);
   });
 
   it('promtool test rules: each alert fires on its test series, and not on the healthy ones', () => {
@@ -65,7 +65,7 @@ describe('alert rules and dashboard (ops/)', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
     assert.deepEqual(
       alerts.map((a) => a.alert).sort(),
-      ['BranchlineAgentDown', 'BranchlineNoApply', 'BranchlineParkedChanges', 'BranchlineSlotWalHigh', 'BranchlineStoreDisconnected', 'BranchlineStoreHalted', 'BranchlineStoreLagHigh'],
+      ['BranchlineAgentDown', 'BranchlineNoApply', 'BranchlineParkedChanges', 'BranchlinePipelinePaused', 'BranchlineSlotWalHigh', 'BranchlineStoreDisconnected', 'BranchlineStoreHalted', 'BranchlineStoreLagHigh'],
     );
     for (const a of alerts) {
       assert.ok(cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0), `${a.alert}: no test where it fires`);

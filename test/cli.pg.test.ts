@@ -525,6 +525,7 @@ describe('cli: against PostgreSQL', { timeout: 600_000 }, () => {
       'lease',
       'nextScheduledAt',
       'parked',
+      'paused',
       'position',
       'rowsApplied',
       'scheduled',

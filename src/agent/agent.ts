@@ -28,6 +28,8 @@ import { runCaptureMetrics } from './capture-metrics.js';
 import { sleepUnlessAborted } from '../core/sleep-unless-aborted.js';
 import { ClockOffset } from '../pipeline/clock-offset.js';
 import { LeaseManager } from '../lease/lease-manager.js';
+import { PauseWatch } from '../pause/pause-watch.js';
+import type { Direction } from '../metrics/pipeline-metrics.js';
 
 export interface AgentOptions {
   readonly config: Config;
@@ -60,6 +62,8 @@ export class Agent {
   private readonly stores: readonly StoreConfig[];
   /** Each database's clock offset from this agent's, shared by the pipelines that read or write it (lag is measured in one clock). */
   private readonly clocks = new Map<string, ClockOffset>();
+  /** The pipelines paused at HQ (`branchline pause`), once the pipelines run. */
+  private pauses: PauseWatch | null = null;
 
   private clockOf(url: string, role: string): ClockOffset {
     let c = this.clocks.get(url);
@@ -187,7 +191,9 @@ export class Agent {
     // Only down files: nothing goes up, so no up pipeline (and no slot to read).
     const up = (this.files?.files ?? []).some((f) => f.spec.enabled);
     const down = this.files !== null && hasDown(this.files);
-    const runs: Promise<void>[] = [];
+    const pauses = new PauseWatch({ hqUrl: config.hq.url, logger: logger.child({ task: 'pauses' }), retry: config.retry });
+    this.pauses = pauses;
+    const runs: Promise<void>[] = [pauses.run(signal)];
     if (down) runs.push(this.purgeLoop(signal));
     if (config.reports && (this.options.reports ?? true)) runs.push(this.reportLoop(config.reports, signal));
     const byCode = new Map(this.stores.map((s) => [s.code, s]));
@@ -215,8 +221,8 @@ export class Agent {
   private async runStore(store: StoreConfig, channels: { readonly up: boolean; readonly down: boolean }, signal: AbortSignal): Promise<void> {
     const { config, logger } = this.options;
     const runs: Promise<void>[] = [];
-    if (channels.up) runs.push(this.runUp(store, signal), this.purgeStoresLoop([store], signal));
-    if (channels.down) runs.push(this.runDown(store, signal));
+    if (channels.up) runs.push(this.unlessPaused(store, 'up', signal, (s) => this.runUp(store, s)), this.purgeStoresLoop([store], signal));
+    if (channels.down) runs.push(this.unlessPaused(store, 'down', signal, (s) => this.runDown(store, s)));
     // Slot lag and WAL retained, read every status interval for /metrics (only where something can read them).
     if (channels.up && config.http)
       runs.push(
@@ -227,6 +233,13 @@ export class Agent {
       );
     if (!config.lease) this.metrics.leases.held(store.code, true);
     await Promise.all(runs);
+  }
+
+  /** One pipeline's work, kept stopped while it is paused at HQ (`branchline pause`), started again on `resume`. */
+  private unlessPaused(store: StoreConfig, direction: Direction, signal: AbortSignal, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const name = `${direction}:${store.code}`;
+    const log = this.options.logger.child({ store: store.code, pipeline: name });
+    return this.pauses!.gate(name, signal, work, { log, onPaused: () => this.metrics.paused(store.code, direction) });
   }
 
   /** The up pipeline of one store: its capture -> the up mappings -> HQ, position in HQ's transaction. */
@@ -493,12 +506,22 @@ export class Agent {
   }
 
   snapshot(): Map<string, PipelineSnapshot> {
-    return new Map([...this.pipelines].map(([code, p]) => [code, p.snapshot()]));
+    return this.snapshotOf('up', this.pipelines);
   }
 
   /** The down pipelines, by store code. */
   downSnapshot(): Map<string, PipelineSnapshot> {
-    return new Map([...this.downPipelines].map(([code, p]) => [code, p.snapshot()]));
+    return this.snapshotOf('down', this.downPipelines);
+  }
+
+  /** Each pipeline's snapshot; `paused` for one stopped by `branchline pause`. */
+  private snapshotOf(direction: Direction, pipelines: ReadonlyMap<string, Pipeline<unknown> | Pipeline<XidPosition>>): Map<string, PipelineSnapshot> {
+    return new Map(
+      [...pipelines].map(([code, p]) => {
+        const s = p.snapshot();
+        return [code, s.state === 'stopped' && this.pauses?.paused(`${direction}:${code}`) ? { ...s, state: 'paused' } : s];
+      }),
+    );
   }
 }
 

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError } from '../core/errors.js';
 import { connect } from '../db/connect.js';
+import { hasPausesTable, readPauses, type Pause } from '../pause/pauses.js';
 import { storeRole } from './prepare.js';
 import { storeCapture } from './store-capture.js';
 import { reportFreshSql, upLagSeconds, upState, type UpReport } from './up-lag.js';
@@ -9,7 +10,7 @@ import { reportFreshSql, upLagSeconds, upState, type UpReport } from './up-lag.j
 /** What `branchline status` reports for one store's up pipeline. */
 export interface StoreStatus {
   readonly store: string;
-  /** streaming | backoff | starting | halted | stopped | not running | never ran */
+  /** streaming | backoff | starting | halted | stopped | paused | not running | never ran */
   readonly state: string;
   readonly position: string | null;
   /** Seconds between the store committing the oldest change HQ lacks and now (0 when caught up); null if unknown. */
@@ -33,6 +34,14 @@ export interface StoreStatus {
   readonly lastError: { code: string; message: string; at: string } | null;
   /** With `lease:`: the agent holding the store's lease (null: free, or no agent ever took it) and HQ's seconds until it expires (negative: expired, another agent may take it). */
   readonly lease: { readonly holder: string | null; readonly expiresInS: number | null } | null;
+  /** Each direction's pause (`branchline pause`), null where it is not paused. */
+  readonly paused: { readonly up: PauseReport | null; readonly down: PauseReport | null };
+}
+
+export interface PauseReport {
+  readonly at: string;
+  readonly by: string;
+  readonly reason: string | null;
 }
 
 interface PipelineRow {
@@ -62,6 +71,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
   let statuses: StatusRow[];
   let parked = new Map<string, number>();
   let leases = new Map<string, { holder: string | null; expiresInS: number | null }>();
+  let pauses = new Map<string, Pause>();
   // Agents write the times of these reports in HQ's clock (docs/operations.md, "Lag and clocks"): lag is measured against it, not this machine's.
   let hqNow = new Date();
   const sinceHqNow = Date.now();
@@ -86,6 +96,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         : { rows: [] };
       parked = new Map(p.rows.map((r) => [r.pipeline, Number(r.n)]));
       leases = await readLeases(hq);
+      if (await hasPausesTable(hq)) pauses = await readPauses(hq);
     }
   } finally {
     await hq.end().catch(() => undefined);
@@ -129,7 +140,9 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
         if (!isBranchlineError(e)) throw e;
       }
       const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
-      const agentState = upState(report, p !== undefined);
+      const pausedUp = pauseReport(pauses.get(name));
+      // A paused pipeline runs nowhere: its last report is of before the pause.
+      const agentState = pausedUp ? 'paused' : upState(report, p !== undefined);
       const now = new Date(hqNow.getTime() + (Date.now() - sinceHqNow));
       let lagSeconds = upLagSeconds(report, now);
       // (A halted pipeline is never in step, whatever its lost slot still says.)
@@ -156,9 +169,14 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
           ? { code: s.last_error_code, message: s.last_error ?? '', at: s.last_error_at?.toISOString() ?? '' }
           : null,
         lease: leases.get(store.code) ?? null,
+        paused: { up: pausedUp, down: pauseReport(pauses.get(`down:${store.code}`)) },
       };
     }),
   );
+}
+
+function pauseReport(p: Pause | undefined): PauseReport | null {
+  return p ? { at: p.pausedAt.toISOString(), by: p.pausedBy, reason: p.reason } : null;
 }
 
 /** Each store's lease at HQ (none before the lease tables exist, or when no agent runs with `lease:`). */

@@ -13,6 +13,7 @@ import type { SettlementArgs } from './commands/settlement.js';
 import type { ReportArgs } from './commands/report.js';
 import type { QueryArgs } from './commands/queries.js';
 import type { DoctorArgs } from './commands/doctor.js';
+import type { PauseArgs, ResumeArgs } from './commands/pause.js';
 import type { ConfigPullArgs, ConfigPushArgs, ConfigVersionsArgs } from './commands/config-cmd.js';
 
 const configCommands = () => import('./commands/config-cmd.js');
@@ -28,6 +29,14 @@ function storeOption<T>(y: Argv<T>) {
     array: true,
     describe: 'act on these store codes only (repeatable); default: every enabled store',
   });
+}
+
+/** pause and resume: which stores (named, or --all) and which direction. */
+function pauseOptions<T>(y: Argv<T>) {
+  return y
+    .option('store', { type: 'string', array: true, describe: 'these store codes (repeatable)' })
+    .option('all', { type: 'boolean', default: false, describe: 'every enabled store of the configuration' })
+    .option('direction', { choices: ['up', 'down', 'both'] as const, default: 'both' as const, describe: 'up: store -> HQ; down: HQ -> the store' });
 }
 
 /** stock and prices: the product (always text: a code like 0042 keeps its zeros), --store, --json. */
@@ -253,6 +262,21 @@ export async function main(argv: string[]): Promise<void> {
           .option('reason', { type: 'string', demandOption: true, describe: 'why, kept with the change' })
           .option('by', { type: 'string', describe: 'who discards them (default: user@host)' }),
       handle(async (a: DiscardArgs) => (await parkedCommands()).discardCommand(a)),
+    )
+    .command(
+      'pause',
+      "stop a store's replication while the agent keeps running (like ALTER SUBSCRIPTION ... DISABLE): its changes wait at the store, HQ's at HQ, until `resume`",
+      (y) =>
+        pauseOptions(y)
+          .option('reason', { type: 'string', describe: 'why, shown by `branchline status`' })
+          .option('by', { type: 'string', describe: 'who pauses it (default: user@host)' }),
+      handle(async (a: PauseArgs) => (await import('./commands/pause.js')).pauseCommand(a)),
+    )
+    .command(
+      'resume',
+      'let paused pipelines run again: a running agent starts them within seconds, from where they stopped',
+      (y) => pauseOptions(y),
+      handle(async (a: ResumeArgs) => (await import('./commands/pause.js')).resumeCommand(a)),
     )
     .command('config', 'the configuration kept at HQ: publish it, list its versions, pull it as a store does (docs/central-config.md)', (y) =>
       y

@@ -3,8 +3,11 @@ import { METRIC } from './names.js';
 
 export type Direction = 'up' | 'down';
 export const DIRECTIONS: readonly Direction[] = ['up', 'down'];
-/** `none`: this agent runs no such pipeline (yet: e.g. no down mappings, or HQ not reached). The rest are the pipeline's states. */
-export const PIPELINE_STATES = ['none', 'starting', 'streaming', 'backoff', 'halted', 'stopped'] as const;
+/**
+ * `none`: this agent runs no such pipeline (yet: e.g. no down mappings, or HQ not reached). `paused`: kept stopped by
+ * `branchline pause` until `resume`. The rest are the pipeline's states.
+ */
+export const PIPELINE_STATES = ['none', 'starting', 'streaming', 'backoff', 'halted', 'stopped', 'paused'] as const;
 export type MetricsPipelineState = (typeof PIPELINE_STATES)[number];
 
 /** What one pipeline reports, per source transaction or per batch (never per row). */
@@ -15,7 +18,7 @@ export interface PipelineMetrics {
   applied(batch: { readonly txns: number; readonly changes: number; readonly seconds: number; readonly lagSeconds: number; readonly at: Date }): void;
   /** Changes parked (written to branchline.parked instead of applied). */
   parked(count: number): void;
-  state(state: Exclude<MetricsPipelineState, 'none'>): void;
+  state(state: Exclude<MetricsPipelineState, 'none' | 'paused'>): void;
 }
 
 /** What a pipeline holds in memory, read at each scrape (no database round trip). */
@@ -36,6 +39,8 @@ export interface PipelineMetricsSet {
   pipeline(store: string, direction: Direction, view: () => PipelineView): PipelineMetrics;
   /** A store's slot (or change table) as just read. */
   capture(store: string, reading: CaptureReading): void;
+  /** The pipeline is paused (`branchline pause`) and nothing of it runs: its state is `paused` until it starts again. */
+  paused(store: string, direction: Direction): void;
 }
 
 const BATCH_BUCKETS = [1, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000];
@@ -132,6 +137,9 @@ export function createPipelineMetrics(registry: client.Registry, stores: readonl
           current = s;
         },
       };
+    },
+    paused(store, direction) {
+      for (const s of PIPELINE_STATES) state.set({ store, direction, state: s }, s === 'paused' ? 1 : 0);
     },
     capture(store, reading) {
       if (reading.lagBytes !== null) slotLag.set({ store }, reading.lagBytes);

@@ -34,8 +34,11 @@ export interface BatchSettings {
   readonly chunkRows: number;
 }
 
-/** `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. */
-export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped';
+/**
+ * `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. `paused`: never set by the
+ * pipeline; the agent reports a pipeline stopped by `branchline pause` so.
+ */
+export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped' | 'paused';
 
 export interface PipelineSnapshot {
   readonly state: PipelineState;
@@ -600,7 +603,7 @@ export class Pipeline<P> {
     this.lastError = { ...errorReport(e), at: new Date() };
   }
 
-  private setState(state: PipelineState, error?: unknown): void {
+  private setState(state: Exclude<PipelineState, 'paused'>, error?: unknown): void {
     this.state = state;
     this.options.hooks?.onState?.(state, error);
     this.options.metrics?.state(state);

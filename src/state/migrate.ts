@@ -9,6 +9,7 @@ import * as settlementChecks from '../../migrations/20261201000007_settlement_ch
 import * as reportRuns from '../../migrations/20261202000008_report_runs.js';
 import * as reconcileRuns from '../../migrations/20261202000009_reconcile_runs.js';
 import * as storeLeases from '../../migrations/20261202000010_store_leases.js';
+import * as pipelinePauses from '../../migrations/20261204000011_pipeline_pauses.js';
 import { MIGRATION_NAMES } from './schema-version.js';
 import { connectionError, clientConfig, isConnectionError } from '../db/connect.js';
 
@@ -20,7 +21,7 @@ interface Migration {
 }
 
 /** Every migration in `migrations/`, in order. Listed here so compiled and tsx runs see the same set. */
-const MODULES: readonly Migration[] = [pipelineState, mappingPolicies, associationsParking, downChannel, centralConfig, scheduledLabels, settlementChecks, reportRuns, reconcileRuns, storeLeases];
+const MODULES: readonly Migration[] = [pipelineState, mappingPolicies, associationsParking, downChannel, centralConfig, scheduledLabels, settlementChecks, reportRuns, reconcileRuns, storeLeases, pipelinePauses];
 const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = MIGRATION_NAMES.map((name, i) => [name, MODULES[i]!] as const);
 
 class StaticMigrationSource implements Knex.MigrationSource<Migration> {

@@ -10,6 +10,7 @@ import { describeUrl } from '../../db/connect.js';
 import { centralArgs, commandConfig } from '../central-args.js';
 import { RETAIL_EXAMPLE_DIR } from '../../demo/retail-example.js';
 import { EXIT, formatAgo, formatBytes, table } from '../output.js';
+import { formatTime } from './hq-commands.js';
 
 export interface GlobalArgs {
   config: string;
@@ -233,6 +234,10 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
     ),
   );
   for (const r of rows) if (r.lastError) out(`${r.store}: ${r.lastError.message}\n`);
+  for (const r of rows) {
+    const text = pausedText(r.paused);
+    if (text) out(`${r.store}: ${text}; \`branchline resume --store ${r.store}\` starts ${r.paused.up && r.paused.down ? 'them' : 'it'} again.\n`);
+  }
   const parked = rows.filter((r) => r.parked > 0);
   if (parked.length)
     out(`${parked.map((r) => `${r.store}: ${r.parked} parked`).join(', ')}; \`branchline parked\` lists ${parked.length === 1 && parked[0]!.parked === 1 ? 'it' : 'them'} and why.\n`);
@@ -240,6 +245,17 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
   if (scheduled.length)
     out(`${scheduled.map((r) => `${r.store}: ${r.scheduled} down change${r.scheduled === 1 ? '' : 's'} scheduled, next due ${r.nextScheduledAt ?? '-'}`).join('; ')}; \`branchline scheduled\` lists them.\n`);
   return EXIT.ok;
+}
+
+/** "up and down paused since 2026-12-04T09:00:00Z by ana@hq: inventory count" (null: nothing paused). */
+function pausedText(paused: StoreStatus['paused']): string | null {
+  const { up, down } = paused;
+  const one = up ?? down;
+  if (!one) return null;
+  const what = up && down ? (up.at === down.at && up.by === down.by && up.reason === down.reason ? 'up and down paused' : null) : up ? 'up paused' : 'down paused';
+  const say = (dir: string, p: NonNullable<typeof one>) => `${dir} since ${formatTime(new Date(p.at))} by ${p.by}${p.reason ? `: ${p.reason}` : ''}`;
+  if (what) return say(what, one);
+  return `${say('up paused', up!)}; ${say('down paused', down!)}`;
 }
 
 /** `S-HQ-1 (12s left)`, `S-HQ-1 (expired 3s ago)`, or `-` for a free lease. */
