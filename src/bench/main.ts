@@ -144,8 +144,10 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
   cleanup.add(() => topology.dispose());
   const native = await NativeContender.create(upNativeSpec(topology));
   cleanup.add(() => native.dispose());
-  const branchline = await BranchlineContender.create(topology, command, options.agentCpuProf);
+  const branchline = await BranchlineContender.create(topology, command, options.agentCpuProf, options.catchUpStart);
   cleanup.add(() => branchline.dispose());
+  // resume: the agent starts now and waits, paused, while the backlogs are written.
+  await branchline.standBy(options.timeoutMs);
   const contenders: Record<ContenderName, Contender> = { native, branchline };
   const order = options.order.map((n) => contenders[n]);
 
@@ -234,6 +236,7 @@ async function run(argv: string[], cleanup: Cleanup): Promise<number> {
         batchMaxDelayMs: options.batchMaxDelayMs ?? DEFAULTS.batch.maxDelayMs,
         batchChunkRows: options.batchChunkRows ?? DEFAULTS.batch.chunkRows,
         sessionReplicationRole: options.sessionReplicationRole,
+        catchUpStart: options.catchUpStart,
       },
     },
     workload: { stores: options.stores, sales: options.sales, linesPerSale: options.lines, rows, writersPerStore: options.concurrency, backlogSeconds },

@@ -27,6 +27,13 @@ export const BENCH_FLAGS = {
     default: 1,
     describe: 'catch-up: backlogs written and drained in turn, each by every contender; the targets are judged on the round with the median ratio (a single run moves by about 0.2x here)',
   },
+  'catch-up-start': {
+    type: 'string',
+    choices: ['resume', 'spawn'],
+    default: 'resume',
+    describe:
+      "how branchline's catch-up and live phases start: resume (the agent runs throughout; its pipelines are paused while the backlog is written and resumed when the clock starts, as the subscriptions are disabled and enabled) or spawn (the agent process is started when the clock starts: its start-up, about a second, counts)",
+  },
   stores: { type: 'string', describe: 'store databases on the stores server (default 2); --scenario scale: a list of store counts, one run each (default 1,10,100)' },
   lines: { type: 'number', default: 5, describe: 'lines per sale (each sale is one store transaction: 1 header + N lines)' },
   'live-seconds': { type: 'number', default: 15, describe: 'how long every store writes during each live measurement (0 skips it)' },
@@ -98,6 +105,8 @@ export interface BenchOptions {
   readonly sales: number;
   /** Catch-up rounds: a new backlog each, drained by every contender; the median round's ratio is judged. */
   readonly catchUpRounds: number;
+  /** How branchline's catch-up and live phases start (see StartBy). */
+  readonly catchUpStart: 'resume' | 'spawn';
   readonly stores: number;
   /** --scenario scale: the store counts, one run each, ascending (other scenarios: [stores]). */
   readonly storeCounts: readonly number[];
@@ -161,6 +170,7 @@ export function resolveOptions(a: Parsed): { options: BenchOptions | null; probl
     batchChunkRows: optionalInt('batch-chunk-rows', 1),
     sales,
     catchUpRounds: int('catch-up-rounds', 1),
+    catchUpStart: a['catch-up-start'] === 'spawn' ? 'spawn' : 'resume',
     stores,
     storeCounts,
     lines: int('lines', 1),

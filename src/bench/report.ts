@@ -39,7 +39,7 @@ export interface BenchResult {
   readonly settings: {
     readonly servers: Readonly<Record<string, string | number>>;
     readonly nativeSubscription: { readonly synchronous_commit: string; readonly copy_data: false };
-    readonly branchline: { readonly agent: string; readonly batchMaxRows: number; readonly batchMaxDelayMs: number; readonly batchChunkRows: number; readonly sessionReplicationRole: string };
+    readonly branchline: { readonly agent: string; readonly batchMaxRows: number; readonly batchMaxDelayMs: number; readonly batchChunkRows: number; readonly sessionReplicationRole: string; readonly catchUpStart: 'resume' | 'spawn' };
   };
   readonly workload: {
     readonly stores: number;
@@ -173,6 +173,11 @@ export function renderText(r: BenchResult): string {
       (r.settings.branchline.sessionReplicationRole === 'replica' ? ' (like the subscriptions: no FK checks or ordinary triggers for applied rows)' : ' (HQ checks foreign keys; subscriptions do not)'),
   );
   out.push(
+    r.settings.branchline.catchUpStart === 'resume'
+      ? 'start:     native: ALTER SUBSCRIPTION ... ENABLE; branchline: `branchline resume` of every store (the agent runs throughout, its pipelines paused between phases)'
+      : 'start:     native: ALTER SUBSCRIPTION ... ENABLE; branchline: the agent process spawned (--catch-up-start spawn: its start-up counts)',
+  );
+  out.push(
     `workload:  ${r.workload.stores} stores, ${r.workload.sales} sales of 1 header + ${r.workload.linesPerSale} lines, one sale per store transaction; ` +
       `backlog written by ${r.workload.writersPerStore} connections per store in ${r.workload.backlogSeconds.toFixed(1)} s`,
   );
@@ -186,7 +191,7 @@ export function renderText(r: BenchResult): string {
   out.push(...comparedTable(comparedFigures(r)));
   out.push('');
   out.push(
-    'Definitions: catch-up time runs from ALTER SUBSCRIPTION ... ENABLE (all stores at once) or the agent spawn to the poll (every 100 ms) that finds every row at HQ;',
+    `Definitions: catch-up time runs from ALTER SUBSCRIPTION ... ENABLE (all stores at once) or ${r.settings.branchline.catchUpStart === 'resume' ? '`branchline resume`' : 'the agent spawn'} to the poll (every 100 ms) that finds every row at HQ;`,
   );
   out.push('lag = first poll (every 20 ms) that sees the sale at HQ - the store commit returning to its writer. See docs/benchmarks.md.');
   out.push('', ...renderCeiling(r), '', 'targets (issue 8):', ...renderTargets(targetsOf(r)), '');
