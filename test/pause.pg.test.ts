@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { METRIC } from '../src/metrics/names.js';
 import { runCli } from './support/agent-process.js';
@@ -154,6 +155,26 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     assert.equal(await state('P2', 'down'), 'streaming');
   });
 
+  it('is obeyed by the agent holding the store\'s lease', async () => {
+    await env.stopAgent();
+    await appendFile(env.world.configFile, '\nlease:\n  agent_id: pause-lease\n  ttl_s: 6\n  renew_s: 2\n');
+    await env.startAgent();
+    const holders = await env.world.hqQuery<{ store_code: string; holder: string }>('SELECT store_code, holder FROM branchline.store_leases ORDER BY store_code');
+    assert.deepEqual(holders.map((h) => `${h.store_code}:${h.holder}`), ['P1:pause-lease', 'P2:pause-lease']);
+    const paused = await cli('pause', '--store', 'P1', '--direction', 'up');
+    assert.equal(paused.code, 0, paused.stderr);
+    await eventually('up:P1 paused under its lease', async () => (await state('P1', 'up')) === 'paused', 10_000);
+    const before = await atHq('P1');
+    await sell('P1', 10);
+    await sell('P2', 10);
+    await eventually("P2's sales at HQ", async () => (await atHq('P2')) === 60);
+    assert.equal(await atHq('P1'), before, 'the lease holder applies nothing of a paused store');
+    const resumed = await cli('resume', '--store', 'P1', '--direction', 'up');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    await eventually("P1's sales at HQ after resume", async () => (await atHq('P1')) === before + 10, 20_000);
+    assert.equal(Number((await env.world.hqQuery<{ n: string }>('SELECT count(*) AS n FROM (SELECT 1 FROM sale_audit GROUP BY store_code, id HAVING count(*) > 1) d'))[0]!.n), 0, 'no sale inserted twice');
+  });
+
   it('pauses every store with --all, and says what is wrong with a request it cannot do', async () => {
     const all = await cli('pause', '--all', '--reason', 'HQ maintenance');
     assert.equal(all.code, 0, all.stderr);
@@ -162,7 +183,7 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     await sell('P2', 5);
     const resumed = await cli('resume', '--all');
     assert.equal(resumed.code, 0, resumed.stderr);
-    await eventually('P2 caught up after resume --all', async () => (await atHq('P2')) === 55, 20_000);
+    await eventually('P2 caught up after resume --all', async () => (await atHq('P2')) === 65, 20_000);
 
     const none = await cli('pause');
     assert.equal(none.code, 2, none.stdout);

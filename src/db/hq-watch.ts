@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../pipeline/backoff.js';
-import { connect, quoteIdent } from './connect.js';
+import { connect, quoteIdent, readDeadlineMs } from './connect.js';
 
 export interface HqWatchOptions {
   readonly hqUrl: string;
@@ -22,6 +22,9 @@ export interface HqWatchOptions {
   readonly logger: Logger;
   readonly signal: AbortSignal;
 }
+
+/** A look is one small query: HQ answers it in milliseconds. */
+const LOOK_TIMEOUT_MS = 10_000;
 
 /**
  * Watches something kept in a table at HQ until `signal` aborts: LISTEN on
@@ -57,7 +60,8 @@ export async function watchHq(options: HqWatchOptions): Promise<void> {
     let db: pg.Client | null = null;
     const conn: { lost: unknown } = { lost: null };
     try {
-      db = await connect(hqUrl, { role: 'HQ', applicationName: options.applicationName });
+      // Bounded statements: a link that stalls without a reset fails the next look, and the watch reconnects.
+      db = await connect(hqUrl, { role: 'HQ', applicationName: options.applicationName, statementTimeoutMs: LOOK_TIMEOUT_MS, readTimeoutMs: readDeadlineMs(LOOK_TIMEOUT_MS) });
       db.on('notification', (m) => m.channel === options.channel && poke());
       db.on('error', (e) => {
         conn.lost ??= e;
