@@ -141,8 +141,9 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       }
       const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
       const pausedUp = pauseReport(pauses.get(name));
-      // A paused pipeline runs nowhere: its last report is of before the pause.
-      const agentState = pausedUp ? 'paused' : upState(report, p !== undefined);
+      // A paused pipeline runs nowhere: its last report is of before the pause (a halt still shows: it needs a person either way).
+      const reported = upState(report, p !== undefined);
+      const agentState = pausedUp && reported !== 'halted' ? 'paused' : reported;
       const now = new Date(hqNow.getTime() + (Date.now() - sinceHqNow));
       let lagSeconds = upLagSeconds(report, now);
       // (A halted pipeline is never in step, whatever its lost slot still says.)
