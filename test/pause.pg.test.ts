@@ -175,6 +175,17 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     assert.equal(Number((await env.world.hqQuery<{ n: string }>('SELECT count(*) AS n FROM (SELECT 1 FROM sale_audit GROUP BY store_code, id HAVING count(*) > 1) d'))[0]!.n), 0, 'no sale inserted twice');
   });
 
+  it('notices a pause written without its notification within the 5 s look', async () => {
+    // As if the NOTIFY were lost: the row alone, written by hand.
+    await env.world.hqQuery(`INSERT INTO branchline.pipeline_pauses (pipeline, paused_by) VALUES ('up:P2', 'by hand')`);
+    const t0 = Date.now();
+    await eventually('up:P2 paused by the look', async () => (await state('P2', 'up')) === 'paused', 8_000, 100);
+    const took = Date.now() - t0;
+    assert.ok(took <= 7_000, `paused after ${took} ms`);
+    await env.world.hqQuery(`DELETE FROM branchline.pipeline_pauses WHERE pipeline = 'up:P2'`);
+    await eventually('up:P2 streaming again by the look', async () => (await state('P2', 'up')) === 'streaming', 8_000, 100);
+  });
+
   it('pauses every store with --all, and says what is wrong with a request it cannot do', async () => {
     const all = await cli('pause', '--all', '--reason', 'HQ maintenance');
     assert.equal(all.code, 0, all.stderr);
