@@ -38,7 +38,7 @@ export class BranchlineContender implements Contender {
     private readonly topology: BenchTopology,
     private readonly command: AgentCommand,
     private readonly cpuProfDir: string | undefined,
-    readonly startBy: StartBy,
+    private readonly startBy: StartBy,
     /** One per stores server. */
     private readonly storesAdmin: pg.Client[],
     private readonly hqAdmin: pg.Client,

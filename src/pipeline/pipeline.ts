@@ -34,14 +34,12 @@ export interface BatchSettings {
   readonly chunkRows: number;
 }
 
-/**
- * `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. `paused`: never set by the
- * pipeline; the agent reports a pipeline stopped by `branchline pause` so.
- */
-export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped' | 'paused';
+/** `halted`: stopped by a failure no retry can cure (see halt.ts), until a person fixes it. */
+export type PipelineState = 'starting' | 'streaming' | 'backoff' | 'halted' | 'stopped';
 
 export interface PipelineSnapshot {
-  readonly state: PipelineState;
+  /** `paused`: never the pipeline's own; the agent reports a pipeline stopped by `branchline pause` so. */
+  readonly state: PipelineState | 'paused';
   readonly txnsApplied: number;
   readonly rowsApplied: number;
   readonly batchesApplied: number;
@@ -603,7 +601,7 @@ export class Pipeline<P> {
     this.lastError = { ...errorReport(e), at: new Date() };
   }
 
-  private setState(state: Exclude<PipelineState, 'paused'>, error?: unknown): void {
+  private setState(state: PipelineState, error?: unknown): void {
     this.state = state;
     this.options.hooks?.onState?.(state, error);
     this.options.metrics?.state(state);

@@ -2,7 +2,7 @@ import { cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from '../../agent/agent.js';
 import { loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from '../../agent/prepare.js';
-import { readStatus, type StoreStatus } from '../../agent/status.js';
+import { readStatus, type PauseReport, type StoreStatus } from '../../agent/status.js';
 import { loadConfig, selectStores } from '../../config/load.js';
 import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
@@ -248,14 +248,12 @@ export async function statusCommand(args: StatusArgs): Promise<number> {
 }
 
 /** "up and down paused since 2026-12-04T09:00:00Z by ana@hq: inventory count" (null: nothing paused). */
-function pausedText(paused: StoreStatus['paused']): string | null {
-  const { up, down } = paused;
-  const one = up ?? down;
-  if (!one) return null;
-  const what = up && down ? (up.at === down.at && up.by === down.by && up.reason === down.reason ? 'up and down paused' : null) : up ? 'up paused' : 'down paused';
-  const say = (dir: string, p: NonNullable<typeof one>) => `${dir} since ${formatTime(new Date(p.at))} by ${p.by}${p.reason ? `: ${p.reason}` : ''}`;
-  if (what) return say(what, one);
-  return `${say('up paused', up!)}; ${say('down paused', down!)}`;
+function pausedText({ up, down }: StoreStatus['paused']): string | null {
+  const say = (what: string, p: PauseReport) => `${what} paused since ${formatTime(new Date(p.at))} by ${p.by}${p.reason ? `: ${p.reason}` : ''}`;
+  // One pause of both directions (`pause --store S`) is said once.
+  if (up && down && up.at === down.at && up.by === down.by && up.reason === down.reason) return say('up and down', up);
+  const parts = [...(up ? [say('up', up)] : []), ...(down ? [say('down', down)] : [])];
+  return parts.length ? parts.join('; ') : null;
 }
 
 /** `S-HQ-1 (12s left)`, `S-HQ-1 (expired 3s ago)`, or `-` for a free lease. */

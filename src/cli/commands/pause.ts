@@ -1,4 +1,5 @@
-import { loadConfig, selectStores, type StoreConfig } from '../../config/load.js';
+import type pg from 'pg';
+import { loadConfig, selectStores, type Config, type StoreConfig } from '../../config/load.js';
 import { BranchlineError } from '../../core/errors.js';
 import { describeUrl } from '../../db/connect.js';
 import { hasPausesTable, pausePipelines, readPauses, resumePipelines } from '../../pause/pauses.js';
@@ -27,7 +28,7 @@ export interface PauseArgs {
 export type ResumeArgs = Omit<PauseArgs, 'reason' | 'by'>;
 
 /** The stores named (`--store`, repeatable) or every enabled one (`--all`); exactly one of them. */
-function storesOf(args: ResumeArgs, config: Awaited<ReturnType<typeof loadConfig>>, verb: string): StoreConfig[] {
+function storesOf(args: ResumeArgs, config: Config, verb: string): StoreConfig[] {
   const named = args.store ?? [];
   if (named.length > 0 && args.all) throw usage('Give either --store or --all, not both.', `\`branchline ${verb} --store S01\` ${verb}s one store, \`--all\` every enabled store.`);
   if (named.length === 0 && !args.all) throw usage(`Say which stores to ${verb}: --store S01 (repeatable), or --all for every enabled store.`);
@@ -39,11 +40,7 @@ function pipelinesOf(stores: readonly StoreConfig[], direction: PauseArgs['direc
   return stores.flatMap((s) => dirs.map((d) => `${d}:${s.code}`));
 }
 
-function list(names: readonly string[]): string {
-  return names.join(', ');
-}
-
-async function requirePausesTable(db: Parameters<typeof hasPausesTable>[0], hqUrl: string): Promise<void> {
+async function requirePausesTable(db: pg.ClientBase, hqUrl: string): Promise<void> {
   if (!(await hasPausesTable(db)))
     throw new BranchlineError({
       code: 'BL-D005',
@@ -61,11 +58,11 @@ export async function pauseCommand(args: PauseArgs): Promise<number> {
     await requirePausesTable(db, config.hq.url);
     const done = await pausePipelines(db, pipelines, args.by ?? defaultActor(), reason);
     const all = await readPauses(db);
-    return { paused: done, already: pipelines.filter((p) => !done.includes(p)).map((p) => all.get(p)!).filter((p) => p !== undefined) };
+    return { paused: done, already: pipelines.filter((p) => !done.includes(p)).flatMap((p) => all.get(p) ?? []) };
   });
   if (paused.length)
     out(
-      `paused ${list(paused)}: a running agent stops ${paused.length === 1 ? 'it' : 'them'} within seconds, the open batch rolled back.\n` +
+      `paused ${paused.join(', ')}: a running agent stops ${paused.length === 1 ? 'it' : 'them'} within seconds, the open batch rolled back.\n` +
         (paused.some((p) => p.startsWith('up:'))
           ? 'While paused, a store keeps its changes for HQ (slot or change table): watch WAL KEPT in `branchline status`.\n'
           : '') +
@@ -83,8 +80,8 @@ export async function resumeCommand(args: ResumeArgs): Promise<number> {
     await requirePausesTable(db, config.hq.url);
     return resumePipelines(db, pipelines);
   });
-  if (resumed.length) out(`resumed ${list(resumed)}: a running agent starts ${resumed.length === 1 ? 'it' : 'them'} within seconds, from where ${resumed.length === 1 ? 'it' : 'they'} stopped.\n`);
+  if (resumed.length) out(`resumed ${resumed.join(', ')}: a running agent starts ${resumed.length === 1 ? 'it' : 'them'} within seconds, from where ${resumed.length === 1 ? 'it' : 'they'} stopped.\n`);
   const idle = pipelines.filter((p) => !resumed.includes(p));
-  if (idle.length) out(`${list(idle)} ${idle.length === 1 ? 'was' : 'were'} not paused.\n`);
+  if (idle.length) out(`${idle.join(', ')} ${idle.length === 1 ? 'was' : 'were'} not paused.\n`);
   return EXIT.ok;
 }
