@@ -144,6 +144,9 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     await eventually('the new price at P1', async () => (await price('P1', 7)) === '77.00');
     await eventually('down:P2 reported paused', async () => (await state('P2', 'down')) === 'paused', 5_000);
     assert.equal(env.agent.downSnapshot().has('P2'), false, 'a pipeline paused at start never starts');
+    // /health's list still names it.
+    assert.equal(env.agent.pipelineStates()['down:P2'], 'paused');
+    assert.equal(env.agent.pipelineStates()['down:P1'], 'streaming');
     assert.notEqual(await price('P2', 7), '77.00', 'nothing reaches a store whose down pipeline is paused');
 
     const resumed = await cli('resume', '--store', 'P2');
@@ -153,6 +156,7 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     assert.match(resumed.stdout, /^up:P2 was not paused\.$/m);
     await eventually('the new price at P2', async () => (await price('P2', 7)) === '77.00', 20_000);
     assert.equal(await state('P2', 'down'), 'streaming');
+    assert.equal(env.agent.pipelineStates()['down:P2'], 'streaming');
   });
 
   it('is obeyed by the agent holding the store\'s lease', async () => {

@@ -54,6 +54,8 @@ export class Agent {
   private hq: Catalog | null = null;
   private readonly pipelines = new Map<string, Pipeline<unknown>>();
   private readonly downPipelines = new Map<string, Pipeline<XidPosition>>();
+  /** The pipelines this agent runs behind the pause gate (`up:S001`), whether or not they have started. */
+  private readonly gated = new Set<string>();
   /** HQ's catalog of the down files' source tables. */
   private hqDown: Catalog | null = null;
   /** Each reachable store's catalog of the down files' targets, read at start-up. */
@@ -169,12 +171,7 @@ export class Agent {
       config: this.options.config,
       logger: this.options.logger,
       metrics: this.metrics,
-      pipelines: () => {
-        const states: Record<string, string> = {};
-        for (const [code, p] of this.snapshot()) states[`up:${code}`] = p.state;
-        for (const [code, p] of this.downSnapshot()) states[`down:${code}`] = p.state;
-        return states;
-      },
+      pipelines: () => this.pipelineStates(),
     });
     try {
       await this.runPipelines(signal);
@@ -239,7 +236,21 @@ export class Agent {
   private unlessPaused(store: StoreConfig, direction: Direction, signal: AbortSignal, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
     const name = `${direction}:${store.code}`;
     const log = this.options.logger.child({ store: store.code, pipeline: name });
-    return this.pauses!.gate(name, signal, work, { log, onPaused: () => this.metrics.paused(store.code, direction) });
+    this.gated.add(name);
+    return this.pauses!.gate(name, signal, work, { log, onPaused: () => this.metrics.paused(store.code, direction) }).finally(() => this.gated.delete(name));
+  }
+
+  /**
+   * Every pipeline this agent runs and its state, by name (`up:S001`), as
+   * /health shows them; one paused since before it ever started is there
+   * too, as `paused`.
+   */
+  pipelineStates(): Record<string, string> {
+    const states: Record<string, string> = {};
+    for (const [code, p] of this.snapshot()) states[`up:${code}`] = p.state;
+    for (const [code, p] of this.downSnapshot()) states[`down:${code}`] = p.state;
+    for (const name of this.gated) if (!(name in states) && this.pauses?.paused(name)) states[name] = 'paused';
+    return states;
   }
 
   /** The up pipeline of one store: its capture -> the up mappings -> HQ, position in HQ's transaction. */
