@@ -213,4 +213,26 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     const left = await env.world.hqQuery<{ n: string }>('SELECT count(*) AS n FROM branchline.pipeline_pauses');
     assert.equal(Number(left[0]!.n), 0, 'refused requests paused nothing');
   });
+
+  it('removes the pause of a store taken out of the configuration while paused, when named', async () => {
+    // P9 was paused by an agent whose configuration had it; this one's has not.
+    await env.world.hqQuery(`INSERT INTO branchline.pipeline_pauses (pipeline, paused_by, reason) VALUES ('up:P9', 'ana@hq', 'store closed')`);
+    const pauses = async () => (await env.world.hqQuery<{ pipeline: string }>('SELECT pipeline FROM branchline.pipeline_pauses ORDER BY pipeline')).map((r) => r.pipeline);
+    const all = await cli('resume', '--all');
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^still paused, for stores not in \S+: up:P9; `branchline resume --store P9` removes it\.$/m);
+    assert.deepEqual(await pauses(), ['up:P9'], '--all resumes the configured stores only');
+    const never = await cli('resume', '--store', 'P8');
+    assert.equal(never.code, 2, never.stdout);
+    assert.match(never.stderr, /BL-C005.*store "P8" is not in/);
+    const named = await cli('resume', '--store', 'P9', '--store', 'P1', '--direction', 'up');
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^removed the pause of up:P9 \(not in \S+: an agent whose configuration has the store starts it within seconds\)\.$/m);
+    assert.match(named.stdout, /^up:P1 was not paused\.$/m);
+    assert.deepEqual(await pauses(), []);
+    const again = await cli('resume', '--store', 'P9');
+    assert.equal(again.code, 2, again.stdout);
+    assert.match(again.stderr, /BL-C005.*store "P9" is not in/);
+    assert.doesNotMatch(never.stderr + again.stderr, /\n\s+at /, 'no stack trace for a user mistake');
+  });
 });

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { loadConfig, selectStores, type Config, type StoreConfig } from '../../config/load.js';
+import { loadConfig, selectStores, type StoreConfig } from '../../config/load.js';
 import { BranchlineError } from '../../core/errors.js';
 import { describeUrl } from '../../db/connect.js';
 import { hasPausesTable, pausePipelines, readPauses, resumePipelines } from '../../pause/pauses.js';
@@ -27,18 +27,20 @@ export interface PauseArgs {
 
 export type ResumeArgs = Omit<PauseArgs, 'reason' | 'by'>;
 
-/** The stores named (`--store`, repeatable) or every enabled one (`--all`); exactly one of them. */
-function storesOf(args: ResumeArgs, config: Config, verb: string): StoreConfig[] {
+/** The stores named (`--store`, repeatable), or undefined for every enabled one (`--all`); exactly one of them. */
+function namedStores(args: ResumeArgs, verb: string): string[] | undefined {
   const named = args.store ?? [];
   if (named.length > 0 && args.all) throw usage('Give either --store or --all, not both.', `\`branchline ${verb} --store S01\` ${verb}s one store, \`--all\` every enabled store.`);
   if (named.length === 0 && !args.all) throw usage(`Say which stores to ${verb}: --store S01 (repeatable), or --all for every enabled store.`);
-  return selectStores(config, args.all ? undefined : named);
+  return args.all ? undefined : named;
 }
 
-function pipelinesOf(stores: readonly StoreConfig[], direction: PauseArgs['direction']): string[] {
+function pipelinesOf(stores: readonly string[], direction: PauseArgs['direction']): string[] {
   const dirs = direction === 'both' ? ['up', 'down'] : [direction];
-  return stores.flatMap((s) => dirs.map((d) => `${d}:${s.code}`));
+  return stores.flatMap((code) => dirs.map((d) => `${d}:${code}`));
 }
+
+const codes = (stores: readonly StoreConfig[]): string[] => stores.map((s) => s.code);
 
 async function requirePausesTable(db: pg.ClientBase, hqUrl: string): Promise<void> {
   if (!(await hasPausesTable(db)))
@@ -52,7 +54,7 @@ async function requirePausesTable(db: pg.ClientBase, hqUrl: string): Promise<voi
 /** `pause`: keeps these pipelines stopped until `resume`. */
 export async function pauseCommand(args: PauseArgs): Promise<number> {
   const config = await loadConfig(args.config);
-  const pipelines = pipelinesOf(storesOf(args, config, 'pause'), args.direction);
+  const pipelines = pipelinesOf(codes(selectStores(config, namedStores(args, 'pause'))), args.direction);
   const reason = args.reason?.trim() || null;
   const { paused, already } = await withHq(config, 'branchline-pause', async (db) => {
     await requirePausesTable(db, config.hq.url);
@@ -72,16 +74,40 @@ export async function pauseCommand(args: PauseArgs): Promise<number> {
   return EXIT.ok;
 }
 
-/** `resume`: lets paused pipelines run again. */
+/** The store code of a pipeline name (`up:S01` -> `S01`). */
+const storeOfPipeline = (pipeline: string): string => pipeline.slice(pipeline.indexOf(':') + 1);
+
+/**
+ * `resume`: lets paused pipelines run again. A store named with `--store`
+ * that is no longer in the configuration but still has a pause at HQ (taken
+ * out while paused) has its pause removed too, and is said to be so; one
+ * with no pause is refused as an unknown store.
+ */
 export async function resumeCommand(args: ResumeArgs): Promise<number> {
   const config = await loadConfig(args.config);
-  const pipelines = pipelinesOf(storesOf(args, config, 'resume'), args.direction);
-  const resumed = await withHq(config, 'branchline-resume', async (db) => {
+  const named = namedStores(args, 'resume');
+  const configured = new Set(codes(config.stores));
+  const unknown = [...new Set((named ?? []).filter((c) => !configured.has(c)))];
+  const pipelines = pipelinesOf(named ? named.filter((c) => configured.has(c)) : codes(selectStores(config, undefined)), args.direction);
+  const { resumed, leftOver } = await withHq(config, 'branchline-resume', async (db) => {
     await requirePausesTable(db, config.hq.url);
-    return resumePipelines(db, pipelines);
+    const pauses = await readPauses(db);
+    const pausedStores = new Set([...pauses.keys()].map(storeOfPipeline));
+    const missing = unknown.filter((c) => !pausedStores.has(c));
+    // Not in the configuration and not paused: as any other command, an unknown store (nothing resumed).
+    if (missing.length > 0) selectStores(config, missing);
+    const done = await resumePipelines(db, [...pipelines, ...pipelinesOf(unknown, args.direction)]);
+    // `--all` resumes the configured stores; pauses of stores outside the configuration stay, and are named.
+    const outside = named ? [] : [...pauses.keys()].filter((p) => !configured.has(storeOfPipeline(p))).sort();
+    return { resumed: done, leftOver: outside };
   });
-  if (resumed.length) out(`resumed ${resumed.join(', ')}: a running agent starts ${resumed.length === 1 ? 'it' : 'them'} within seconds, from where ${resumed.length === 1 ? 'it' : 'they'} stopped.\n`);
+  const ours = resumed.filter((p) => configured.has(storeOfPipeline(p)));
+  const theirs = resumed.filter((p) => !configured.has(storeOfPipeline(p)));
+  if (ours.length) out(`resumed ${ours.join(', ')}: a running agent starts ${ours.length === 1 ? 'it' : 'them'} within seconds, from where ${ours.length === 1 ? 'it' : 'they'} stopped.\n`);
+  if (theirs.length) out(`removed the pause of ${theirs.join(', ')} (not in ${config.file}: an agent whose configuration has the store starts it within seconds).\n`);
   const idle = pipelines.filter((p) => !resumed.includes(p));
   if (idle.length) out(`${idle.join(', ')} ${idle.length === 1 ? 'was' : 'were'} not paused.\n`);
+  if (leftOver.length)
+    out(`still paused, for stores not in ${config.file}: ${leftOver.join(', ')}; \`branchline resume --store ${storeOfPipeline(leftOver[0]!)}\` removes ${leftOver.length === 1 ? 'it' : 'such a pause'}.\n`);
   return EXIT.ok;
 }
