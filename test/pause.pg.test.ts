@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { METRIC } from '../src/metrics/names.js';
 import { runCli } from './support/agent-process.js';
@@ -218,10 +218,21 @@ describe('pause and resume', { timeout: 240_000 }, () => {
     // P9 was paused by an agent whose configuration had it; this one's has not.
     await env.world.hqQuery(`INSERT INTO branchline.pipeline_pauses (pipeline, paused_by, reason) VALUES ('up:P9', 'ana@hq', 'store closed')`);
     const pauses = async () => (await env.world.hqQuery<{ pipeline: string }>('SELECT pipeline FROM branchline.pipeline_pauses ORDER BY pipeline')).map((r) => r.pipeline);
+    // And P2's down pipeline paused, seen through a configuration where P2 is disabled.
+    await env.world.hqQuery(`INSERT INTO branchline.pipeline_pauses (pipeline, paused_by) VALUES ('down:P2', 'ana@hq')`);
+    const text = await readFile(env.world.configFile, 'utf8');
+    assert.ok(text.includes('  - code: P2\n'));
+    const disabledFile = env.world.configFile.replace(/\.yml$/, '-p2-disabled.yml');
+    await writeFile(disabledFile, text.replace('  - code: P2\n', '  - code: P2\n    enabled: false\n'));
+    const disabled = await runCli(['resume', '--all', '--config', disabledFile]);
+    assert.equal(disabled.code, 0, disabled.stderr);
+    assert.match(disabled.stdout, /^still paused, for stores disabled or not in \S+: down:P2, up:P9; `branchline resume --store P2` removes such a pause\.$/m);
+    assert.deepEqual(await pauses(), ['down:P2', 'up:P9'], '--all leaves a disabled store paused');
     const all = await cli('resume', '--all');
     assert.equal(all.code, 0, all.stderr);
-    assert.match(all.stdout, /^still paused, for stores not in \S+: up:P9; `branchline resume --store P9` removes it\.$/m);
-    assert.deepEqual(await pauses(), ['up:P9'], '--all resumes the configured stores only');
+    assert.match(all.stdout, /^resumed down:P2: /m);
+    assert.match(all.stdout, /^still paused, for stores disabled or not in \S+: up:P9; `branchline resume --store P9` removes it\.$/m);
+    assert.deepEqual(await pauses(), ['up:P9'], '--all resumes the enabled stores only');
     const never = await cli('resume', '--store', 'P8');
     assert.equal(never.code, 2, never.stdout);
     assert.match(never.stderr, /BL-C005.*store "P8" is not in/);

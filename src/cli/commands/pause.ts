@@ -97,8 +97,9 @@ export async function resumeCommand(args: ResumeArgs): Promise<number> {
     // Not in the configuration and not paused: as any other command, an unknown store (nothing resumed).
     if (missing.length > 0) selectStores(config, missing);
     const done = await resumePipelines(db, [...pipelines, ...pipelinesOf(unknown, args.direction)]);
-    // `--all` resumes the configured stores; pauses of stores outside the configuration stay, and are named.
-    const outside = named ? [] : [...pauses.keys()].filter((p) => !configured.has(storeOfPipeline(p))).sort();
+    // `--all` resumes the enabled stores; pauses of disabled stores and of stores outside the configuration stay, and are named.
+    const enabled = new Set(codes(selectStores(config, undefined)));
+    const outside = named ? [] : [...pauses.keys()].filter((p) => !enabled.has(storeOfPipeline(p))).sort();
     return { resumed: done, leftOver: outside };
   });
   const ours = resumed.filter((p) => configured.has(storeOfPipeline(p)));
@@ -108,6 +109,8 @@ export async function resumeCommand(args: ResumeArgs): Promise<number> {
   const idle = pipelines.filter((p) => !resumed.includes(p));
   if (idle.length) out(`${idle.join(', ')} ${idle.length === 1 ? 'was' : 'were'} not paused.\n`);
   if (leftOver.length)
-    out(`still paused, for stores not in ${config.file}: ${leftOver.join(', ')}; \`branchline resume --store ${storeOfPipeline(leftOver[0]!)}\` removes ${leftOver.length === 1 ? 'it' : 'such a pause'}.\n`);
+    out(
+      `still paused, for stores disabled or not in ${config.file}: ${leftOver.join(', ')}; \`branchline resume --store ${storeOfPipeline(leftOver[0]!)}\` removes ${leftOver.length === 1 ? 'it' : 'such a pause'}.\n`,
+    );
   return EXIT.ok;
 }
