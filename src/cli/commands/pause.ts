@@ -87,18 +87,18 @@ export async function resumeCommand(args: ResumeArgs): Promise<number> {
   const config = await loadConfig(args.config);
   const named = namedStores(args, 'resume');
   const configured = new Set(codes(config.stores));
+  const enabled = new Set(codes(selectStores(config, undefined)));
   const unknown = [...new Set((named ?? []).filter((c) => !configured.has(c)))];
-  const pipelines = pipelinesOf(named ? named.filter((c) => configured.has(c)) : codes(selectStores(config, undefined)), args.direction);
+  const pipelines = pipelinesOf(named ? named.filter((c) => configured.has(c)) : [...enabled], args.direction);
   const { resumed, leftOver } = await withHq(config, 'branchline-resume', async (db) => {
     await requirePausesTable(db, config.hq.url);
     const pauses = await readPauses(db);
     const pausedStores = new Set([...pauses.keys()].map(storeOfPipeline));
     const missing = unknown.filter((c) => !pausedStores.has(c));
-    // Not in the configuration and not paused: as any other command, an unknown store (nothing resumed).
+    // Not in the configuration and not paused: an unknown store, as for any other command (selectStores throws BL-C005; nothing resumed).
     if (missing.length > 0) selectStores(config, missing);
     const done = await resumePipelines(db, [...pipelines, ...pipelinesOf(unknown, args.direction)]);
     // `--all` resumes the enabled stores; pauses of disabled stores and of stores outside the configuration stay, and are named.
-    const enabled = new Set(codes(selectStores(config, undefined)));
     const outside = named ? [] : [...pauses.keys()].filter((p) => !enabled.has(storeOfPipeline(p))).sort();
     return { resumed: done, leftOver: outside };
   });
