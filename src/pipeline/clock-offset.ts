@@ -1,5 +1,5 @@
 import type { Logger } from '../core/logger.js';
-import { connect } from '../db/connect.js';
+import { connect, endClient, readDeadlineMs } from '../db/connect.js';
 import { readClock, type ClockSample } from '../doctor/clock.js';
 
 export interface ClockOffsetOptions {
@@ -54,7 +54,14 @@ export class ClockOffset {
 
   private async measure(): Promise<void> {
     try {
-      const db = await connect(this.options.url, { role: this.options.role, applicationName: 'branchline-clock', connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 });
+      // Bounded like every other connection of a session: a link that stalls without a reset must not hold the session's start.
+      const db = await connect(this.options.url, {
+        role: this.options.role,
+        applicationName: 'branchline-clock',
+        connectTimeoutMs: 5_000,
+        statementTimeoutMs: 5_000,
+        readTimeoutMs: readDeadlineMs(5_000),
+      });
       try {
         let best: ClockSample | null = null;
         for (let i = 0; i < SAMPLES; i++) {
@@ -66,7 +73,7 @@ export class ClockOffset {
         this.offset = offset;
         this.readAt = Date.now();
       } finally {
-        await db.end().catch(() => undefined);
+        await endClient(db);
       }
     } catch (e) {
       // Tried again in 10 s, not at every call.
