@@ -6,7 +6,7 @@ import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
 import { SlotPosition } from '../../src/core/slot-position.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
-import { clientConfig, connect, connectionError, describeUrl, endClient, isConnectionError, quoteIdent, quoteLiteral } from '../../src/db/connect.js';
+import { clientConfig, connect, connectionError, describeUrl, endClient, isConnectionError, quoteIdent, quoteLiteral, readDeadlineMs } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
 import { decodeRowMessage, type RelationShape } from './row-decoder.js';
@@ -39,6 +39,9 @@ export interface PgLogicalSourceOptions {
  * The slot is the store's durable queue: nothing is released until the
  * consumer acknowledges a position, after its target transaction committed.
  */
+/** The slot check's statements, at the server (its read deadline adds the usual grace). */
+const CHECK_TIMEOUT_MS = 10_000;
+
 export class PgLogicalSource implements Source<SlotPosition> {
   readonly connector = 'pg-logical';
   readonly positions = LSN_CODEC;
@@ -62,7 +65,8 @@ export class PgLogicalSource implements Source<SlotPosition> {
   /** Clear errors before streaming: slot missing, lost, or held by another connection. */
   private async checkSlot(): Promise<void> {
     const { url, role, slot, publication } = this.options;
-    const db = await connect(url, { role, applicationName: 'branchline-check', connectTimeoutMs: 10_000 });
+    // Bounded: a link that stalls without a reset must not hold the session's start (see src/pipeline/clock-offset.ts).
+    const db = await connect(url, { role, applicationName: 'branchline-check', connectTimeoutMs: 10_000, statementTimeoutMs: CHECK_TIMEOUT_MS, readTimeoutMs: readDeadlineMs(CHECK_TIMEOUT_MS) });
     try {
       const res = await db.query<{ active_pid: number | null; wal_status: string | null; plugin: string; reason: string | null }>(
         `SELECT active_pid, wal_status, plugin,
@@ -117,7 +121,7 @@ export class PgLogicalSource implements Source<SlotPosition> {
       if (isConnectionError(e)) throw connectionError(e, url, role);
       throw e;
     } finally {
-      await db.end().catch(() => undefined);
+      await endClient(db);
     }
   }
 }
