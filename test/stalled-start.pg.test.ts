@@ -6,6 +6,7 @@ import { silentLogger } from '../src/core/logger.js';
 import { ClockOffset } from '../src/pipeline/clock-offset.js';
 import { PgLogicalSource } from '../connectors/pg-logical/pg-logical-source.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { swallowOnceConnected as swallowAt, within } from './support/stall.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -32,24 +33,12 @@ describe('a session start over a stalled link', { timeout: 120_000 }, () => {
     await admin.query(`SELECT pg_create_logical_replication_slot('stall_slot', 'pgoutput')`);
   });
 
-  /** Once a session of `application` shows at the server, swallows whatever the client sends from then on; when it did. */
-  const swallowOnceConnected = async (application: string): Promise<number> => {
-    for (let i = 0; i < 250; i++) {
-      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state IS NOT NULL`, [application]);
-      if (r.rowCount) {
-        proxy.swallowClientBytes(true); // nothing the client sends reaches the server any more, and nothing is reset
-        return Date.now();
-      }
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    return 0;
-  };
-  const within = <T>(p: Promise<T>, ms: number): Promise<'settled' | 'hung'> =>
-    Promise.race([p.then(() => 'settled' as const, () => 'settled' as const), new Promise<'hung'>((res) => setTimeout(() => res('hung'), ms))]);
+  const swallowOnceConnected = (application: string) => swallowAt(proxy, admin, application);
   after(async () => {
     await admin?.query(`SELECT pg_drop_replication_slot('stall_slot')`).catch(() => undefined);
     await admin?.end();
     await proxy?.close();
+    await server?.dispose();
   });
 
   it('gives up within its deadline when the link stops answering after the connection opened', async () => {

@@ -14,10 +14,10 @@ import { ApplyGate } from '../pipeline/apply-gate.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { Pipeline, type PipelineHooks, type PipelineSnapshot } from '../pipeline/pipeline.js';
 import { checkAndCompile, checkAndCompileDown, downMappingProblems, downTablesOf, hasDown, loadMappings, mappingProblems, readCatalog, requireReadable, storeRole, tablesOf, type Catalog } from './prepare.js';
-import { PgTriggerSource, purgeChangeLog, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
+import { PgTriggerSource, XID8_CODEC, type XidPosition } from '../../connectors/pg-trigger/index.js';
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { downRowFilter } from './down-route-filter.js';
-import { connect } from '../db/connect.js';
+import { purgeHqChangeLog } from './purge.js';
 import { autoInitialLoad } from '../load/auto-load.js';
 import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
 import { LabelWriter } from '../labels/label-writer.js';
@@ -362,7 +362,7 @@ export class Agent {
       reloadCommand: `\`branchline snapshot --store ${store.code}\``,
       statementTimeoutMs: config.apply.statementTimeoutMs,
     });
-    const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
+    const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url, statementTimeoutMs: config.apply.statementTimeoutMs });
     const catalog = this.storeDown.get(store.code)!;
     const labels = this.labelsFor(store, compiled, catalog.tables, log);
     const pipeline: Pipeline<XidPosition> = new Pipeline<XidPosition>({
@@ -479,15 +479,10 @@ export class Agent {
       await sleepUnlessAborted(config.down.purgeIntervalS * 1000, signal);
       if (signal.aborted) return;
       try {
-        const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-purge' });
-        try {
-          const r = await purgeChangeLog(db, { retentionHours: config.down.retentionHours });
-          if (r.deleted > 0) log.info('purged HQ change log', { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() });
-          if (r.readersBehind.length > 0)
-            log.error('stores were away longer than down.retention_hours and need a fresh initial load', { readers: r.readersBehind, code: 'BL-S006' });
-        } finally {
-          await db.end().catch(() => undefined);
-        }
+        const r = await purgeHqChangeLog(config);
+        if (r.deleted > 0) log.info('purged HQ change log', { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() });
+        if (r.readersBehind.length > 0)
+          log.error('stores were away longer than down.retention_hours and need a fresh initial load', { readers: r.readersBehind, code: 'BL-S006' });
       } catch (e) {
         log.warn('change log not purged this time', { error: e instanceof Error ? e.message : String(e) });
       }
@@ -507,7 +502,7 @@ export class Agent {
       for (const store of stores) {
         const log = logger.child({ store: store.code, task: 'change-table-purge' });
         try {
-          const r = await storeCapture(store).purge();
+          const r = await storeCapture(store).purge(config.apply.statementTimeoutMs);
           if (r && r.deleted > 0) log.info('purged the store\'s change table of what HQ applied', { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() });
         } catch (e) {
           log.warn('store change table not purged this time', { error: e instanceof Error ? e.message : String(e) });

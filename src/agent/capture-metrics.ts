@@ -1,6 +1,6 @@
 import type { StoreConfig } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
-import { connect } from '../db/connect.js';
+import { bounded, connect, endClient } from '../db/connect.js';
 import { sleepUnlessAborted } from '../core/sleep-unless-aborted.js';
 import type { PipelineMetricsSet } from '../metrics/pipeline-metrics.js';
 import { storeRole } from './prepare.js';
@@ -34,13 +34,13 @@ async function readOne(store: StoreConfig, options: CaptureMetricsOptions, log: 
   const capture = storeCapture(store);
   try {
     const db = capture.postgres
-      ? await connect(store.url, { role: storeRole(store), applicationName: 'branchline-metrics', connectTimeoutMs: 3_000, statementTimeoutMs: 5_000 })
+      ? await connect(store.url, { role: storeRole(store), applicationName: 'branchline-metrics', connectTimeoutMs: 3_000, ...bounded(5_000) })
       : null;
     try {
       const seen = await capture.inspect(options.position(store.code), db);
       options.metrics.capture(store.code, { lagBytes: seen.lagBytes, retainedBytes: seen.retainedBytes });
     } finally {
-      await db?.end().catch(() => undefined);
+      if (db) await endClient(db);
     }
   } catch (e) {
     log.debug('store capture not read for the metrics this time', { store: store.code, error: e instanceof Error ? e.message : String(e) });

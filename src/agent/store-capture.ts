@@ -7,7 +7,7 @@ import type { TableId } from '../core/change.js';
 import type { Logger } from '../core/logger.js';
 import type { SlotPosition } from '../core/slot-position.js';
 import type { ChangeTableReaderOptions, Source } from '../core/source.js';
-import { connect } from '../db/connect.js';
+import { bounded, connect, endClient } from '../db/connect.js';
 import { ROWVERSION_CODEC, type RowversionPosition } from '../../connectors/mssql-trigger/rowversion-codec.js';
 import type { SourceStream } from '../core/source.js';
 import { downOriginName, readCatalog, storeRole, type Catalog } from './prepare.js';
@@ -39,7 +39,7 @@ export interface StoreCapture<P> {
    */
   readonly downReplicationOrigin: string | undefined;
   /** Deletes from the store's change table what HQ applied; null when the connector keeps no such table. */
-  purge(): Promise<{ readonly deleted: number; readonly purgedBelow: string } | null>;
+  purge(statementTimeoutMs: number): Promise<{ readonly deleted: number; readonly purgedBelow: string } | null>;
   /** The store's description of these tables (what the up mappings read), for the mapping checks. */
   catalog(tables: readonly TableId[], connectTimeoutMs?: number): Promise<Catalog>;
   /**
@@ -158,14 +158,14 @@ function triggerCapture(store: StoreConfig): StoreCapture<XidPosition> {
     // No NOTIFY at a store: it would make the ERP's commits wait for one another; its one reader polls (source.poll_ms).
     installer: (logger) => changeTableInstaller(new PgTriggerInstaller({ url: store.url, role, logger, notify: false })),
     downReplicationOrigin: undefined,
-    purge: async () => {
-      const db = await connect(store.url, { role, applicationName: 'branchline-purge', connectTimeoutMs: 5_000 });
+    purge: async (statementTimeoutMs) => {
+      const db = await connect(store.url, { role, applicationName: 'branchline-purge', connectTimeoutMs: 5_000, ...bounded(statementTimeoutMs) });
       try {
         // The store's table is HQ's queue while HQ is away: never purged by age, only below what HQ applied.
         const r = await purgeChangeLog(db, { retentionHours: null, readers: [upReaderName(store)] });
         return { deleted: r.deleted, purgedBelow: r.purgedBelow.toString() };
       } finally {
-        await db.end().catch(() => undefined);
+        await endClient(db);
       }
     },
     catalog: async (tables, connectTimeoutMs) => {

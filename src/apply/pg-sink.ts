@@ -4,7 +4,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { BranchlineError, describeProblem } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../db/connect.js';
+import { bounded, connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../db/connect.js';
 import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
@@ -649,7 +649,7 @@ export class PgSink {
    */
   async reportHalted(error: { code: string; message: string } | null): Promise<{ position: string | null; loading: boolean }> {
     const { url, role, pipeline } = this.options;
-    this.client = await connect(url, { role, applicationName: `branchline-${pipeline.name}`, connectTimeoutMs: 5_000 });
+    this.client = await connect(url, { role, applicationName: `branchline-${pipeline.name}`, connectTimeoutMs: 5_000, ...bounded(this.options.statementTimeoutMs) });
     try {
       await this.reportStatus('halted', { error });
       const r = await this.client.query<{ position: string | null; loading: boolean }>(

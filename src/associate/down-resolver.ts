@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { TargetOp } from '../core/target-op.js';
 import type { Entity } from '../mapping/entities.js';
-import { connect, quoteIdent } from '../db/connect.js';
+import { bounded, connect, endClient, quoteIdent } from '../db/connect.js';
 import { lookupBranchCodes } from './association-store.js';
 import { translateChunk, unknownCodes, type KeyTranslator, type Resolution } from './resolver.js';
 
@@ -10,6 +10,8 @@ export interface DownAssociationResolverOptions {
   readonly entities: ReadonlyMap<string, Entity>;
   /** HQ, where the associations are kept. */
   readonly hqUrl: string;
+  /** Bounds each look-up at HQ (and, 10 s later, its answer on our side: a link that stalls without a reset); `apply.statement_timeout_ms`. */
+  readonly statementTimeoutMs: number;
 }
 
 /** Cached associations per entity (HQ key -> store code); a cap bounds memory. */
@@ -108,7 +110,12 @@ export class DownAssociationResolver implements KeyTranslator {
 
   private async hqClient(): Promise<pg.Client> {
     if (this.hq) return this.hq;
-    const c = await connect(this.options.hqUrl, { role: 'HQ', applicationName: `branchline-down-${this.options.storeCode}-associations` });
+    const c = await connect(this.options.hqUrl, {
+      role: 'HQ',
+      applicationName: `branchline-down-${this.options.storeCode}-associations`,
+      connectTimeoutMs: 10_000,
+      ...bounded(this.options.statementTimeoutMs),
+    });
     c.on('error', () => void this.dropHq());
     this.hq = c;
     return c;
@@ -117,6 +124,6 @@ export class DownAssociationResolver implements KeyTranslator {
   private async dropHq(): Promise<void> {
     const c = this.hq;
     this.hq = null;
-    if (c) await c.end().catch(() => undefined);
+    if (c) await endClient(c);
   }
 }

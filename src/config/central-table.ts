@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { BranchlineError, isBranchlineError } from '../core/errors.js';
-import { connect, connectionError, describeUrl, isConnectionError } from '../db/connect.js';
+import { bounded, connect, connectionError, describeUrl, endClient, isConnectionError } from '../db/connect.js';
 
 /**
  * HQ's table of published configuration versions
@@ -35,9 +35,13 @@ export async function requireConfigTable(db: pg.ClientBase, hqUrl: string): Prom
     });
 }
 
+/** A statement on the configuration table that takes longer than this fails (the agent keeps the version it runs). */
+const CONFIG_STATEMENT_TIMEOUT_MS = 15_000;
+
 /** One HQ connection for `fn`, after checking the table is there; a lost connection becomes BL-D001. */
 export async function withConfigTable<T>(hqUrl: string, applicationName: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = await connect(hqUrl, { role: 'HQ', applicationName });
+  // Bounded: an agent fetches its configuration at start and at every publication; a stalled link must not hold either.
+  const db = await connect(hqUrl, { role: 'HQ', applicationName, ...bounded(CONFIG_STATEMENT_TIMEOUT_MS) });
   try {
     await requireConfigTable(db, hqUrl);
     return await fn(db);
@@ -45,6 +49,6 @@ export async function withConfigTable<T>(hqUrl: string, applicationName: string,
     if (!isBranchlineError(e) && isConnectionError(e)) throw connectionError(e, hqUrl, 'HQ');
     throw e;
   } finally {
-    await db.end().catch(() => undefined);
+    await endClient(db);
   }
 }

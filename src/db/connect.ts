@@ -79,6 +79,11 @@ export function readDeadlineMs(statementTimeoutMs: number): number {
   return statementTimeoutMs + READ_GRACE_MS;
 }
 
+/** A statement timeout at the server and, on our side, the read deadline that goes with it: every connection a running agent keeps or opens again and again. */
+export function bounded(statementTimeoutMs: number): { statementTimeoutMs: number; readTimeoutMs: number } {
+  return { statementTimeoutMs, readTimeoutMs: readDeadlineMs(statementTimeoutMs) };
+}
+
 /**
  * node-postgres answers a query past `query_timeout` with an error but
  * keeps the connection, whose next queries would wait behind the one that
@@ -97,7 +102,8 @@ function dropOnReadTimeout(client: pg.Client): void {
   };
 }
 
-function destroyClient(client: pg.Client): void {
+/** Drops a client's connection at once (no goodbye): for a link that may hang, where `end()` would wait. */
+export function destroyClient(client: pg.ClientBase): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 

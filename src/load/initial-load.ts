@@ -107,7 +107,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
 
   const name = `down:${store.code}`;
   const id = { name, storeCode: store.code, direction: 'down' as const, connector: 'pg-trigger' };
-  const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url });
+  const associations = new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url, statementTimeoutMs: config.apply.statementTimeoutMs });
   const sink = new PgSink({
     url: store.url,
     role: storeRole(store),

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Queryable } from '../catalog/pg-catalog.js';
-import { connectionError, isConnectionError, newPool } from '../db/connect.js';
+import { bounded, connectionError, destroyClient, isConnectionError, newPool } from '../db/connect.js';
 
 /**
  * Where the cross-store queries read: HQ through `hq.read_url` (a read-only
@@ -19,7 +19,7 @@ const ROLE = 'HQ (read_url)';
 
 /** A small pool on `readUrl` (Config.hq.readUrl). */
 export function poolHqReader(readUrl: string, options: { applicationName?: string; max?: number } = {}): HqReader {
-  const pool = newPool(readUrl, { role: ROLE, applicationName: options.applicationName ?? 'branchline-queries', statementTimeoutMs: QUERY_TIMEOUT_MS, max: options.max ?? 2 });
+  const pool = newPool(readUrl, { role: ROLE, applicationName: options.applicationName ?? 'branchline-queries', ...bounded(QUERY_TIMEOUT_MS), max: options.max ?? 2 });
   const fail = (e: unknown): never => {
     throw isConnectionError(e) || (e as { code?: string })?.code?.startsWith('28') ? connectionError(e, readUrl, ROLE) : e;
   };
@@ -38,8 +38,11 @@ export function poolHqReader(readUrl: string, options: { applicationName?: strin
         await client.query('COMMIT');
         return r;
       } catch (e) {
-        await client.query('ROLLBACK').catch((err: Error) => (broken = err));
-        if (isConnectionError(e)) broken = e as Error;
+        if (isConnectionError(e)) {
+          // No ROLLBACK over a lost or stalled link (it would wait out a deadline of its own): the session goes, and its transaction with it.
+          broken = e as Error;
+          destroyClient(client);
+        } else await client.query('ROLLBACK').catch((err: Error) => (broken = err));
         return fail(e);
       } finally {
         client.release(broken);

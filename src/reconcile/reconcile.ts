@@ -233,7 +233,7 @@ async function downSide(o: ReconcileOptions, files: Awaited<ReturnType<typeof lo
         statementTimeoutMs: config.apply.statementTimeoutMs,
         // Marked as HQ's writes: the store's capture does not send them back up.
         // HQ keys become the store's codes as in the stream (allocated, or parked until associated).
-        associations: new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url }),
+        associations: new DownAssociationResolver({ storeCode: store.code, entities: files.entities.byName, hqUrl: config.hq.url, statementTimeoutMs: config.apply.statementTimeoutMs }),
         origin: { name: 'HQ', replicationOrigin: downOriginName(store.code) },
         logger,
       }),

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { BranchlineError } from '../core/errors.js';
-import { clientConfig, connectionError, describeUrl, isConnectionError } from '../db/connect.js';
+import { bounded, clientConfig, connectionError, describeUrl, isConnectionError } from '../db/connect.js';
 import { redact } from '../core/logger.js';
 import type { Status, UnavailableReason } from './answer.js';
 import { withDeadline } from './record-reader.js';
@@ -36,13 +36,14 @@ export class AuditLog {
 
   constructor(private readonly options: AuditLogOptions) {
     this.pool = new pg.Pool({
-      ...clientConfig(options.url, { role: options.role, applicationName: 'branchline-settlement-audit', connectTimeoutMs: options.timeoutMs, statementTimeoutMs: options.timeoutMs }),
+      ...clientConfig(options.url, { role: options.role, applicationName: 'branchline-settlement-audit', connectTimeoutMs: options.timeoutMs, ...bounded(options.timeoutMs) }),
       max: 2,
       idleTimeoutMillis: 30_000,
     });
     this.pool.on('error', () => undefined);
     // A checked-out client whose link dies emits 'error' too (the pool listens only while it is idle): its query fails, and that is reported.
     this.pool.on('connect', (c) => c.on('error', () => undefined));
+    // The read deadline (query_timeout) gives back a client whose link stalled: the pool drops it instead of waiting on it for good.
   }
 
   async record(entries: readonly AuditEntry[]): Promise<{ ids: string[]; at: Date }> {
