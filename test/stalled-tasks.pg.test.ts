@@ -7,7 +7,9 @@ import pg from 'pg';
 import { createLogSql } from '../connectors/pg-trigger/index.js';
 import { runCaptureMetrics } from '../src/agent/capture-metrics.js';
 import { purgeHqChangeLog } from '../src/agent/purge.js';
+import { readStatus } from '../src/agent/status.js';
 import { storeCapture } from '../src/agent/store-capture.js';
+import { collectReport } from '../src/reports/report.js';
 import { PgSink } from '../src/apply/pg-sink.js';
 import { DownAssociationResolver } from '../src/associate/down-resolver.js';
 import { fetchNewestVersion } from '../src/config/central.js';
@@ -49,6 +51,7 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     hqDb = await server.createDatabase('hq');
     storeDb = await server.createDatabase('store');
     await migrateLatest(server.url(hqDb));
+    await migrateLatest(server.url(storeDb)); // a store's own branchline state (its down pipeline's), which the report reads
     for (const sql of createLogSql({ notify: false })) await server.query(hqDb, sql);
     for (const sql of createLogSql({ notify: false })) await server.query(storeDb, sql);
     admin = new pg.Client(server.url('postgres'));
@@ -158,6 +161,40 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     const capture = storeCapture(store(storeProxy.url(server.url(storeDb)), 'pg-trigger'));
     assert.ok(readTimeout(await failsWithin(storeProxy, 'branchline-purge', storeDb, () => capture.purge(STATEMENT_TIMEOUT_MS), 20_000)), 'store: a read timeout');
     assert.deepEqual(await capture.purge(STATEMENT_TIMEOUT_MS), { deleted: 0, purgedBelow: '0' }, 'the store answers again (HQ applied nothing yet)');
+  });
+
+  it('status (and the scheduled report): a stalled store is reported unreachable, not waited for', async () => {
+    const proxy = await slowProxy();
+    const config = { hq: { url: server.url(hqDb) } } as unknown as Config;
+    const stores = [store(proxy.url(server.url(storeDb)), 'pg-trigger')];
+    const started = Date.now();
+    const reading = readStatus(config, stores);
+    reading.catch(() => undefined);
+    assert.ok((await swallowOnceConnected(proxy, admin, 'branchline-status', storeDb)) > 0, 'status connected to the store through the proxy');
+    assert.equal(await within(reading, 30_000), 'settled', 'status ends on its own');
+    const [t1] = await reading;
+    assert.ok(Date.now() - started < 20_000, `status ended after ${Date.now() - started} ms`);
+    assert.equal(t1!.storeReachable, false, 'the store is reported unreachable');
+    proxy.swallowClientBytes(false);
+    proxy.cut();
+    proxy.slow({});
+    const [again] = await readStatus(config, stores);
+    assert.equal(again!.storeReachable, true, 'and reachable once the link is back');
+
+    // The report reads the store's down figure on a connection of its own: stalled, the figure is unknown and the report goes on.
+    const reportConfig = { ...config, stores } as unknown as Config;
+    proxy.slow({ latencyMs: 150 });
+    const reportStarted = Date.now();
+    const collecting = collectReport(reportConfig, new Date(), null, 'UTC');
+    collecting.catch(() => undefined);
+    assert.ok((await swallowOnceConnected(proxy, admin, 'branchline-report', storeDb)) > 0, 'the report connected to the store through the proxy');
+    assert.equal(await within(collecting, 30_000), 'settled', 'the report ends on its own');
+    assert.equal((await collecting).stores[0]!.rowsDown, null, 'no down figure made up');
+    assert.ok(Date.now() - reportStarted < 25_000, `the report ended after ${Date.now() - reportStarted} ms`);
+    proxy.swallowClientBytes(false);
+    proxy.cut();
+    proxy.slow({});
+    assert.equal((await collectReport(reportConfig, new Date(), null, 'UTC')).stores[0]!.rowsDown, 0, 'read again once the link is back');
   });
 
   it('a halted pipeline\'s report fails instead of holding the halt', async () => {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { isBranchlineError } from '../core/errors.js';
-import { connect } from '../db/connect.js';
+import { bounded, connect, endClient, isConnectionError } from '../db/connect.js';
 import { hasPausesTable, readPauses, type Pause } from '../pause/pauses.js';
 import { storeRole } from './prepare.js';
 import { storeCapture } from './store-capture.js';
@@ -64,9 +64,13 @@ interface StatusRow {
   fresh: boolean;
 }
 
+/** How long status (and the scheduled report, which reads it) waits for HQ's answers, and for a store's, before it gives up (plus the read deadline's grace, on a link that stalls). */
+const STATUS_HQ_TIMEOUT_MS = 30_000;
+const STATUS_STORE_TIMEOUT_MS = 5_000;
+
 /** Reads positions and agent reports at HQ and the slots at each store (briefly; an unreachable store is reported, not waited for). */
 export async function readStatus(config: Config, stores: readonly StoreConfig[]): Promise<StoreStatus[]> {
-  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-status' });
+  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-status', ...bounded(STATUS_HQ_TIMEOUT_MS) });
   let pipelines: PipelineRow[];
   let statuses: StatusRow[];
   let parked = new Map<string, number>();
@@ -99,7 +103,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       if (await hasPausesTable(hq)) pauses = await readPauses(hq);
     }
   } finally {
-    await hq.end().catch(() => undefined);
+    await endClient(hq);
   }
 
   return Promise.all(
@@ -116,7 +120,7 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
       const capture = storeCapture(store);
       try {
         // A SQL Server store is only asked whether it answers; the rest (the down channel's scheduled rows) is PostgreSQL's.
-        const db = capture.postgres ? await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000 }) : null;
+        const db = capture.postgres ? await connect(store.url, { role: storeRole(store), applicationName: 'branchline-status', connectTimeoutMs: 3_000, ...bounded(STATUS_STORE_TIMEOUT_MS) }) : null;
         try {
           const seen = await capture.inspect(p?.position ?? null, db);
           storeReachable = true;
@@ -134,10 +138,11 @@ export async function readStatus(config: Config, stores: readonly StoreConfig[])
             }
           }
         } finally {
-          await db?.end().catch(() => undefined);
+          if (db) await endClient(db);
         }
       } catch (e) {
-        if (!isBranchlineError(e)) throw e;
+        // Unreachable, or lost (or stalled) mid-reading: reported as not reachable.
+        if (!isBranchlineError(e) && !isConnectionError(e)) throw e;
       }
       const report: UpReport | null = s ? { state: s.state, fresh: s.fresh, oldestUnapplied: s.oldest_unapplied_commit_time } : null;
       const pausedUp = pauseReport(pauses.get(name));

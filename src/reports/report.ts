@@ -8,7 +8,7 @@ import type { Config, ReportsConfig } from '../config/load.js';
 import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { redact } from '../core/logger.js';
-import { connect } from '../db/connect.js';
+import { bounded, connect, endClient, isConnectionError } from '../db/connect.js';
 import { table } from '../cli/output.js';
 import { SETTLEMENT_ANSWERS } from '../metrics/metrics.js';
 
@@ -40,6 +40,9 @@ export interface ReportData {
   readonly counters: Readonly<Record<string, number>>;
 }
 
+/** How long a report waits for HQ's answers (plus the read deadline's grace, on a link that stalls): the scheduled report must not hold its loop for good. */
+const REPORT_HQ_TIMEOUT_MS = 60_000;
+
 /**
  * What the period did, per store: rows up (HQ's `branchline.pipelines`) and
  * down (each store's), as differences from the previous report's counters;
@@ -49,7 +52,7 @@ export interface ReportData {
 export async function collectReport(config: Config, periodEnd: Date, previous: PreviousReport | null, timeZone: string): Promise<ReportData> {
   const status = await readStatus(config, config.stores);
   const down = await Promise.all(config.stores.map((s) => downRowsApplied(s.code, s.url, storeRole(s), s.connector)));
-  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 });
+  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000, ...bounded(REPORT_HQ_TIMEOUT_MS) });
   let checks: { store_code: string; status: string; n: number }[];
   let reconciled: { store_code: string; differences: number; fixed: boolean; run_at: Date }[];
   try {
@@ -68,7 +71,7 @@ export async function collectReport(config: Config, periodEnd: Date, previous: P
       )
     ).rows;
   } finally {
-    await hq.end().catch(() => undefined);
+    await endClient(hq);
   }
   const counters: Record<string, number> = {};
   const stores = config.stores.map((s, i): StoreReport => {
@@ -101,7 +104,7 @@ export async function collectReport(config: Config, periodEnd: Date, previous: P
 async function downRowsApplied(code: string, url: string, role: string, connector: string): Promise<number | null> {
   if (connector === 'mssql-trigger') return null;
   try {
-    const db = await connect(url, { role, applicationName: 'branchline-report', connectTimeoutMs: 3_000, statementTimeoutMs: 5_000 });
+    const db = await connect(url, { role, applicationName: 'branchline-report', connectTimeoutMs: 3_000, ...bounded(5_000) });
     try {
       const r = await db.query<{ n: string | null }>(
         `SELECT (SELECT rows_applied FROM branchline.pipelines WHERE pipeline = $1)::text AS n WHERE to_regclass('branchline.pipelines') IS NOT NULL`,
@@ -109,10 +112,11 @@ async function downRowsApplied(code: string, url: string, role: string, connecto
       );
       return r.rows[0]?.n ? Number(r.rows[0].n) : 0;
     } finally {
-      await db.end().catch(() => undefined);
+      await endClient(db);
     }
   } catch (e) {
-    if (isBranchlineError(e) || (e as { code?: string }).code) return null;
+    // Unreachable, refused, or lost (or stalled) mid-reading: no figure.
+    if (isBranchlineError(e) || isConnectionError(e) || (e as { code?: string }).code) return null;
     throw e;
   }
 }
@@ -181,7 +185,7 @@ export async function previousReport(hq: pg.Client, before: Date): Promise<Previ
 /** Writes the report, records it at HQ (once per period end: the claim) and emails it; returns the file. */
 export async function runReport(options: { config: Config; reports: ReportsConfig; periodEnd: Date; logger: Logger }): Promise<{ file: string; text: string; emailed: boolean } | null> {
   const { config, reports, periodEnd, logger } = options;
-  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 });
+  const hq = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000, ...bounded(REPORT_HQ_TIMEOUT_MS) });
   let claimed: string | null;
   let previous: PreviousReport | null;
   try {
@@ -194,7 +198,7 @@ export async function runReport(options: { config: Config; reports: ReportsConfi
     );
     claimed = claim.rows[0]?.id ?? null;
   } finally {
-    await hq.end().catch(() => undefined);
+    await endClient(hq);
   }
   if (!claimed) {
     logger.info('report already written by another agent', { period_end: periodEnd.toISOString() });
@@ -232,7 +236,7 @@ export async function runReport(options: { config: Config; reports: ReportsConfi
           { cause: e },
         );
   } finally {
-    const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000 }).catch(() => null);
+    const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-report', connectTimeoutMs: 5_000, ...bounded(REPORT_HQ_TIMEOUT_MS) }).catch(() => null);
     if (db) {
       // A report that failed before it was written gives its period back, so the next run covers it.
       await (!written || data === null
@@ -245,7 +249,7 @@ export async function runReport(options: { config: Config; reports: ReportsConfi
             error,
           ])
       ).catch(() => undefined);
-      await db.end().catch(() => undefined);
+      await endClient(db);
     }
   }
   logger.info('report written', { file, emailed, period_end: periodEnd.toISOString() });
