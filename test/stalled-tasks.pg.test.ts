@@ -90,9 +90,9 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     return error;
   };
   const readTimeout = (e: unknown) => /read timeout/i.test((e as Error).message) || (e as { code?: string }).code === 'BL-S010';
-  const store = (url: string, connector: StoreConfig['connector']): StoreConfig => ({
-    code: 'T1',
-    name: 'T1',
+  const store = (url: string, connector: StoreConfig['connector'], code = 'T1'): StoreConfig => ({
+    code,
+    name: code,
     url,
     connector,
     slot: 'branchline_t1',
@@ -115,9 +115,10 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     await resolver.close();
   });
 
-  it('capture metrics: a stalled store does not stop the readings', async () => {
+  it('capture metrics: a stalled store does not stop its own readings, nor delay the other stores\'', async () => {
     const proxy = await slowProxy();
     const seen: (number | null)[] = [];
+    let otherStore = 0;
     const notRead: string[] = [];
     const logger = silentLogger();
     logger.child = () => logger;
@@ -125,14 +126,20 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
       notRead.push(message);
       return logger;
     }) as Logger['debug'];
-    const metrics = { capture: (_store: string, v: { retainedBytes: number | null }) => seen.push(v.retainedBytes) } as unknown as PipelineMetricsSet;
+    const metrics = {
+      capture: (code: string, v: { retainedBytes: number | null }) => (code === 'T1' ? seen.push(v.retainedBytes) : otherStore++),
+    } as unknown as PipelineMetricsSet;
     const stop = new AbortController();
-    const loop = runCaptureMetrics({ stores: [store(proxy.url(server.url(storeDb)), 'pg-trigger')], metrics, position: () => null, intervalMs: 100, logger }, stop.signal);
+    // T1 through the proxy; T2 straight to the server (its change table is in the HQ database here, so its sessions are not T1's).
+    const stores = [store(proxy.url(server.url(storeDb)), 'pg-trigger'), store(server.url(hqDb), 'pg-trigger', 'T2')];
+    const loop = runCaptureMetrics({ stores, metrics, position: () => null, intervalMs: 100, logger }, stop.signal);
     try {
       const started = Date.now();
       assert.ok((await swallowOnceConnected(proxy, admin, 'branchline-metrics', storeDb)) > 0, 'the metrics reader connected through the proxy');
       const before = seen.length;
+      const otherBefore = otherStore;
       while (notRead.length === 0 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(otherStore - otherBefore >= 5, `the other store was read ${otherStore - otherBefore} times while T1 stalled`);
       assert.deepEqual(notRead, ['store capture not read for the metrics this time'], 'the stalled reading gave up (logged at debug)');
       assert.ok(Date.now() - started < 20_000, `the reading gave up after ${Date.now() - started} ms`);
       assert.equal(seen.length, before, 'no reading made up while stalled');
@@ -146,7 +153,6 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     } finally {
       stop.abort();
       await within(loop, 20_000); // bounded, so a failure above reads as itself
-
     }
   });
 

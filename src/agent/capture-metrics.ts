@@ -24,10 +24,15 @@ export interface CaptureMetricsOptions {
  */
 export async function runCaptureMetrics(options: CaptureMetricsOptions, signal: AbortSignal): Promise<void> {
   const log = options.logger.child({ task: 'capture-metrics' });
-  while (!signal.aborted) {
-    await Promise.all(options.stores.map((store) => readOne(store, options, log)));
-    await sleepUnlessAborted(options.intervalMs, signal);
-  }
+  // Each store on its own round: one that is slow to answer (or stalls until its read deadline) delays only its own readings.
+  await Promise.all(
+    options.stores.map(async (store) => {
+      while (!signal.aborted) {
+        await readOne(store, options, log);
+        await sleepUnlessAborted(options.intervalMs, signal);
+      }
+    }),
+  );
 }
 
 async function readOne(store: StoreConfig, options: CaptureMetricsOptions, log: Logger): Promise<void> {
