@@ -8,7 +8,10 @@ import { createLogSql } from '../connectors/pg-trigger/index.js';
 import { runCaptureMetrics } from '../src/agent/capture-metrics.js';
 import { purgeHqChangeLog } from '../src/agent/purge.js';
 import { readStatus } from '../src/agent/status.js';
+import { readCatalog } from '../src/agent/prepare.js';
 import { storeCapture } from '../src/agent/store-capture.js';
+import { BranchlineError } from '../src/core/errors.js';
+import { isUnreachableError } from '../src/db/connect.js';
 import { collectReport } from '../src/reports/report.js';
 import { PgSink } from '../src/apply/pg-sink.js';
 import { DownAssociationResolver } from '../src/associate/down-resolver.js';
@@ -221,11 +224,24 @@ describe('the agent\'s other connections over a stalled link', { timeout: 150_00
     assert.deepEqual(status, { state: 'halted', last_error_code: 'BL-S007' }, 'and the halt is recorded');
   });
 
+  it('agent start: the catalog read fails with BL-S010, which the start waits out like an unreachable database, and the next one reads', async () => {
+    const proxy = await slowProxy();
+    const url = proxy.url(server.url(hqDb));
+    const tables = [{ schema: 'branchline', table: 'pipelines' }];
+    const error = await failsWithin(proxy, 'branchline-catalog', hqDb, () => readCatalog(url, 'HQ', tables), 40_000);
+    assert.equal((error as { code?: string }).code, 'BL-S010', `a hung link, named as such, not: ${(error as Error).message}`);
+    assert.ok(isUnreachableError(error), 'waited out and retried (agent start, central configuration, initial loads), not a reason to stop');
+    assert.ok(!isUnreachableError(new BranchlineError({ code: 'BL-C001', message: 'a broken file' })), 'a broken configuration is not waited out');
+    const catalog = await readCatalog(url, 'HQ', tables);
+    assert.ok(catalog.tables.has('branchline.pipelines'), 'the next read describes the table');
+  });
+
   it('central configuration: a fetch fails with BL-S010, and the next one reads HQ', async () => {
     const proxy = await slowProxy();
     const hqUrl = proxy.url(server.url(hqDb));
     const error = await failsWithin(proxy, 'branchline-config', hqDb, () => fetchNewestVersion({ hqUrl, cacheDir }), 35_000);
     assert.equal((error as { code?: string }).code, 'BL-S010', `a hung link, named as such, not: ${(error as Error).message}`);
+    assert.ok(isUnreachableError(error), 'the central agent waits it out (from its cache), not "cannot run here"');
     await assert.rejects(fetchNewestVersion({ hqUrl, cacheDir }), (e: { code?: string }) => e.code === 'BL-C010', 'HQ answers again: nothing published yet');
   });
 

@@ -18,6 +18,7 @@ import { PgTriggerSource, XID8_CODEC, type XidPosition } from '../../connectors/
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { downRowFilter } from './down-route-filter.js';
 import { purgeHqChangeLog } from './purge.js';
+import { isUnreachableError } from '../db/connect.js';
 import { autoInitialLoad } from '../load/auto-load.js';
 import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
 import { LabelWriter } from '../labels/label-writer.js';
@@ -102,7 +103,7 @@ export class Agent {
         this.hq = await readCatalog(config.hq.url, 'HQ', targets);
         break;
       } catch (e) {
-        if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) throw e;
+        if (!isUnreachableError(e)) throw e;
         // Broken files need no HQ to be reported: do not wait for it first.
         requireReadable(files);
         const delay = backoff.next();
@@ -131,7 +132,7 @@ export class Agent {
           }
           return { store, problems };
         } catch (e) {
-          if (isBranchlineError(e) && e.code.startsWith('BL-D')) {
+          if (isUnreachableError(e)) {
             logger.warn('store not reachable at start-up; its pipeline will connect when it can', { store: store.code, code: e.code, error: e.message });
             return { store, problems: [] };
           }
@@ -333,7 +334,7 @@ export class Agent {
         this.storeDown.set(store.code, catalog);
         mappings = checkAndCompileDown(files, hqDown, catalog, `HQ and ${storeRole(store)}`);
       } catch (e) {
-        if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) {
+        if (!isUnreachableError(e)) {
           log.error('down mappings do not fit this store; its down pipeline does not start', { error: e instanceof Error ? e.message : String(e) });
           return;
         }
@@ -418,7 +419,7 @@ export class Agent {
         await autoInitialLoad({ config, store, logger: log });
         return !signal.aborted;
       } catch (e) {
-        if (!isBranchlineError(e) || !e.code.startsWith('BL-D')) {
+        if (!isUnreachableError(e)) {
           log.error('the initial load of this store failed; its down pipeline does not start', {
             code: isBranchlineError(e) ? e.code : undefined,
             error: e instanceof Error ? e.message : String(e),

@@ -1,6 +1,7 @@
 import { fetchNewestVersion, loadCachedConfig, openPulledVersion, watchConfig, type FetchedVersion, type PulledConfig } from '../config/central.js';
 import type { Config } from '../config/load.js';
 import { formatProblem, isBranchlineError, ProblemsError, type BranchlineError } from '../core/errors.js';
+import { isUnreachableError } from '../db/connect.js';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../pipeline/backoff.js';
 import { pruneCache } from '../config/central-bundle.js';
@@ -219,7 +220,7 @@ export async function runCentralAgent(options: CentralAgentOptions): Promise<voi
       }
       return;
     }
-    if (!e.code.startsWith('BL-D')) return refused(null, e);
+    if (!isUnreachableError(e)) return refused(null, e);
     const delay = scheduleRetry();
     if (now) {
       logger.warn(`cannot fetch the configuration from HQ; keeping version ${now.pulled.version}`, { ...describe(e), retryInMs: delay });

@@ -3,7 +3,8 @@ import { describeTables, listSequences, listTables } from '../catalog/pg-catalog
 import type { TableId } from '../core/change.js';
 import { ProblemsError, type Problem } from '../core/errors.js';
 import type { Config, StoreConfig } from '../config/load.js';
-import { connect } from '../db/connect.js';
+import { bounded, connect, connectionError, endClient, isConnectionError } from '../db/connect.js';
+import { isBranchlineError } from '../core/errors.js';
 import { compileMappings, loadMappingDir, mappedTables, validateMappings, type LoadedMappingFile } from '../mapping/index.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { entityTables } from '../mapping/analyze.js';
@@ -88,13 +89,22 @@ export interface Catalog {
   readonly sequences: Set<string>;
 }
 
-/** Describes the given tables at a database (and lists all its tables for did-you-mean hints). */
+/** A catalog statement that takes longer than this fails (and, 10 s later, its answer on our side: a link that stalls). */
+const CATALOG_STATEMENT_TIMEOUT_MS = 20_000;
+
+/**
+ * Describes the given tables at a database (and lists all its tables for
+ * did-you-mean hints). A connection refused, lost or stalled midway is a
+ * BranchlineError (BL-D001, BL-S010): what the agent's start waits out.
+ */
 export async function readCatalog(url: string, role: string, tables: readonly TableId[], connectTimeoutMs = 10_000): Promise<Catalog> {
-  const db = await connect(url, { role, applicationName: 'branchline-catalog', connectTimeoutMs });
+  const db = await connect(url, { role, applicationName: 'branchline-catalog', connectTimeoutMs, ...bounded(CATALOG_STATEMENT_TIMEOUT_MS) });
   try {
     return { tables: await describeTables(db, tables), all: await listTables(db), sequences: await listSequences(db) };
+  } catch (e) {
+    throw !isBranchlineError(e) && isConnectionError(e) ? connectionError(e, url, role) : e;
   } finally {
-    await db.end().catch(() => undefined);
+    await endClient(db);
   }
 }
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { BranchlineError } from '../core/errors.js';
+import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import { redact } from '../core/logger.js';
 
 export interface ConnectOptions {
@@ -137,6 +137,15 @@ export function isConnectionError(e: unknown): boolean {
   return /Connection terminated|timeout expired|connection timeout|Client has encountered a connection error|not queryable|socket hang up|Query read timeout/i.test(
     err.message ?? '',
   );
+}
+
+/**
+ * A database that could not be reached, refused us, lacks branchline's
+ * schema (BL-D...) or stopped answering on an open connection (BL-S010):
+ * what a running agent waits out and tries again, never a reason to stop.
+ */
+export function isUnreachableError(e: unknown): e is BranchlineError {
+  return isBranchlineError(e) && (e.code.startsWith('BL-D') || e.code === 'BL-S010');
 }
 
 /** A user-facing error for a failed connection attempt. */

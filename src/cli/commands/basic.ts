@@ -6,7 +6,7 @@ import { readStatus, type PauseReport, type StoreStatus } from '../../agent/stat
 import { loadConfig, selectStores } from '../../config/load.js';
 import { BranchlineError, isBranchlineError, ProblemsError, type Problem } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
-import { describeUrl } from '../../db/connect.js';
+import { describeUrl, isUnreachableError } from '../../db/connect.js';
 import { centralArgs, commandConfig } from '../central-args.js';
 import { RETAIL_EXAMPLE_DIR } from '../../demo/retail-example.js';
 import { EXIT, formatAgo, formatBytes, table } from '../output.js';
@@ -144,7 +144,7 @@ export async function validateCommand(args: StoreArgs): Promise<number> {
       add(mappingProblems(files, hq, await readCatalog(store.url, storeRole(store), sources, 5_000)));
       checked.push(store.code);
     } catch (e) {
-      if (isBranchlineError(e) && e.code.startsWith('BL-D')) unreachable.push(`${store.code} (${e.message})`);
+      if (isUnreachableError(e)) unreachable.push(`${store.code} (${e.message})`);
       else throw e;
     }
   }
