@@ -3,6 +3,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { install } from '../src/agent/install.js';
 import { loadConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -14,6 +15,8 @@ import { tlsVerdict } from '../src/doctor/tls.js';
 import { runCli } from './support/agent-process.js';
 import { assertNoStack, show } from './support/cli-output.js';
 import { deadPort } from './support/dead-port.js';
+import { swallowOnceConnected, within } from './support/stall.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 import { startTestServer, type TestServer } from './support/pg.js';
 import { makeCertificates } from './support/tls.js';
 import { createWorld, type World } from './support/world.js';
@@ -245,6 +248,33 @@ describe('branchline doctor', () => {
     const one = await runCli(['doctor', '--config', file, '--store', 'S001']);
     assert.equal(one.code, 0, show(one));
     assert.doesNotMatch(one.stdout, /S002/);
+  });
+
+  it('a store whose link stalls once connected (no reset): one failed check (BL-S010) within its deadline, not a hang; the other store is still checked', async () => {
+    // S002 through a proxy to a database of its own (so the sessions the proxy waits for are S002's alone).
+    const db = await logical.createDatabase('doctor_stall');
+    const proxy = await new TcpProxy(Number(new URL(logical.url(db)).port)).start();
+    const admin = new pg.Client(logical.url('postgres'));
+    await admin.connect();
+    try {
+      proxy.slow({ latencyMs: 150 });
+      const file = await writeConfig({ stores: [{ code: 'S001', url: world.stores[0]!.url }, { code: 'S002', url: proxy.url(logical.url(db)) }] });
+      const started = Date.now();
+      const report = doctor(file);
+      report.catch(() => undefined);
+      assert.ok((await swallowOnceConnected(proxy, admin, 'branchline-doctor', db)) > 0, 'doctor connected to S002 through the proxy');
+      assert.equal(await within(report, 40_000), 'settled', 'doctor ends on its own');
+      const r = await report;
+      assert.ok(Date.now() - started < 30_000, `doctor ended after ${Date.now() - started} ms`);
+      const s2 = r.checks.filter((c) => c.database === 'store S002');
+      assert.deepEqual(s2.map((c) => [c.check, c.status, c.code]), [['reachable', 'ok', null], ['checks', 'fail', 'BL-S010']], lines(r));
+      assert.match(s2[1]!.message, /stopped answering/);
+      assert.equal(find(r, 'store S001', 'slot').status, 'ok', 'S001 is checked as ever');
+    } finally {
+      proxy.swallowClientBytes(false);
+      await admin.end();
+      await proxy.close();
+    }
   });
 
   it('HQ unreachable: HQ fails its check, the stores are still checked, and what needs HQ says it was not checked', async () => {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatProblem, isBranchlineError, type Problem } from '../core/errors.js';
-import { connect, describeUrl, isConnectionError } from '../db/connect.js';
+import { bounded, connect, describeUrl, endClient, isConnectionError } from '../db/connect.js';
 import { redact } from '../core/logger.js';
 import {
   downMappingProblems,
@@ -61,7 +61,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const perStore = await Promise.all(
     options.stores.map(async (s) => {
       const out: CheckResult[] = [];
-      await guarded(storeRole(s), out, async (o) => o.push(...(await storeChecks(s, files, hq, timeout, options.skewWarnMs ?? 5_000))), undefined);
+      // Into `out` as they pass: a store that stops answering midway keeps the checks it passed, then the one that failed.
+      await guarded(storeRole(s), out, (o) => storeChecks(s, files, hq, timeout, options.skewWarnMs ?? 5_000, o), undefined);
       return out;
     }),
   );
@@ -79,6 +80,10 @@ async function guarded<T>(database: string, out: CheckResult[], fn: (out: CheckR
   } catch (e) {
     const err = e as { code?: string; message?: string };
     if (isBranchlineError(e)) out.push(problem(database, 'checks', 'fail', e.code, `checking stopped midway: ${e.problem.message}`, e.hint ?? null));
+    else if (/read timeout/i.test(err?.message ?? ''))
+      out.push(
+        problem(database, 'checks', 'fail', 'BL-S010', 'checking stopped midway: the database stopped answering (no reply within the deadline, and the connection was not reset: a firewall dropping packets, a dead link, a stalled server).', 'Check the link to that server, then run doctor again.'),
+      );
     else if (isConnectionError(e))
       out.push(problem(database, 'checks', 'fail', 'BL-D001', `checking stopped midway: the connection was lost (${redact(err.message ?? '')}).`, 'Check the server and the network, then run doctor again.'));
     else if (err?.code === '42501')
@@ -107,7 +112,7 @@ async function hqChecks(config: Config, files: MappingFiles, timeout: number, ou
   const { targets } = tablesOf(files);
   let db: pg.Client;
   try {
-    db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-doctor', connectTimeoutMs: timeout });
+    db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-doctor', connectTimeoutMs: timeout, ...bounded(timeout) });
   } catch (e) {
     out.push(unreachable('HQ', e, 'A store agent needs HQ reachable from its machine (port, firewall, sslmode).'));
     out.push(mappingCheck('HQ', files.problems, `the mapping files of ${files.dir} read well (not checked against HQ: HQ did not answer).`, files.dir));
@@ -127,7 +132,7 @@ async function hqChecks(config: Config, files: MappingFiles, timeout: number, ou
     // The down channel reads HQ's change log, which capture triggers on the down files' source tables fill.
     if (hasDown(files)) out.push(await changeTableCheck('HQ', db, downTablesOf(files).hqSources, 'Run `branchline install` (it creates the change log and the capture triggers on the down mappings\' source tables).'));
   } finally {
-    await db.end().catch(() => undefined);
+    await endClient(db);
   }
   const catalog = await readCatalog(config.hq.url, 'HQ', targets, timeout);
   const downCatalog = hasDown(files) ? await readCatalog(config.hq.url, 'HQ', downTablesOf(files).hqSources, timeout) : null;
@@ -137,11 +142,10 @@ async function hqChecks(config: Config, files: MappingFiles, timeout: number, ou
   return { catalog, downCatalog, clock, reported: new Set(problems.map(problemKey)) };
 }
 
-async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, timeout: number, skewWarnMs: number): Promise<CheckResult[]> {
+async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, timeout: number, skewWarnMs: number, out: CheckResult[]): Promise<CheckResult[]> {
   const where = storeRole(store);
   const capture = storeCapture(store);
   const { sources } = tablesOf(files);
-  const out: CheckResult[] = [];
   if (!capture.postgres) {
     // SQL Server: whether it answers and the mappings against its tables; the rest is PostgreSQL's.
     try {
@@ -157,7 +161,7 @@ async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, 
   }
   let db: pg.Client;
   try {
-    db = await connect(store.url, { role: where, applicationName: 'branchline-doctor', connectTimeoutMs: timeout });
+    db = await connect(store.url, { role: where, applicationName: 'branchline-doctor', connectTimeoutMs: timeout, ...bounded(timeout) });
   } catch (e) {
     out.push(unreachable(where, e, 'The agent retries while running, but nothing of this store reaches HQ meanwhile.'));
     return out;
@@ -168,7 +172,7 @@ async function storeChecks(store: StoreConfig, files: MappingFiles, hq: HqSide, 
     out.push(...(await captureChecks(store, db, sources, hasDown(files))));
     out.push(clockCheck(where, await readClock(db), hq.clock, skewWarnMs));
   } finally {
-    await db.end().catch(() => undefined);
+    await endClient(db);
   }
   if (!hq.catalog) {
     out.push(skip(where, 'mappings', 'not checked: HQ did not answer, and the mappings are checked against both sides.'));
