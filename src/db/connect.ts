@@ -14,6 +14,11 @@ export interface ConnectOptions {
    * a connection that hangs without a reset needs (a firewall that drops
    * packets, a dead link): TCP keepalives do not fire while a request waits
    * for its answer, and retransmissions take minutes to give up.
+   *
+   * Not for a client that runs `COPY ... TO STDOUT` through pg-copy-streams:
+   * its copy-to stream never calls the query's callback, so pg's read timer
+   * would not be cleared and would fail the finished stream later (COPY FROM
+   * does call it, so the sinks may use it).
    */
   readonly readTimeoutMs?: number;
   readonly replication?: boolean;
