@@ -47,9 +47,9 @@ describe('down.initial_load: the agent loads a store that was never loaded', { t
   let baseConfig: string | undefined;
   const store = <R extends Record<string, unknown>>(sql: string) => world.stores[0]!.server.query(world.stores[0]!.db, sql) as Promise<R[]>;
 
-  const runAgent = async (initialLoad: 'auto' | 'manual', until: (a: Agent) => Promise<boolean>, what: string) => {
+  const runAgent = async (initialLoad: 'auto' | 'manual', until: (a: Agent) => Promise<boolean>, what: string, extraConfig = '') => {
     baseConfig ??= await readFile(world.configFile, 'utf8');
-    await writeFile(world.configFile, `${baseConfig}\ndown:\n  initial_load: ${initialLoad}\n  poll_ms: 200\n`);
+    await writeFile(world.configFile, `${baseConfig}\ndown:\n  initial_load: ${initialLoad}\n  poll_ms: 200\n${extraConfig}`);
     const capture = new Writable({
       write(chunk: Buffer, _e, done) {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
@@ -120,5 +120,40 @@ describe('down.initial_load: the agent loads a store that was never loaded', { t
     assert.deepEqual(await store(`SELECT count(*)::int AS n FROM product`), [{ n: 2000 }]);
     // Rows were copied once each; only the changed product was written again (by the stream).
     assert.deepEqual(await store(`SELECT n, count(*)::int AS products FROM product_inserts GROUP BY n ORDER BY n`), [{ n: 1, products: 2001 }]);
+  });
+
+  it('auto: HQ lost mid-load (its session terminated, as by a restart) is waited out, and the load resumes from its checkpoint', async () => {
+    // The store as never loaded, and enough rows at HQ for a load of many chunks.
+    await store(`DELETE FROM branchline.pipelines WHERE pipeline = 'down:S1'; DELETE FROM branchline.initial_loads; TRUNCATE product, product_inserts`);
+    await world.hqQuery(`INSERT INTO product SELECT g, 'product ' || g, 1.00 FROM generate_series(3000, 12999) g`);
+    logLines.length = 0;
+    // Once 1,000 rows are in, HQ ends the load's session (57P01, what a restart or an administrator does).
+    let terminated = 0;
+    let watching = true;
+    const killer = (async () => {
+      while (watching && terminated === 0) {
+        const [copying] = await store<{ n: number }>(`SELECT rows_copied::int AS n FROM branchline.initial_loads WHERE status = 'copying'`);
+        if (copying && copying.n >= 1_000)
+          terminated = (
+            await world.hqQuery<{ ok: boolean }>(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'branchline-snapshot-S1' AND datname = current_database()`)
+          ).filter((r) => r.ok).length;
+        else await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const hqText = async () =>
+      (await world.hqQuery<{ t: string }>(`SELECT string_agg(id || '|' || description || '|' || price, ',' ORDER BY id) AS t FROM product`))[0]!.t;
+    const storeText = async () => (await store<{ t: string }>(`SELECT string_agg(id || '|' || description || '|' || price, ',' ORDER BY id) AS t FROM product`))[0]!.t;
+    try {
+      await runAgent('auto', async (a) => a.downSnapshot().get('S1')?.state === 'streaming' && (await storeText()) === (await hqText()), 'the store equal to HQ', 'batch:\n  chunk_rows: 100\n');
+    } finally {
+      watching = false;
+      await killer;
+    }
+    assert.ok(terminated > 0, 'the load\'s session at HQ was terminated mid-load');
+    const interrupted = logLines.filter((l) => l['message'] === 'initial load interrupted: a database is not reachable; it resumes from its last checkpoint');
+    assert.equal(interrupted.length, 1, `the agent waited the loss out (log: ${JSON.stringify(logLines.filter((l) => l['level'] !== 'info'))})`);
+    assert.ok(logLines.some((l) => l['message'] === "resuming the store's unfinished initial load"), 'and resumed the same load');
+    assert.deepEqual(await store(`SELECT status FROM branchline.initial_loads`), [{ status: 'done' }]);
+    assert.deepEqual(await store(`SELECT n, count(*)::int AS products FROM product_inserts GROUP BY n ORDER BY n`), [{ n: 1, products: 12000 }], 'every row copied once');
   });
 });

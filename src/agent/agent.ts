@@ -6,7 +6,7 @@ import { parseCron } from '../reports/cron.js';
 import { runReport } from '../reports/report.js';
 import { runReportLoop } from '../reports/report-loop.js';
 import { isBranchlineError, ProblemsError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { redact, type Logger } from '../core/logger.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { startHttpSurface, type HttpSurface } from './http-surface.js';
@@ -18,7 +18,7 @@ import { PgTriggerSource, XID8_CODEC, type XidPosition } from '../../connectors/
 import { DownAssociationResolver } from '../associate/down-resolver.js';
 import { downRowFilter } from './down-route-filter.js';
 import { purgeHqChangeLog } from './purge.js';
-import { isUnreachableError } from '../db/connect.js';
+import { isConnectionError, isUnreachableError } from '../db/connect.js';
 import { autoInitialLoad } from '../load/auto-load.js';
 import { LabelCapture, type LabelTarget } from '../labels/label-capture.js';
 import { LabelWriter } from '../labels/label-writer.js';
@@ -419,7 +419,8 @@ export class Agent {
         await autoInitialLoad({ config, store, logger: log });
         return !signal.aborted;
       } catch (e) {
-        if (!isUnreachableError(e)) {
+        // A database lost midway (HQ restarting, a link cut: pg's own error, not ours) is waited out like one unreachable at the start.
+        if (!isUnreachableError(e) && !isConnectionError(e)) {
           log.error('the initial load of this store failed; its down pipeline does not start', {
             code: isBranchlineError(e) ? e.code : undefined,
             error: e instanceof Error ? e.message : String(e),
@@ -428,7 +429,8 @@ export class Agent {
           return false;
         }
         const delay = backoff.next();
-        log.warn('initial load interrupted: a database is not reachable; it resumes from its last checkpoint', { code: e.code, error: e.message, retryInMs: delay });
+        const err = e as { code?: string; message?: string };
+        log.warn('initial load interrupted: a database is not reachable; it resumes from its last checkpoint', { code: err.code, error: redact(err.message ?? ''), retryInMs: delay });
         await new Promise((r) => setTimeout(r, delay));
       }
     }
