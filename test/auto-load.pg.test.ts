@@ -8,6 +8,8 @@ import { Agent } from '../src/agent/agent.js';
 import { createLogger, silentLogger } from '../src/core/logger.js';
 import { runInitialLoad } from '../src/load/initial-load.js';
 import { startTestServer, type TestServer } from './support/pg.js';
+import { within } from './support/stall.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 import { createWorld, eventually, type World } from './support/world.js';
 
 /**
@@ -155,5 +157,40 @@ describe('down.initial_load: the agent loads a store that was never loaded', { t
     assert.ok(logLines.some((l) => l['message'] === "resuming the store's unfinished initial load"), 'and resumed the same load');
     assert.deepEqual(await store(`SELECT status FROM branchline.initial_loads`), [{ status: 'done' }]);
     assert.deepEqual(await store(`SELECT n, count(*)::int AS products FROM product_inserts GROUP BY n ORDER BY n`), [{ n: 1, products: 12000 }], 'every row copied once');
+  });
+
+  it('a load whose HQ link stalls mid-chunk (no reset) fails with BL-S010 within its deadline, and the next run resumes from its checkpoint', async () => {
+    await store(`DELETE FROM branchline.pipelines WHERE pipeline = 'down:S1'; DELETE FROM branchline.initial_loads; TRUNCATE product, product_inserts`);
+    const config = await world.config();
+    const proxy = await new TcpProxy(Number(new URL(config.hq.url).port)).start();
+    try {
+      // Everything the load asks HQ goes through the proxy; 1 s statements, so a chunk's deadline is 11 s.
+      const viaProxy = { ...config, hq: { ...config.hq, url: proxy.url(config.hq.url) }, apply: { ...config.apply, statementTimeoutMs: 1_000 } };
+      let chunks = 0;
+      const started = Date.now();
+      const loading = runInitialLoad({
+        config: viaProxy,
+        store: config.stores[0]!,
+        logger: silentLogger(),
+        chunkRows: 100,
+        onProgress: () => {
+          if (++chunks === 10) proxy.stall(true); // after 1,000 rows: the link stops carrying bytes, both ways, and nothing is reset
+        },
+      });
+      loading.catch(() => undefined);
+      assert.equal(await within(loading, 40_000), 'settled', 'the load ends on its own');
+      await assert.rejects(loading, (e: { code?: string; message?: string }) => e.code === 'BL-S010' && /stopped answering during the initial load/.test(e.message ?? ''), 'a hung link, named as such');
+      assert.ok(Date.now() - started < 30_000, `the load failed after ${Date.now() - started} ms`);
+      const [state] = await store<{ status: string; copied: number }>(`SELECT status, rows_copied::int AS copied FROM branchline.initial_loads`);
+      assert.equal(state?.status, 'copying', 'its checkpoint stays');
+      assert.ok(state!.copied >= 1_000, `${state!.copied} rows kept`);
+    } finally {
+      proxy.stall(false);
+      await proxy.close();
+    }
+    const resumed = await runInitialLoad({ config, store: config.stores[0]!, logger: silentLogger(), chunkRows: 1_000 });
+    assert.equal(resumed.resumed, true, 'the next run resumes the same load');
+    const [atHq] = await world.hqQuery<{ n: number }>(`SELECT count(*)::int AS n FROM product`);
+    assert.deepEqual(await store(`SELECT n, count(*)::int AS products FROM product_inserts GROUP BY n ORDER BY n`), [{ n: 1, products: atHq!.n }], 'every row copied once');
   });
 });

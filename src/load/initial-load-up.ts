@@ -11,7 +11,7 @@ import { BranchlineError, isBranchlineError } from '../core/errors.js';
 import { Lsn } from '../core/lsn.js';
 import { PgSnapshot } from '../core/pg-snapshot.js';
 import { SlotPosition } from '../core/slot-position.js';
-import { connect, describeUrl, qualified } from '../db/connect.js';
+import { connect, describeUrl, qualified, readDeadlineMs } from '../db/connect.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import { checkAndCompile, loadMappings, readCatalog, requireReadable, storeRole, tablesOf } from '../agent/prepare.js';
 import { storeCapture } from '../agent/store-capture.js';
@@ -152,6 +152,7 @@ export async function runInitialLoadUp(options: InitialLoadOptions): Promise<Ini
       pipeline: name,
       chunkRows: options.chunkRows ?? config.batch.chunkRows,
       position,
+      readDeadlineMs: readDeadlineMs(config.apply.statementTimeoutMs),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     await src.query('COMMIT');

@@ -13,7 +13,7 @@ import { storeCapture } from '../agent/store-capture.js';
 import { BranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp } from '../core/target-op.js';
-import { connect, qualified, quoteIdent, quoteLiteral } from '../db/connect.js';
+import { connect, destroyClient, qualified, quoteIdent, quoteLiteral, readDeadlineMs } from '../db/connect.js';
 import type { MappingSet } from '../mapping/mapping.js';
 import type { ChangeOrigin } from '../pipeline/parking.js';
 import { checkAndCompileDown, downOriginName, downTablesOf, hasDown, loadMappings, readCatalog, requireReadable, storeRole } from '../agent/prepare.js';
@@ -161,6 +161,7 @@ export async function runInitialLoad(options: InitialLoadOptions): Promise<Initi
       pipeline: name,
       chunkRows: options.chunkRows ?? config.batch.chunkRows,
       position,
+      readDeadlineMs: readDeadlineMs(config.apply.statementTimeoutMs),
       scheduler,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
@@ -237,6 +238,13 @@ export interface CopyPendingArgs {
   readonly chunkRows: number;
   /** The position the load ends at (what parked rows record). */
   readonly position: string;
+  /**
+   * A chunk whose bytes stop coming for this long (ms) counts as a hung
+   * link: the source connection is dropped and the load fails with BL-S010,
+   * to be resumed from its checkpoint. (A COPY TO cannot use pg's read
+   * deadline: see ConnectOptions.readTimeoutMs.)
+   */
+  readonly readDeadlineMs: number;
   /** Down loads: rows whose effective time is still in the future are scheduled, not written. */
   readonly scheduler?: Scheduler;
   readonly onProgress?: (p: LoadProgress) => void;
@@ -273,6 +281,7 @@ export async function copyPending(a: CopyPendingArgs): Promise<CopiedRows> {
         copied,
         chunkRows: a.chunkRows,
         position: a.position,
+        readDeadlineMs: a.readDeadlineMs,
         ...(a.scheduler ? { scheduler: a.scheduler } : {}),
         onChunk: (n) => {
           all += n;
@@ -306,6 +315,7 @@ interface CopyTableArgs {
   readonly copied: number;
   readonly chunkRows: number;
   readonly position: string;
+  readonly readDeadlineMs: number;
   readonly onChunk: (rowsInChunk: number) => void;
 }
 
@@ -330,18 +340,44 @@ async function copyTable(a: CopyTableArgs): Promise<number> {
     const sql = `COPY (SELECT ${list} FROM ${qualified(a.table.schema, a.table.table)} ${where} ORDER BY ${order} LIMIT ${a.chunkRows}) TO STDOUT`;
     const rows: Record<string, string | null>[] = [];
     let rest = '';
-    await streamPipeline(
-      a.source.query(copyStreams.to(sql)),
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          const text = rest + chunk.toString('utf8');
-          const lines = text.split('\n');
-          rest = lines.pop()!;
-          for (const line of lines) rows.push(parseCopyLine(line, columns));
-          done();
+    // The chunk's watchdog: re-armed by every piece of it that arrives.
+    let stalled = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        stalled = true;
+        destroyClient(a.source);
+      }, a.readDeadlineMs);
+    };
+    arm();
+    try {
+      await streamPipeline(
+        a.source.query(copyStreams.to(sql)),
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            arm();
+            const text = rest + chunk.toString('utf8');
+            const lines = text.split('\n');
+            rest = lines.pop()!;
+            for (const line of lines) rows.push(parseCopyLine(line, columns));
+            done();
+          },
+        }),
+      );
+    } catch (e) {
+      if (!stalled) throw e;
+      throw new BranchlineError(
+        {
+          code: 'BL-S010',
+          message: `the ${a.sourceRole} database stopped answering during the initial load: nothing of a chunk of ${formatTable(a.table)} arrived within ${Math.round(a.readDeadlineMs / 1000)} s, and the connection was not reset (a firewall dropping packets, a dead link, a stalled server).`,
+          hint: 'branchline dropped that connection; the load resumes from its last checkpoint (the agent tries again on its own; by hand, run the snapshot again). If big chunks need longer, raise apply.statement_timeout_ms (the deadline is it plus 10 s).',
         },
-      }),
-    );
+        { cause: e },
+      );
+    } finally {
+      clearTimeout(watchdog);
+    }
     if (rest !== '') rows.push(parseCopyLine(rest, columns));
     if (rows.length === 0) break;
     const ops: TargetOp[] = [];
