@@ -6,7 +6,7 @@ import type { Logger } from '../../src/core/logger.js';
 import { Lsn } from '../../src/core/lsn.js';
 import { SlotPosition } from '../../src/core/slot-position.js';
 import type { Source, SourceStream } from '../../src/core/source.js';
-import { clientConfig, connect, connectionError, describeUrl, endClient, isConnectionError, quoteIdent, quoteLiteral, readDeadlineMs } from '../../src/db/connect.js';
+import { clientConfig, connect, connectionError, describeUrl, endClient, isConnectionError, quoteIdent, quoteLiteral, bounded } from '../../src/db/connect.js';
 import { LSN_CODEC } from './lsn-codec.js';
 import { WalStream } from './wal-stream.js';
 import { decodeRowMessage, type RelationShape } from './row-decoder.js';
@@ -66,7 +66,7 @@ export class PgLogicalSource implements Source<SlotPosition> {
   private async checkSlot(): Promise<void> {
     const { url, role, slot, publication } = this.options;
     // Bounded: a link that stalls without a reset must not hold the session's start (see src/pipeline/clock-offset.ts).
-    const db = await connect(url, { role, applicationName: 'branchline-check', connectTimeoutMs: 10_000, statementTimeoutMs: CHECK_TIMEOUT_MS, readTimeoutMs: readDeadlineMs(CHECK_TIMEOUT_MS) });
+    const db = await connect(url, { role, applicationName: 'branchline-check', connectTimeoutMs: 10_000, ...bounded(CHECK_TIMEOUT_MS) });
     try {
       const res = await db.query<{ active_pid: number | null; wal_status: string | null; plugin: string; reason: string | null }>(
         `SELECT active_pid, wal_status, plugin,

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { wakeableSleep } from '../../src/core/wakeable-sleep.js';
 import type { RowChange, RowValues, SourceMessage, TableId } from '../../src/core/change.js';
 import type { ChangeTableReaderOptions, Source, SourceStream } from '../../src/core/source.js';
-import { connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../../src/db/connect.js';
+import { connect, connectionError, endClient, isConnectionError, bounded } from '../../src/db/connect.js';
 import { ACK_SQL, HORIZON_SQL, NOTIFY_CHANNEL, PURGED_SQL, relevantRows, rowsSql, txnsSql, type RouteFilterSpec } from './sql.js';
 import { BranchlineError } from '../../src/core/errors.js';
 import { afterWindow, XID8_CODEC, xidPosition, type XidPosition } from './xid-codec.js';
@@ -78,7 +78,7 @@ export class PgTriggerSource implements Source<XidPosition> {
 
   async open(after: XidPosition | null): Promise<SourceStream<XidPosition>> {
     const { url, role, statementTimeoutMs } = this.options;
-    const deadline = statementTimeoutMs ? { statementTimeoutMs, readTimeoutMs: readDeadlineMs(statementTimeoutMs) } : {};
+    const deadline = statementTimeoutMs ? bounded(statementTimeoutMs) : {};
     const db = await connect(url, { role, applicationName: 'branchline-trigger-reader', ...deadline }); // says BL-D001 itself
     let purgedBelow: bigint;
     try {

@@ -9,7 +9,7 @@ import { bounded, connect, endClient } from '../db/connect.js';
  * with BL-S010; the agent's loop tries again at the next interval).
  */
 export async function purgeHqChangeLog(config: Pick<Config, 'hq' | 'down' | 'apply'>): Promise<PurgeResult> {
-  const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-purge', connectTimeoutMs: 10_000, ...bounded(config.apply.statementTimeoutMs) });
+  const db = await connect(config.hq.url, { role: 'HQ', applicationName: 'branchline-purge', ...bounded(config.apply.statementTimeoutMs) });
   try {
     return await purgeChangeLog(db, { retentionHours: config.down.retentionHours });
   } finally {

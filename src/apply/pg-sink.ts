@@ -4,7 +4,7 @@ import type { TableInfo } from '../catalog/pg-catalog.js';
 import { BranchlineError, describeProblem } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TargetOp, TargetTable } from '../core/target-op.js';
-import { bounded, connect, connectionError, endClient, isConnectionError, readDeadlineMs } from '../db/connect.js';
+import { bounded, connect, connectionError, endClient, isConnectionError } from '../db/connect.js';
 import { planChunk, type ChunkPlan, type PlanMode } from './plan.js';
 import { ChangeApplier, type ChangeOutcome } from './change-applier.js';
 import { MIGRATION_NAMES } from '../state/schema-version.js';
@@ -111,9 +111,8 @@ export class PgSink {
     const client = await connect(url, {
       role,
       applicationName: `branchline-${pipeline.name}`,
-      statementTimeoutMs,
       // The server answers every statement within its timeout, if only with a cancel: past that the link hangs.
-      readTimeoutMs: readDeadlineMs(statementTimeoutMs),
+      ...bounded(statementTimeoutMs),
     });
     try {
       if (!(await this.tryLock(client)))

@@ -113,7 +113,6 @@ export class DownAssociationResolver implements KeyTranslator {
     const c = await connect(this.options.hqUrl, {
       role: 'HQ',
       applicationName: `branchline-down-${this.options.storeCode}-associations`,
-      connectTimeoutMs: 10_000,
       ...bounded(this.options.statementTimeoutMs),
     });
     c.on('error', () => void this.dropHq());

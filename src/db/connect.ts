@@ -76,6 +76,11 @@ export async function connect(url: string, options: ConnectOptions): Promise<pg.
 
 const READ_TIMEOUT = /Query read timeout/;
 
+/** A query that got no answer within its read deadline (the connection has been dropped). */
+export function isReadTimeout(e: unknown): boolean {
+  return READ_TIMEOUT.test((e as Error | null)?.message ?? '');
+}
+
 /** How long after its statement_timeout a statement's answer may come before the link counts as hung (BL-S010). */
 const READ_GRACE_MS = 10_000;
 
@@ -101,7 +106,7 @@ function dropOnReadTimeout(client: pg.Client): void {
     const result = query(...args);
     if (result instanceof Promise)
       result.catch((e: unknown) => {
-        if (READ_TIMEOUT.test((e as Error)?.message ?? '')) destroyClient(client);
+        if (isReadTimeout(e)) destroyClient(client);
       });
     return result;
   };
@@ -163,7 +168,7 @@ export function connectionError(e: unknown, url: string, role: string): Branchli
       { cause: e },
     );
   }
-  if (READ_TIMEOUT.test(err?.message ?? '')) {
+  if (isReadTimeout(e)) {
     return new BranchlineError(
       {
         code: 'BL-S010',

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { isBranchlineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Backoff } from '../pipeline/backoff.js';
-import { connect, quoteIdent, readDeadlineMs } from './connect.js';
+import { bounded, connect, quoteIdent } from './connect.js';
 
 export interface HqWatchOptions {
   readonly hqUrl: string;
@@ -61,7 +61,7 @@ export async function watchHq(options: HqWatchOptions): Promise<void> {
     const conn: { lost: unknown } = { lost: null };
     try {
       // Bounded statements: a link that stalls without a reset fails the next look, and the watch reconnects.
-      db = await connect(hqUrl, { role: 'HQ', applicationName: options.applicationName, statementTimeoutMs: LOOK_TIMEOUT_MS, readTimeoutMs: readDeadlineMs(LOOK_TIMEOUT_MS) });
+      db = await connect(hqUrl, { role: 'HQ', applicationName: options.applicationName, ...bounded(LOOK_TIMEOUT_MS) });
       db.on('notification', (m) => m.channel === options.channel && poke());
       db.on('error', (e) => {
         conn.lost ??= e;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Config, StoreConfig } from '../config/load.js';
 import { formatProblem, isBranchlineError, type Problem } from '../core/errors.js';
-import { bounded, connect, describeUrl, endClient, isConnectionError } from '../db/connect.js';
+import { bounded, connect, describeUrl, endClient, isConnectionError, isReadTimeout } from '../db/connect.js';
 import { redact } from '../core/logger.js';
 import {
   downMappingProblems,
@@ -80,7 +80,7 @@ async function guarded<T>(database: string, out: CheckResult[], fn: (out: CheckR
   } catch (e) {
     const err = e as { code?: string; message?: string };
     if (isBranchlineError(e)) out.push(problem(database, 'checks', 'fail', e.code, `checking stopped midway: ${e.problem.message}`, e.hint ?? null));
-    else if (/read timeout/i.test(err?.message ?? ''))
+    else if (isReadTimeout(e))
       out.push(
         problem(database, 'checks', 'fail', 'BL-S010', 'checking stopped midway: the database stopped answering (no reply within the deadline, and the connection was not reset: a firewall dropping packets, a dead link, a stalled server).', 'Check the link to that server, then run doctor again.'),
       );

@@ -1,5 +1,5 @@
 import type { Logger } from '../core/logger.js';
-import { connect, endClient, readDeadlineMs } from '../db/connect.js';
+import { bounded, connect, endClient } from '../db/connect.js';
 import { readClock, type ClockSample } from '../doctor/clock.js';
 
 export interface ClockOffsetOptions {
@@ -59,8 +59,7 @@ export class ClockOffset {
         role: this.options.role,
         applicationName: 'branchline-clock',
         connectTimeoutMs: 5_000,
-        statementTimeoutMs: 5_000,
-        readTimeoutMs: readDeadlineMs(5_000),
+        ...bounded(5_000),
       });
       try {
         let best: ClockSample | null = null;
